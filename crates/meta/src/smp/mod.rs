@@ -59,6 +59,10 @@ mod schema;
 #[cfg(test)]
 mod tests_apply;
 #[cfg(test)]
+mod tests_errors;
+#[cfg(test)]
+mod tests_kubectl;
+#[cfg(test)]
 mod tests_patch;
 
 use std::fmt;
@@ -82,7 +86,9 @@ pub enum SmpError {
         found: &'static str,
     },
     /// A `$patch` directive whose value is not `"replace"`, `"delete"` or `"merge"`.
-    #[error("{path}: invalid $patch directive {value}: expected \"replace\", \"delete\" or \"merge\"")]
+    #[error(
+        "{path}: invalid $patch directive {value}: expected \"replace\", \"delete\" or \"merge\""
+    )]
     InvalidPatchDirective { path: String, value: String },
     /// `$patch: merge` as a list element: upstream does not support it.
     #[error("{path}: a list element cannot carry \"$patch\": \"merge\" (merging lists cannot be specified in the patch)")]
@@ -225,10 +231,6 @@ impl fmt::Display for Path<'_> {
             parent.fmt(f)?;
         }
         match self.seg {
-            Seg::Root if self.parent.is_none() => {
-                // Write "." for the root only when nothing follows; the children print their own dots.
-                Ok(())
-            }
             Seg::Root => Ok(()),
             Seg::Field(name) => write!(f, ".{name}"),
             Seg::Keyed(key, value) => write!(f, "[{key}={value}]"),

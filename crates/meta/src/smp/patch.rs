@@ -200,7 +200,10 @@ fn merge_fields(
         let key_name = key_name.filter(|_| merge.merged.iter().any(Value::is_object));
         let mut ids = Vec::with_capacity(order.len());
         for o in order {
-            ids.push(ident(o, key_name).ok_or_else(|| missing_key(&fpath, key_name.unwrap_or_default(), o))?);
+            ids.push(
+                ident(o, key_name)
+                    .ok_or_else(|| missing_key(&fpath, key_name.unwrap_or_default(), o))?,
+            );
         }
         let list = order_items(merge.merged, &ids, &merge.view, key_name);
         original.insert(name.to_string(), Value::Array(list));
@@ -308,13 +311,21 @@ fn element_kind(lists: [&[Value]; 2], path: &Path<'_>) -> Result<Elements, SmpEr
     let mut kind = None;
     for v in lists.into_iter().flatten() {
         let this = match v {
-            Value::Array(_) => return Err(SmpError::ListOfLists { path: path.render() }),
+            Value::Array(_) => {
+                return Err(SmpError::ListOfLists {
+                    path: path.render(),
+                })
+            }
             Value::Object(_) => Elements::Objects,
             _ => Elements::Scalars,
         };
         match &kind {
             None => kind = Some(this),
-            Some(k) if *k != this => return Err(SmpError::MixedList { path: path.render() }),
+            Some(k) if *k != this => {
+                return Err(SmpError::MixedList {
+                    path: path.render(),
+                })
+            }
             Some(_) => {}
         }
     }
@@ -358,7 +369,9 @@ fn merge_list(
         });
     }
     let ListStrategy::MergeByKey(key) = field.list else {
-        return Err(SmpError::NoMergeKey { path: path.render() });
+        return Err(SmpError::NoMergeKey {
+            path: path.render(),
+        });
     };
     let ty = field.ty;
 
@@ -384,7 +397,9 @@ fn merge_list(
             }
             Some("replace") => replace = true,
             Some("merge") => {
-                return Err(SmpError::MergeDirectiveInList { path: path.render() });
+                return Err(SmpError::MergeDirectiveInList {
+                    path: path.render(),
+                });
             }
             _ => {
                 return Err(SmpError::InvalidPatchDirective {
@@ -401,10 +416,7 @@ fn merge_list(
             .enumerate()
             .map(|(i, p)| merge_map(Map::new(), p, ty, &path.index(i)).map(Value::Object))
             .collect::<Result<Vec<_>, _>>()?;
-        return Ok(ListMerge {
-            merged,
-            view: base,
-        });
+        return Ok(ListMerge { merged, view: base });
     }
 
     let after_delete = base.clone();

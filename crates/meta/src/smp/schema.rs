@@ -220,7 +220,9 @@ static POD_SPEC: TypeDef = ty(
     "PodSpec",
     &[
         Field::new("volumes").merge_key("name").retain_keys(),
-        Field::new("initContainers").of(&CONTAINER).merge_key("name"),
+        Field::new("initContainers")
+            .of(&CONTAINER)
+            .merge_key("name"),
         Field::new("containers").of(&CONTAINER).merge_key("name"),
         // EphemeralContainer inlines EphemeralContainerCommon, which has Container's fields
         // and tags.
@@ -272,8 +274,7 @@ static POD_TEMPLATE_SPEC: TypeDef = ty(
 
 // ---- core/v1: services and endpoints ----
 
-static LOAD_BALANCER_STATUS: TypeDef =
-    ty("LoadBalancerStatus", &[Field::new("ingress").atomic()]);
+static LOAD_BALANCER_STATUS: TypeDef = ty("LoadBalancerStatus", &[Field::new("ingress").atomic()]);
 
 static SERVICE_SPEC: TypeDef = ty(
     "ServiceSpec",
@@ -317,7 +318,10 @@ static ENDPOINTS: TypeDef = ty(
 // ---- core/v1: the rest ----
 
 /// ConfigMap, Secret, Event, and the kinds with nothing special but their metadata.
-static METADATA_ONLY: TypeDef = ty("(metadata only)", &[Field::new("metadata").of(&OBJECT_META)]);
+static METADATA_ONLY: TypeDef = ty(
+    "(metadata only)",
+    &[Field::new("metadata").of(&OBJECT_META)],
+);
 
 static NAMESPACE_SPEC: TypeDef = ty("NamespaceSpec", &[Field::new("finalizers").atomic()]);
 
