@@ -287,6 +287,13 @@ impl Api {
         if res.namespaced {
             self.check_namespace_open(ns)?;
         }
+        let key = ObjectKey { resource: res, namespace: if res.namespaced { ns.into() } else { String::new() }, name: name.clone() };
+        let exists = || ApiError::AlreadyExists { group: res.group.into(), kind: res.plural.into(), name: name.clone() };
+        // Checked again under the store lock; checking first keeps a duplicate create from
+        // being reported as an allocation conflict.
+        if self.store.get(&key).is_some() {
+            return Err(exists());
+        }
         prepare_for_create(res.kind, &mut obj);
         defaults::apply_defaults(res.kind, &mut obj);
 
@@ -298,9 +305,8 @@ impl Api {
         let result = if !causes.is_empty() {
             Err(ApiError::invalid(res.group, res.kind, &name, causes))
         } else {
-            let key = ObjectKey { resource: res, namespace: if res.namespaced { ns.into() } else { String::new() }, name: name.clone() };
             self.store.mutate(&key, dry_run, |cur| match cur {
-                Some(_) => Err(ApiError::AlreadyExists { group: res.group.into(), kind: res.plural.into(), name: name.clone() }),
+                Some(_) => Err(exists()),
                 None => Ok(Change::Put(obj)),
             })
         };

@@ -18,6 +18,7 @@ pub mod discovery;
 pub mod handlers;
 pub mod openapi;
 pub mod pki;
+pub mod protobuf;
 pub mod request;
 pub mod resources;
 pub mod server;

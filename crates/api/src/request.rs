@@ -71,20 +71,14 @@ impl Target {
         };
         let t = match rest {
             [plural] => Target { resource: find(plural)?, namespace: None, name: None, subresource: None },
-            ["namespaces", ns, plural] => {
-                let r = find(plural)?;
-                if !r.namespaced {
-                    // `/api/v1/namespaces/<name>/status` and friends.
+            ["namespaces", ns, plural] => match find(plural) {
+                Ok(r) if r.namespaced => Target { resource: r, namespace: Some(ns.to_string()), name: None, subresource: None },
+                _ => {
+                    // `/api/v1/namespaces/<name>/status`: a subresource of a namespace.
                     let ns_res = find("namespaces")?;
-                    return Ok(Target {
-                        resource: ns_res,
-                        namespace: None,
-                        name: Some(ns.to_string()),
-                        subresource: Some(sub(ns_res, plural)?),
-                    });
+                    Target { resource: ns_res, namespace: None, name: Some(ns.to_string()), subresource: Some(sub(ns_res, plural)?) }
                 }
-                Target { resource: r, namespace: Some(ns.to_string()), name: None, subresource: None }
-            }
+            },
             ["namespaces", ns, plural, name] => {
                 let r = find(plural)?;
                 if !r.namespaced {
@@ -260,6 +254,9 @@ pub fn decode_body(body: &[u8], content_type: Option<&str>) -> ApiResult<Value> 
         return Err(ApiError::bad_request("the request body is empty: an object was expected"));
     }
     let ct = content_type.unwrap_or("");
+    if ct.starts_with(crate::protobuf::CONTENT_TYPE) {
+        return crate::protobuf::decode(body).map_err(|e| ApiError::bad_request(format!("the body is not valid Kubernetes protobuf: {e}")));
+    }
     let yaml = ct.contains("yaml");
     let value: Value = if yaml {
         serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("the body is not valid YAML: {e}")))?

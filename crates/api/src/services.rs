@@ -102,6 +102,7 @@ pub fn allocate_on_create(alloc: &ServiceAllocator, svc: &mut Value) -> ApiResul
 /// allocated. Returns what was newly taken and what the old object held that the new one no
 /// longer does (to free after the commit).
 pub fn allocate_on_update(alloc: &ServiceAllocator, old: &Value, new: &mut Value) -> ApiResult<(Allocation, Allocation)> {
+    drop_type_dependent_fields(old, new);
     let mut taken = Allocation::default();
     if let Err(e) = allocate_into(alloc, new, Some(old), &mut taken) {
         taken.release(alloc);
@@ -116,6 +117,43 @@ pub fn allocate_on_update(alloc: &ServiceAllocator, old: &Value, new: &mut Value
     let kept = node_ports(new);
     freed.ports = node_ports(old).into_iter().filter(|p| !kept.contains(p)).collect();
     Ok((taken, freed))
+}
+
+/// When an update changes a Service's type so that it no longer needs node ports, a health check
+/// port or traffic policies, the values it still carries unchanged from the old object are
+/// dropped (as kube-apiserver's dropTypeDependentFields does), so that `kubectl patch` from
+/// NodePort to ClusterIP works without clearing them by hand.
+fn drop_type_dependent_fields(old: &Value, new: &mut Value) {
+    if svc_type(old) == svc_type(new) {
+        return;
+    }
+    if needs_node_ports(old) && !needs_node_ports(new) {
+        let old_ports = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
+        if let Some(ports) = new["spec"]["ports"].as_array_mut() {
+            for p in ports.iter_mut() {
+                let same = old_ports.iter().any(|o| o["port"] == p["port"] && o["nodePort"] == p["nodePort"]);
+                if same {
+                    if let Some(m) = p.as_object_mut() {
+                        m.remove("nodePort");
+                    }
+                }
+            }
+        }
+    }
+    let Some(spec) = new["spec"].as_object_mut() else { return };
+    let external = |t: &str| matches!(t, "NodePort" | "LoadBalancer");
+    let new_type = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+    if !(new_type == "LoadBalancer" && spec.get("externalTrafficPolicy").and_then(Value::as_str) == Some("Local"))
+        && spec.get("healthCheckNodePort") == old["spec"].get("healthCheckNodePort")
+    {
+        spec.remove("healthCheckNodePort");
+    }
+    if !external(&new_type) && spec.get("externalTrafficPolicy") == old["spec"].get("externalTrafficPolicy") {
+        spec.remove("externalTrafficPolicy");
+    }
+    if new_type != "LoadBalancer" && spec.get("allocateLoadBalancerNodePorts") == old["spec"].get("allocateLoadBalancerNodePorts") {
+        spec.remove("allocateLoadBalancerNodePorts");
+    }
 }
 
 /// What a deleted Service held.
@@ -255,10 +293,16 @@ mod tests {
         assert_eq!(taken.ports.len(), 1);
         assert!(freed.ips.is_empty() && freed.ports.is_empty());
 
-        // To ClusterIP: node ports are freed.
-        let mut cip = json!({"metadata": {"name": "web"}, "spec": {"type": "ClusterIP", "ports": [{"port": 80}]}});
+        // To ClusterIP: node ports carried over unchanged are dropped and freed.
+        let mut cip = new.clone();
+        cip["spec"]["type"] = json!("ClusterIP");
+        cip["spec"]["externalTrafficPolicy"] = json!("Cluster");
+        let mut new = new;
+        new["spec"]["externalTrafficPolicy"] = json!("Cluster");
         let (_, freed) = allocate_on_update(&a, &new, &mut cip).unwrap();
         assert_eq!(freed.ports.len(), 2);
+        assert!(cip["spec"]["ports"][0].get("nodePort").is_none());
+        assert!(cip["spec"].get("externalTrafficPolicy").is_none());
         freed.release(&a);
         held_by(&cip).release(&a);
         assert_eq!(a.allocate_port(Some(30005)), Ok(30005));
