@@ -32,7 +32,10 @@ encoder would have written it too: for pointers (GO_POINTERS) and for required f
 `omitempty`; k8s-openapi models them without Option).
 
 Options: --k8s-pb DIR, --k8s-openapi DIR (the crates' roots; default: k8s-pb 0.9.0 and
-k8s-openapi 0.29.0 from cargo's cache), --openapi-version v1_35 (the Kubernetes version k8s-pb 0.9 was generated from, so every proto field has its JSON name).
+k8s-openapi 0.29.0 from cargo's cache); --openapi-version v1_35 (the Kubernetes version k8s-pb
+0.9 was generated from, so that every proto field has its JSON name);
+--list-optional-scalars (prints the optional scalar fields, the candidates for GO_POINTERS,
+instead of the table).
 """
 
 import argparse
@@ -323,11 +326,10 @@ def parse_k8s_openapi(root, version):
 
 
 def build(pb, openapi):
-    """Walks the messages reachable from ROOTS; returns (ordered message names, fields)."""
+    """Walks the messages reachable from ROOTS: (order, index by name, fields by name, display names)."""
     order = []
     index = {}
     schema = {}
-    inlined = set()
     names = {}
     problems = []
 
@@ -366,7 +368,6 @@ def build(pb, openapi):
                 entry["card"] = "Inline"
                 entry["json"] = ""
                 entry["optional"] = True
-                inlined.add(ty)
                 # The embedded struct's fields take their JSON names from the parent.
                 entry["inline_fields"] = {norm(g["rust"]): json_fields[norm(g["rust"])] for g in pb[ty]}
             else:

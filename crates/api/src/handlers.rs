@@ -541,9 +541,9 @@ impl Api {
 
     // ---------------------------------------------------------------- delete
 
-    pub fn delete(&self, t: &Target, body: &[u8], q: &Query) -> ApiResult<Reply> {
+    pub fn delete(&self, t: &Target, body: &[u8], content_type: Option<&str>, q: &Query) -> ApiResult<Reply> {
         let name = t.name.clone().expect("delete has a name");
-        let opts = DeleteOptions::parse(body, q)?;
+        let opts = DeleteOptions::parse(body, content_type, q)?;
         let (code, obj) = self.delete_object(t.resource, t.ns(), &name, &opts)?;
         Ok(Reply::json(code, obj, vec![]))
     }
@@ -648,9 +648,9 @@ impl Api {
     }
 
     /// DELETE on a collection: every object matching the selectors.
-    pub fn delete_collection(&self, t: &Target, body: &[u8], q: &Query) -> ApiResult<Reply> {
+    pub fn delete_collection(&self, t: &Target, body: &[u8], content_type: Option<&str>, q: &Query) -> ApiResult<Reply> {
         let filter = ObjectFilter::from_query(t.resource, q)?;
-        let opts = DeleteOptions::parse(body, q)?;
+        let opts = DeleteOptions::parse(body, content_type, q)?;
         let (items, rev) = self.store.list(t.resource, t.namespace.as_deref());
         let mut deleted = Vec::new();
         for item in items.iter().filter(|o| filter.matches(o)) {
@@ -726,11 +726,12 @@ pub struct DeleteOptions {
 }
 
 impl DeleteOptions {
-    fn parse(body: &[u8], q: &Query) -> ApiResult<DeleteOptions> {
+    fn parse(body: &[u8], content_type: Option<&str>, q: &Query) -> ApiResult<DeleteOptions> {
         let mut opts = DeleteOptions { grace_period: q.number("gracePeriodSeconds")?, dry_run: q.dry_run()?, return_status: true, ..Default::default() };
         opts.propagation = q.get("propagationPolicy").map(str::to_string);
         if !body.iter().all(u8::is_ascii_whitespace) {
-            let b: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the DeleteOptions body is not valid JSON: {e}")))?;
+            // JSON, YAML or protobuf, like any other body.
+            let b: Value = decode_body(body, content_type)?;
             if let Some(g) = b["gracePeriodSeconds"].as_i64() {
                 opts.grace_period = Some(g);
             }

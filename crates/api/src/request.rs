@@ -257,6 +257,15 @@ pub fn decode_body(body: &[u8], content_type: Option<&str>) -> ApiResult<Value> 
     if ct.starts_with(crate::protobuf::CONTENT_TYPE) {
         return crate::protobuf::decode(body).map_err(|e| ApiError::bad_request(format!("the body is not valid Kubernetes protobuf: {e}")));
     }
+    let media = ct.split(';').next().unwrap_or("").trim();
+    if !(media.is_empty() || media.contains("json") || media.contains("yaml") || media == "*/*" || media == "text/plain") {
+        // 415 tells client-go to fall back to JSON (as it does after trying CBOR).
+        return Err(ApiError::UnsupportedMediaType {
+            message: format!(
+                "the body of the request was in an unknown format ({media}) - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf"
+            ),
+        });
+    }
     let yaml = ct.contains("yaml");
     let value: Value = if yaml {
         serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("the body is not valid YAML: {e}")))?

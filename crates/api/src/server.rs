@@ -261,8 +261,8 @@ fn dispatch(
         (Method::POST, _) => api.create(&t, body, content_type, q)?,
         (Method::PUT, true) => api.update(&t, body, content_type, q)?,
         (Method::PATCH, true) => api.patch(&t, body, content_type, q)?,
-        (Method::DELETE, true) => api.delete(&t, body, q)?,
-        (Method::DELETE, false) => api.delete_collection(&t, body, q)?,
+        (Method::DELETE, true) => api.delete(&t, body, content_type, q)?,
+        (Method::DELETE, false) => api.delete_collection(&t, body, content_type, q)?,
         _ => return Err(ApiError::MethodNotAllowed { message: format!("{method} is not allowed on {path}") }),
     };
     Ok(Dispatched::Reply(reply))

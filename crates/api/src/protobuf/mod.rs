@@ -542,7 +542,7 @@ impl Ctx<'_> {
             empty = false;
             Ok(())
         })?;
-        // A zero Time marshals to an empty message; the brief's Go zero time is handled too.
+        // Go marshals a zero Time to an empty message; one sent as 0001-01-01 is zero too.
         if empty || (secs == GO_ZERO_TIME && nanos == 0) {
             return Ok(None);
         }
