@@ -38,7 +38,8 @@ impl std::str::FromStr for Ipv4Cidr {
     fn from_str(s: &str) -> Result<Self, String> {
         let (ip, prefix) = s.split_once('/').ok_or_else(|| format!("invalid CIDR {s:?}: expected a.b.c.d/n"))?;
         let ip: Ipv4Addr = ip.parse().map_err(|_| format!("invalid CIDR {s:?}: bad address"))?;
-        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(|| format!("invalid CIDR {s:?}: bad prefix length"))?;
+        let prefix: u8 =
+            prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(|| format!("invalid CIDR {s:?}: bad prefix length"))?;
         if prefix > 30 {
             return Err(format!("invalid CIDR {s:?}: too small for services"));
         }

@@ -76,9 +76,7 @@ pub fn apply_defaults(kind: &str, obj: &mut Value) {
         }
         "NetworkPolicy" => network_policy(root),
         "IngressClass" => {
-            if let Some(params) =
-                existing_object(root, "spec").and_then(|s| existing_object(s, "parameters"))
-            {
+            if let Some(params) = existing_object(root, "spec").and_then(|s| existing_object(s, "parameters")) {
                 set_default(params, "scope", json!("Cluster"));
             }
         }
@@ -180,11 +178,7 @@ fn existing_object<'a>(map: &'a mut Obj, key: &str) -> Option<&'a mut Obj> {
 
 /// The objects of the array under `key`; nothing when it is absent or not an array.
 fn objects_mut<'a>(map: &'a mut Obj, key: &str) -> impl Iterator<Item = &'a mut Obj> {
-    map.get_mut(key)
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object_mut)
+    map.get_mut(key).and_then(Value::as_array_mut).into_iter().flatten().filter_map(Value::as_object_mut)
 }
 
 /// The tag of an image reference as upstream's `parsers.ParseImageName` finds it: the part after
@@ -251,17 +245,9 @@ fn pod(root: &mut Obj) {
 
     // The ServiceAccount admission plugin (mirror pods have no service account).
     if !mirror {
-        let deprecated = spec
-            .get("serviceAccount")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let deprecated = spec.get("serviceAccount").and_then(Value::as_str).unwrap_or("").to_string();
         if is_empty_str(spec.get("serviceAccountName")) {
-            let name = if deprecated.is_empty() {
-                "default".to_string()
-            } else {
-                deprecated
-            };
+            let name = if deprecated.is_empty() { "default".to_string() } else { deprecated };
             spec.insert("serviceAccountName".into(), json!(name));
         }
     }
@@ -272,11 +258,7 @@ fn pod(root: &mut Obj) {
     default_tolerations(spec);
 
     // Priority: the built-in classes; other classes are resolved by whoever knows them.
-    let priority = match spec
-        .get("priorityClassName")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-    {
+    let priority = match spec.get("priorityClassName").and_then(Value::as_str).unwrap_or("") {
         "" => Some(0),
         "system-node-critical" => Some(2_000_001_000),
         "system-cluster-critical" => Some(2_000_000_000),
@@ -303,13 +285,7 @@ fn mirror_ips(status: &mut Obj, single: &str, plural: &str) {
         .and_then(|f| f.get("ip"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    match (
-        status
-            .get(single)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty()),
-        first,
-    ) {
+    match (status.get(single).and_then(Value::as_str).filter(|s| !s.is_empty()), first) {
         (Some(ip), None) if is_empty_collection(status.get(plural)) => {
             let ips = json!([{ "ip": ip }]);
             status.insert(plural.into(), ips);
@@ -333,11 +309,7 @@ fn default_tolerations(spec: &mut Obj) {
             (key == taint || key.is_empty()) && (effect == "NoExecute" || effect.is_empty())
         })
     };
-    let existing = spec
-        .get("tolerations")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let existing = spec.get("tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
     if !is_unset(spec.get("tolerations")) && !spec["tolerations"].is_array() {
         return; // validation reports it
     }
@@ -399,19 +371,11 @@ fn pod_spec(spec: &mut Obj) {
 
     // The deprecated `serviceAccount` mirrors `serviceAccountName` (v1 conversion).
     if is_empty_str(spec.get("serviceAccountName")) {
-        if let Some(deprecated) = spec
-            .get("serviceAccount")
-            .filter(|v| !is_empty_str(Some(v)))
-            .cloned()
-        {
+        if let Some(deprecated) = spec.get("serviceAccount").filter(|v| !is_empty_str(Some(v))).cloned() {
             spec.insert("serviceAccountName".into(), deprecated);
         }
     }
-    if let Some(name) = spec
-        .get("serviceAccountName")
-        .filter(|v| !is_empty_str(Some(v)))
-        .cloned()
-    {
+    if let Some(name) = spec.get("serviceAccountName").filter(|v| !is_empty_str(Some(v))).cloned() {
         spec.insert("serviceAccount".into(), name);
     }
 
@@ -438,9 +402,7 @@ fn container_defaults(container: &mut Obj) {
         set_default_str(port, "protocol", "TCP");
     }
     for env in objects_mut(container, "env") {
-        if let Some(field_ref) =
-            existing_object(env, "valueFrom").and_then(|v| existing_object(v, "fieldRef"))
-        {
+        if let Some(field_ref) = existing_object(env, "valueFrom").and_then(|v| existing_object(v, "fieldRef")) {
             set_default_str(field_ref, "apiVersion", "v1");
         }
     }
@@ -451,9 +413,7 @@ fn container_defaults(container: &mut Obj) {
     }
     if let Some(lifecycle) = existing_object(container, "lifecycle") {
         for key in ["postStart", "preStop"] {
-            if let Some(http_get) =
-                existing_object(lifecycle, key).and_then(|h| existing_object(h, "httpGet"))
-            {
+            if let Some(http_get) = existing_object(lifecycle, key).and_then(|h| existing_object(h, "httpGet")) {
                 http_get_defaults(http_get);
             }
         }
@@ -641,18 +601,10 @@ fn job_spec(spec: &mut Obj) {
     }
     set_default(spec, "parallelism", json!(1));
     let per_index = !is_unset(spec.get("backoffLimitPerIndex"));
-    set_default(
-        spec,
-        "backoffLimit",
-        json!(if per_index { i64::from(i32::MAX) } else { 6 }),
-    );
+    set_default(spec, "backoffLimit", json!(if per_index { i64::from(i32::MAX) } else { 6 }));
     set_default(spec, "completionMode", json!("NonIndexed"));
     set_default(spec, "suspend", json!(false));
-    let replacement = if is_unset(spec.get("podFailurePolicy")) {
-        "TerminatingOrFailed"
-    } else {
-        "Failed"
-    };
+    let replacement = if is_unset(spec.get("podFailurePolicy")) { "TerminatingOrFailed" } else { "Failed" };
     set_default(spec, "podReplacementPolicy", json!(replacement));
     template_of(spec);
 }
@@ -690,10 +642,7 @@ fn service(root: &mut Obj) {
                 .and_then(|c| c.get("timeoutSeconds"))
                 .is_some_and(|t| !t.is_null());
             if !has_timeout {
-                spec.insert(
-                    "sessionAffinityConfig".into(),
-                    json!({"clientIP": {"timeoutSeconds": 10800}}),
-                );
+                spec.insert("sessionAffinityConfig".into(), json!({"clientIP": {"timeoutSeconds": 10800}}));
             }
         }
         _ => {}
@@ -713,11 +662,7 @@ fn service(root: &mut Obj) {
             }
         }
     }
-    let service_type = spec
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let service_type = spec.get("type").and_then(Value::as_str).unwrap_or("").to_string();
     let has_external_ips = !is_empty_collection(spec.get("externalIPs"));
     let externally_accessible = service_type == "LoadBalancer"
         || service_type == "NodePort"
@@ -725,17 +670,12 @@ fn service(root: &mut Obj) {
     if externally_accessible {
         set_default_str(spec, "externalTrafficPolicy", "Cluster");
     }
-    if matches!(
-        service_type.as_str(),
-        "ClusterIP" | "NodePort" | "LoadBalancer"
-    ) {
+    if matches!(service_type.as_str(), "ClusterIP" | "NodePort" | "LoadBalancer") {
         set_default(spec, "internalTrafficPolicy", json!("Cluster"));
     }
     if service_type == "LoadBalancer" {
         set_default(spec, "allocateLoadBalancerNodePorts", json!(true));
-        if let Some(ingress) =
-            existing_object(root, "status").and_then(|s| existing_object(s, "loadBalancer"))
-        {
+        if let Some(ingress) = existing_object(root, "status").and_then(|s| existing_object(s, "loadBalancer")) {
             for entry in objects_mut(ingress, "ingress") {
                 if !is_empty_str(entry.get("ip")) {
                     set_default(entry, "ipMode", json!("VIP"));
@@ -768,12 +708,7 @@ fn network_policy(root: &mut Obj) {
 // ------------------------------------------------------------------------------------ cluster
 
 fn namespace(root: &mut Obj) {
-    let name = root
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let name = root.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("").to_string();
     if !name.is_empty() {
         if let Some(labels) = child(root, "metadata").and_then(|m| child(m, "labels")) {
             labels.insert("kubernetes.io/metadata.name".into(), json!(name));
@@ -789,11 +724,7 @@ fn namespace(root: &mut Obj) {
 
 fn node(root: &mut Obj) {
     if let Some(spec) = existing_object(root, "spec") {
-        let pod_cidr = spec
-            .get("podCIDR")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string);
+        let pod_cidr = spec.get("podCIDR").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
         let first = spec
             .get("podCIDRs")
             .and_then(Value::as_array)
@@ -911,28 +842,18 @@ mod tests {
         assert_eq!(c["imagePullPolicy"], "IfNotPresent");
         assert_eq!(c["ports"][0]["protocol"], "TCP");
         assert_eq!(c["env"][0]["valueFrom"]["fieldRef"]["apiVersion"], "v1");
-        assert_eq!(
-            c["resources"]["requests"],
-            json!({"cpu": "100m", "memory": "128Mi"})
-        );
+        assert_eq!(c["resources"]["requests"], json!({"cpu": "100m", "memory": "128Mi"}));
         assert_eq!(
             c["livenessProbe"],
             json!({"httpGet": {"port": 8080, "path": "/", "scheme": "HTTP"}, "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3})
         );
         assert_eq!(c["readinessProbe"]["periodSeconds"], 5);
         assert_eq!(c["readinessProbe"]["grpc"]["service"], "");
-        assert_eq!(
-            c["lifecycle"]["preStop"]["httpGet"],
-            json!({"port": "http", "path": "/stop", "scheme": "HTTP"})
-        );
+        assert_eq!(c["lifecycle"]["preStop"]["httpGet"], json!({"port": "http", "path": "/stop", "scheme": "HTTP"}));
         assert_eq!(spec["volumes"][0]["emptyDir"], json!({}));
         assert_eq!(spec["volumes"][1]["configMap"]["defaultMode"], 420);
         assert_eq!(spec["volumes"][2]["projected"]["defaultMode"], 420);
-        assert_eq!(
-            spec["volumes"][2]["projected"]["sources"][0]["serviceAccountToken"]
-                ["expirationSeconds"],
-            3600
-        );
+        assert_eq!(spec["volumes"][2]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"], 3600);
     }
 
     #[test]
@@ -1005,12 +926,7 @@ mod tests {
         assert_eq!(pod["containers"][0]["imagePullPolicy"], "Always");
         assert_eq!(pod["containers"][0]["resources"], json!({}));
         // Pod-only defaults stay out of templates.
-        for key in [
-            "enableServiceLinks",
-            "serviceAccountName",
-            "tolerations",
-            "priority",
-        ] {
+        for key in ["enableServiceLinks", "serviceAccountName", "tolerations", "priority"] {
             assert!(pod.get(key).is_none(), "{key} defaulted in a template");
         }
     }
@@ -1027,28 +943,16 @@ mod tests {
 
     #[test]
     fn replica_set_and_daemon_set() {
-        let rs = defaulted(
-            "ReplicaSet",
-            json!({"metadata": {"name": "r"}, "spec": {"template": {"spec": {}}}}),
-        );
+        let rs = defaulted("ReplicaSet", json!({"metadata": {"name": "r"}, "spec": {"template": {"spec": {}}}}));
         assert_eq!(rs["spec"]["replicas"], 1);
-        let ds = defaulted(
-            "DaemonSet",
-            json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {}}}}),
-        );
+        let ds = defaulted("DaemonSet", json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": {}}}}));
         assert_eq!(
             ds["spec"]["updateStrategy"],
             json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
         );
         assert_eq!(ds["spec"]["revisionHistoryLimit"], 10);
-        let on_delete = defaulted(
-            "DaemonSet",
-            json!({"spec": {"updateStrategy": {"type": "OnDelete"}}}),
-        );
-        assert_eq!(
-            on_delete["spec"]["updateStrategy"],
-            json!({"type": "OnDelete"})
-        );
+        let on_delete = defaulted("DaemonSet", json!({"spec": {"updateStrategy": {"type": "OnDelete"}}}));
+        assert_eq!(on_delete["spec"]["updateStrategy"], json!({"type": "OnDelete"}));
     }
 
     #[test]
@@ -1061,17 +965,8 @@ mod tests {
         assert_eq!(spec["type"], "ClusterIP");
         assert_eq!(spec["sessionAffinity"], "None");
         assert_eq!(spec["internalTrafficPolicy"], "Cluster");
-        assert_eq!(
-            spec["ports"][0],
-            json!({"port": 80, "protocol": "TCP", "targetPort": 80})
-        );
-        for key in [
-            "externalTrafficPolicy",
-            "allocateLoadBalancerNodePorts",
-            "clusterIP",
-            "clusterIPs",
-            "ipFamilies",
-        ] {
+        assert_eq!(spec["ports"][0], json!({"port": 80, "protocol": "TCP", "targetPort": 80}));
+        for key in ["externalTrafficPolicy", "allocateLoadBalancerNodePorts", "clusterIP", "clusterIPs", "ipFamilies"] {
             assert!(spec.get(key).is_none(), "{key} set");
         }
     }
@@ -1087,23 +982,12 @@ mod tests {
         assert_eq!(spec["externalTrafficPolicy"], "Cluster");
         assert_eq!(spec["internalTrafficPolicy"], "Cluster");
         assert_eq!(spec["allocateLoadBalancerNodePorts"], true);
-        assert_eq!(
-            spec["sessionAffinityConfig"],
-            json!({"clientIP": {"timeoutSeconds": 10800}})
-        );
-        assert_eq!(
-            spec["ports"][0],
-            json!({"port": 443, "targetPort": "https", "protocol": "UDP"})
-        );
+        assert_eq!(spec["sessionAffinityConfig"], json!({"clientIP": {"timeoutSeconds": 10800}}));
+        assert_eq!(spec["ports"][0], json!({"port": 443, "targetPort": "https", "protocol": "UDP"}));
         assert_eq!(lb["status"]["loadBalancer"]["ingress"][0]["ipMode"], "VIP");
-        assert!(lb["status"]["loadBalancer"]["ingress"][1]
-            .get("ipMode")
-            .is_none());
+        assert!(lb["status"]["loadBalancer"]["ingress"][1].get("ipMode").is_none());
 
-        let ext = defaulted(
-            "Service",
-            json!({"spec": {"type": "ExternalName", "externalName": "example.com"}}),
-        );
+        let ext = defaulted("Service", json!({"spec": {"type": "ExternalName", "externalName": "example.com"}}));
         assert!(ext["spec"].get("internalTrafficPolicy").is_none());
         assert!(ext["spec"].get("externalTrafficPolicy").is_none());
 
@@ -1118,14 +1002,9 @@ mod tests {
 
     #[test]
     fn namespace_defaults() {
-        let ns = defaulted(
-            "Namespace",
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}),
-        );
-        assert_eq!(
-            ns["metadata"]["labels"],
-            json!({"kubernetes.io/metadata.name": "team-a"})
-        );
+        let ns =
+            defaulted("Namespace", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}));
+        assert_eq!(ns["metadata"]["labels"], json!({"kubernetes.io/metadata.name": "team-a"}));
         assert_eq!(ns["spec"], json!({"finalizers": ["kubernetes"]}));
         assert_eq!(ns["status"], json!({"phase": "Active"}));
         // The name label is corrected; other labels and a terminating phase are kept.
@@ -1133,71 +1012,40 @@ mod tests {
             "Namespace",
             json!({"metadata": {"name": "b", "labels": {"kubernetes.io/metadata.name": "x", "team": "b"}}, "spec": {"finalizers": []}, "status": {"phase": "Terminating"}}),
         );
-        assert_eq!(
-            ns["metadata"]["labels"],
-            json!({"kubernetes.io/metadata.name": "b", "team": "b"})
-        );
+        assert_eq!(ns["metadata"]["labels"], json!({"kubernetes.io/metadata.name": "b", "team": "b"}));
         assert_eq!(ns["spec"]["finalizers"], json!([]));
         assert_eq!(ns["status"]["phase"], "Terminating");
     }
 
     #[test]
     fn small_kinds() {
-        assert_eq!(
-            defaulted("Secret", json!({"metadata": {"name": "s"}}))["type"],
-            "Opaque"
-        );
-        assert_eq!(
-            defaulted("Secret", json!({"type": "kubernetes.io/tls"}))["type"],
-            "kubernetes.io/tls"
-        );
-        let ep = defaulted(
-            "Endpoints",
-            json!({"subsets": [{"addresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 80}]}]}),
-        );
+        assert_eq!(defaulted("Secret", json!({"metadata": {"name": "s"}}))["type"], "Opaque");
+        assert_eq!(defaulted("Secret", json!({"type": "kubernetes.io/tls"}))["type"], "kubernetes.io/tls");
+        let ep =
+            defaulted("Endpoints", json!({"subsets": [{"addresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 80}]}]}));
         assert_eq!(ep["subsets"][0]["ports"][0]["protocol"], "TCP");
         let slice = defaulted(
             "EndpointSlice",
             json!({"addressType": "IPv4", "endpoints": [], "ports": [{"port": 80}, {"name": "dns", "protocol": "UDP", "port": 53}]}),
         );
-        assert_eq!(
-            slice["ports"][0],
-            json!({"port": 80, "name": "", "protocol": "TCP"})
-        );
-        assert_eq!(
-            slice["ports"][1],
-            json!({"name": "dns", "protocol": "UDP", "port": 53})
-        );
-        let np = defaulted(
-            "NetworkPolicy",
-            json!({"spec": {"podSelector": {}, "ingress": [{"ports": [{"port": 80}]}]}}),
-        );
+        assert_eq!(slice["ports"][0], json!({"port": 80, "name": "", "protocol": "TCP"}));
+        assert_eq!(slice["ports"][1], json!({"name": "dns", "protocol": "UDP", "port": 53}));
+        let np =
+            defaulted("NetworkPolicy", json!({"spec": {"podSelector": {}, "ingress": [{"ports": [{"port": 80}]}]}}));
         assert_eq!(np["spec"]["policyTypes"], json!(["Ingress"]));
         assert_eq!(np["spec"]["ingress"][0]["ports"][0]["protocol"], "TCP");
-        let np = defaulted(
-            "NetworkPolicy",
-            json!({"spec": {"podSelector": {}, "egress": [{}]}}),
-        );
+        let np = defaulted("NetworkPolicy", json!({"spec": {"podSelector": {}, "egress": [{}]}}));
         assert_eq!(np["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
         let class = defaulted(
             "IngressClass",
             json!({"spec": {"controller": "example.com/ingress", "parameters": {"kind": "P", "name": "p"}}}),
         );
         assert_eq!(class["spec"]["parameters"]["scope"], "Cluster");
-        let node = defaulted(
-            "Node",
-            json!({"spec": {"podCIDR": "10.244.1.0/24"}, "status": {"capacity": {"cpu": "2"}}}),
-        );
+        let node =
+            defaulted("Node", json!({"spec": {"podCIDR": "10.244.1.0/24"}, "status": {"capacity": {"cpu": "2"}}}));
         assert_eq!(node["spec"]["podCIDRs"], json!(["10.244.1.0/24"]));
         assert_eq!(node["status"]["allocatable"], json!({"cpu": "2"}));
-        for kind in [
-            "ConfigMap",
-            "ServiceAccount",
-            "Lease",
-            "Event",
-            "Ingress",
-            "Unknown",
-        ] {
+        for kind in ["ConfigMap", "ServiceAccount", "Lease", "Event", "Ingress", "Unknown"] {
             let obj = json!({"metadata": {"name": "x"}, "spec": {"a": 1}});
             assert_eq!(defaulted(kind, obj.clone()), obj, "{kind}");
         }
@@ -1211,22 +1059,13 @@ mod tests {
         );
         let spec = &sts["spec"];
         assert_eq!(spec["podManagementPolicy"], "OrderedReady");
-        assert_eq!(
-            spec["updateStrategy"],
-            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
-        );
+        assert_eq!(spec["updateStrategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
         assert_eq!(
             spec["persistentVolumeClaimRetentionPolicy"],
             json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
         );
-        assert_eq!(
-            spec["volumeClaimTemplates"][0]["status"]["phase"],
-            "Pending"
-        );
-        let job = defaulted(
-            "Job",
-            json!({"spec": {"template": {"spec": {"restartPolicy": "Never"}}}}),
-        );
+        assert_eq!(spec["volumeClaimTemplates"][0]["status"]["phase"], "Pending");
+        let job = defaulted("Job", json!({"spec": {"template": {"spec": {"restartPolicy": "Never"}}}}));
         assert_eq!(job["spec"]["completions"], 1);
         assert_eq!(job["spec"]["backoffLimit"], 6);
         assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
@@ -1235,10 +1074,7 @@ mod tests {
             json!({"spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {}}}}}}),
         );
         assert_eq!(cron["spec"]["concurrencyPolicy"], "Allow");
-        assert_eq!(
-            cron["spec"]["jobTemplate"]["spec"]["completionMode"],
-            "NonIndexed"
-        );
+        assert_eq!(cron["spec"]["jobTemplate"]["spec"]["completionMode"], "NonIndexed");
     }
 
     #[test]

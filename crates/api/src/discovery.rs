@@ -77,7 +77,8 @@ pub fn resource_list(group: &str, version: &str) -> ApiResult<Value> {
         }
         list.push(entry);
         for sub in r.subresources {
-            let mut e = json!({"name": format!("{}/{}", r.plural, sub.name()), "singularName": "", "namespaced": r.namespaced});
+            let mut e =
+                json!({"name": format!("{}/{}", r.plural, sub.name()), "singularName": "", "namespaced": r.namespaced});
             match sub {
                 resources::Subresource::Status => {
                     e["kind"] = json!(r.kind);
@@ -120,7 +121,11 @@ mod tests {
         assert_eq!(pods["shortNames"], json!(["po"]));
         assert_eq!(pods["categories"], json!(["all"]));
         let apps = resource_list("apps", "v1").unwrap();
-        assert!(apps["resources"].as_array().unwrap().iter().any(|r| r["name"] == "deployments/scale" && r["group"] == "autoscaling"));
+        assert!(apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "deployments/scale" && r["group"] == "autoscaling"));
         assert!(resource_list("apps", "v2").is_err());
         assert!(groups()["groups"].as_array().unwrap().iter().any(|g| g["name"] == "networking.k8s.io"));
         assert!(group("nope").is_err());

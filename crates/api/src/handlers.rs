@@ -23,7 +23,8 @@ use crate::table::{self, IncludeObject, TableMeta};
 use crate::{defaults, typed, validation, Api};
 
 /// Kinds whose `metadata.generation` counts changes of their spec.
-const GENERATION_KINDS: &[&str] = &["Deployment", "ReplicaSet", "DaemonSet", "Ingress", "IngressClass", "NetworkPolicy"];
+const GENERATION_KINDS: &[&str] =
+    &["Deployment", "ReplicaSet", "DaemonSet", "Ingress", "IngressClass", "NetworkPolicy"];
 
 /// Namespaces that exist from the start and may not be deleted.
 pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -131,7 +132,11 @@ impl Api {
                 remaining_item_count: remaining,
                 no_headers: false,
             };
-            return Ok(Reply::json(200, table::table_with_meta(t.resource.kind, &refs, &meta, include_object(q)?, Utc::now()), vec![]));
+            return Ok(Reply::json(
+                200,
+                table::table_with_meta(t.resource.kind, &refs, &meta, include_object(q)?, Utc::now()),
+                vec![],
+            ));
         }
         // Write the list straight into bytes: no copy of the items.
         let mut meta = json!({ "resourceVersion": rv });
@@ -169,7 +174,9 @@ impl Api {
             return self.bind(t, raw, dry_run);
         }
         if t.name.is_some() {
-            return Err(ApiError::MethodNotAllowed { message: "the server does not allow this method on the requested resource".into() });
+            return Err(ApiError::MethodNotAllowed {
+                message: "the server does not allow this method on the requested resource".into(),
+            });
         }
         let obj = self.admit_body(t.resource, t.namespace.as_deref(), raw, fv, &mut warnings)?;
         let created = self.create_object(t.resource, t.ns(), obj, dry_run)?;
@@ -213,7 +220,9 @@ impl Api {
                 )))
             }
         }
-        if let (Some(url_ns), Some(body_ns)) = (url_ns, map.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str)) {
+        if let (Some(url_ns), Some(body_ns)) =
+            (url_ns, map.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str))
+        {
             if !body_ns.is_empty() && body_ns != url_ns {
                 return Err(ApiError::bad_request(
                     "the namespace of the provided object does not match the namespace sent on the request",
@@ -227,7 +236,10 @@ impl Api {
     /// rejected under `fieldValidation=Strict`.
     fn check_shape(&self, kind: &str, obj: Value, fv: FieldValidation, warnings: &mut Vec<String>) -> ApiResult<Value> {
         let normalized = typed::normalize(kind, &obj).map_err(|e| {
-            ApiError::bad_request(format!("{kind} in version \"{}\" cannot be handled as a {kind}: {e}", version_of(&obj)))
+            ApiError::bad_request(format!(
+                "{kind} in version \"{}\" cannot be handled as a {kind}: {e}",
+                version_of(&obj)
+            ))
         })?;
         if fv != FieldValidation::Ignore {
             let unknown = typed::unknown_fields(&obj, &normalized);
@@ -244,7 +256,13 @@ impl Api {
 
     /// Creates an object: the part of POST after the body is decoded, also used by server-side
     /// apply, `podnet server`'s bootstrap and create-on-update.
-    pub fn create_object(&self, res: &'static ResourceInfo, ns: &str, mut obj: Value, dry_run: bool) -> ApiResult<Arc<Value>> {
+    pub fn create_object(
+        &self,
+        res: &'static ResourceInfo,
+        ns: &str,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> ApiResult<Arc<Value>> {
         let m = meta_mut(&mut obj);
         let mut name = m.get("name").and_then(Value::as_str).unwrap_or("").to_string();
         if name.is_empty() {
@@ -287,8 +305,13 @@ impl Api {
         if res.namespaced {
             self.check_namespace_open(ns)?;
         }
-        let key = ObjectKey { resource: res, namespace: if res.namespaced { ns.into() } else { String::new() }, name: name.clone() };
-        let exists = || ApiError::AlreadyExists { group: res.group.into(), kind: res.plural.into(), name: name.clone() };
+        let key = ObjectKey {
+            resource: res,
+            namespace: if res.namespaced { ns.into() } else { String::new() },
+            name: name.clone(),
+        };
+        let exists =
+            || ApiError::AlreadyExists { group: res.group.into(), kind: res.plural.into(), name: name.clone() };
         // Checked again under the store lock; checking first keeps a duplicate create from
         // being reported as an allocation conflict.
         if self.store.get(&key).is_some() {
@@ -368,7 +391,11 @@ impl Api {
             pod["status"]["conditions"] = json!(conds);
             Ok(Change::Put(pod))
         })?;
-        Ok(Reply::json(201, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}), vec![]))
+        Ok(Reply::json(
+            201,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            vec![],
+        ))
     }
 
     // ---------------------------------------------------------------- update and patch
@@ -413,7 +440,8 @@ impl Api {
         let patch_type = PatchType::from_content_type(content_type)?;
         let patch: Value = match patch_type {
             PatchType::Apply => decode_body(body, Some("application/yaml"))?,
-            _ => serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the patch is not valid JSON: {e}")))?,
+            _ => serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("the patch is not valid JSON: {e}")))?,
         };
         if patch_type == PatchType::Apply {
             if q.get("fieldManager").is_none() {
@@ -421,14 +449,20 @@ impl Api {
                     "meta.k8s.io",
                     "PatchOptions",
                     "",
-                    vec![Cause { reason: "FieldValueRequired", field: "fieldManager".into(), message: "Required value: is required for apply patch".into() }],
+                    vec![Cause {
+                        reason: "FieldValueRequired",
+                        field: "fieldManager".into(),
+                        message: "Required value: is required for apply patch".into(),
+                    }],
                 ));
             }
             if t.subresource.is_none() && self.store.get(&key(t, &name)).is_none() {
                 // Server-side apply of an object that does not exist creates it.
                 let obj = self.admit_body(t.resource, t.namespace.as_deref(), patch, fv, &mut warnings)?;
                 if meta(&obj)["name"].as_str() != Some(name.as_str()) {
-                    return Err(ApiError::bad_request(format!("the name of the object does not match the name on the URL ({name})")));
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object does not match the name on the URL ({name})"
+                    )));
                 }
                 let created = self.create_object(t.resource, t.ns(), obj, dry_run)?;
                 return Ok(Reply::json(201, (*created).clone(), warnings));
@@ -527,7 +561,12 @@ impl Api {
             let scale = change(&scale_view(res, cur))?;
             let replicas = scale["spec"]["replicas"].as_i64().unwrap_or(0);
             if replicas < 0 {
-                return Err(ApiError::invalid("autoscaling", "Scale", name, vec![Cause::invalid("spec.replicas", replicas, "must be greater than or equal to 0")]));
+                return Err(ApiError::invalid(
+                    "autoscaling",
+                    "Scale",
+                    name,
+                    vec![Cause::invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
+                ));
             }
             let mut new = cur.clone();
             if let Some(rv) = meta(&scale)["resourceVersion"].as_str().filter(|rv| !rv.is_empty()) {
@@ -550,7 +589,13 @@ impl Api {
 
     /// Deletes one object, honouring preconditions, finalizers, pod grace periods, the
     /// propagation policy and namespace termination. Returns the status code and the body.
-    pub fn delete_object(&self, res: &'static ResourceInfo, ns: &str, name: &str, opts: &DeleteOptions) -> ApiResult<(u16, Value)> {
+    pub fn delete_object(
+        &self,
+        res: &'static ResourceInfo,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<(u16, Value)> {
         if res.kind == "Namespace" && SYSTEM_NAMESPACES.contains(&name) {
             return Err(ApiError::Forbidden {
                 group: String::new(),
@@ -565,14 +610,25 @@ impl Api {
             let cur = cur.ok_or_else(|| not_found(res, name))?;
             if let Some(uid) = &opts.precondition_uid {
                 if meta(cur)["uid"].as_str() != Some(uid) {
-                    return Err(ApiError::conflict(res.group, res.plural, name, &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta(cur)["uid"].as_str().unwrap_or("")
-                    )));
+                    return Err(ApiError::conflict(
+                        res.group,
+                        res.plural,
+                        name,
+                        &format!(
+                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                            meta(cur)["uid"].as_str().unwrap_or("")
+                        ),
+                    ));
                 }
             }
             if let Some(rv) = &opts.precondition_rv {
                 if meta(cur)["resourceVersion"].as_str() != Some(rv) {
-                    return Err(ApiError::conflict(res.group, res.plural, name, "the object has been modified; please apply your changes to the latest version and try again"));
+                    return Err(ApiError::conflict(
+                        res.group,
+                        res.plural,
+                        name,
+                        "the object has been modified; please apply your changes to the latest version and try again",
+                    ));
                 }
             }
             let mut obj = (**cur).clone();
@@ -648,7 +704,13 @@ impl Api {
     }
 
     /// DELETE on a collection: every object matching the selectors.
-    pub fn delete_collection(&self, t: &Target, body: &[u8], content_type: Option<&str>, q: &Query) -> ApiResult<Reply> {
+    pub fn delete_collection(
+        &self,
+        t: &Target,
+        body: &[u8],
+        content_type: Option<&str>,
+        q: &Query,
+    ) -> ApiResult<Reply> {
         let filter = ObjectFilter::from_query(t.resource, q)?;
         let opts = DeleteOptions::parse(body, content_type, q)?;
         let (items, rev) = self.store.list(t.resource, t.namespace.as_deref());
@@ -727,7 +789,12 @@ pub struct DeleteOptions {
 
 impl DeleteOptions {
     fn parse(body: &[u8], content_type: Option<&str>, q: &Query) -> ApiResult<DeleteOptions> {
-        let mut opts = DeleteOptions { grace_period: q.number("gracePeriodSeconds")?, dry_run: q.dry_run()?, return_status: true, ..Default::default() };
+        let mut opts = DeleteOptions {
+            grace_period: q.number("gracePeriodSeconds")?,
+            dry_run: q.dry_run()?,
+            return_status: true,
+            ..Default::default()
+        };
         opts.propagation = q.get("propagationPolicy").map(str::to_string);
         if !body.iter().all(u8::is_ascii_whitespace) {
             // JSON, YAML or protobuf, like any other body.
@@ -767,14 +834,20 @@ impl ObjectFilter {
     pub fn from_query(res: &ResourceInfo, q: &Query) -> ApiResult<ObjectFilter> {
         let labels = match q.get("labelSelector") {
             None => None,
-            Some(s) => Some(Selector::parse(s).map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?),
+            Some(s) => Some(
+                Selector::parse(s).map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?,
+            ),
         };
         let fields = match q.get("fieldSelector") {
             None => None,
             Some(s) => {
-                let f = FieldSelector::parse(s).map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?;
+                let f = FieldSelector::parse(s)
+                    .map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?;
                 for field in f.field_names() {
-                    if field != "metadata.name" && field != "metadata.namespace" && !res.selectable_fields.contains(&field) {
+                    if field != "metadata.name"
+                        && field != "metadata.namespace"
+                        && !res.selectable_fields.contains(&field)
+                    {
                         return Err(ApiError::bad_request(format!("field label not supported: {field}")));
                     }
                 }
@@ -802,15 +875,18 @@ fn field_value(obj: &Value, field: &str) -> Option<String> {
     match field {
         // Events select `source` by the reporting component.
         "source" => obj["source"]["component"].as_str().map(str::to_string),
-        "spec.hostNetwork" | "spec.unschedulable" => Some(obj.pointer(&format!("/{}", field.replace('.', "/"))).and_then(Value::as_bool).unwrap_or(false).to_string()),
+        "spec.hostNetwork" | "spec.unschedulable" => Some(
+            obj.pointer(&format!("/{}", field.replace('.', "/"))).and_then(Value::as_bool).unwrap_or(false).to_string(),
+        ),
         "metadata.namespace" => Some(obj["metadata"]["namespace"].as_str().unwrap_or("").to_string()),
         _ => podnet_meta::fields::field_value(obj, field),
     }
 }
 
 fn include_object(q: &Query) -> ApiResult<IncludeObject> {
-    IncludeObject::parse(q.get("includeObject").unwrap_or(""))
-        .ok_or_else(|| ApiError::bad_request("invalid includeObject: supported values: \"None\", \"Metadata\", \"Object\""))
+    IncludeObject::parse(q.get("includeObject").unwrap_or("")).ok_or_else(|| {
+        ApiError::bad_request("invalid includeObject: supported values: \"None\", \"Metadata\", \"Object\"")
+    })
 }
 
 fn version_of(obj: &Value) -> String {
@@ -861,10 +937,8 @@ fn prepare_for_create(kind: &str, obj: &mut Value) {
 
 /// The QoS class of a pod spec: Guaranteed, Burstable or BestEffort.
 fn pod_qos_class(spec: &Value) -> &'static str {
-    let containers: Vec<&Value> = ["containers", "initContainers"]
-        .iter()
-        .flat_map(|k| spec[*k].as_array().into_iter().flatten())
-        .collect();
+    let containers: Vec<&Value> =
+        ["containers", "initContainers"].iter().flat_map(|k| spec[*k].as_array().into_iter().flatten()).collect();
     let mut any = false;
     let mut guaranteed = !containers.is_empty();
     for c in &containers {
@@ -917,7 +991,16 @@ fn merge_for_update(res: &ResourceInfo, sub: Option<Subresource>, cur: &Value, r
     };
     let cur_meta = meta(cur).clone();
     let m = meta_mut(&mut new);
-    for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name", "generation", "resourceVersion"] {
+    for f in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "namespace",
+        "name",
+        "generation",
+        "resourceVersion",
+    ] {
         match cur_meta.get(f) {
             Some(v) => {
                 m.insert(f.into(), v.clone());
@@ -1042,7 +1125,8 @@ mod tests {
     fn status_is_kept_on_main_updates_and_only_status_changes_on_status_updates() {
         let res = by_kind("apps", "Deployment").unwrap();
         let cur = json!({"metadata": {"name": "d", "uid": "u1", "resourceVersion": "5"}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
-        let req = json!({"metadata": {"name": "d", "uid": "other"}, "spec": {"replicas": 2}, "status": {"replicas": 9}});
+        let req =
+            json!({"metadata": {"name": "d", "uid": "other"}, "spec": {"replicas": 2}, "status": {"replicas": 9}});
         let n = merge_for_update(res, None, &cur, req.clone());
         assert_eq!((n["spec"]["replicas"].as_i64(), n["status"]["replicas"].as_i64()), (Some(2), Some(1)));
         assert_eq!(n["metadata"]["uid"], "u1");

@@ -98,7 +98,8 @@ impl Server {
     /// system namespaces and the `kubernetes` Service, and binds the listener.
     pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
         std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
-        let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let listener =
+            tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
         let client_addr = server::client_address(addr);
         let advertise_ip = config.advertise_address.unwrap_or(client_addr.ip());

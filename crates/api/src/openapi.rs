@@ -31,12 +31,8 @@
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
-use k8s_openapi::api::{
-    apps::v1 as apps, autoscaling::v1 as autoscaling, coordination::v1 as coordination,
-};
-use k8s_openapi::api::{
-    core::v1 as core, discovery::v1 as discovery, networking::v1 as networking,
-};
+use k8s_openapi::api::{apps::v1 as apps, autoscaling::v1 as autoscaling, coordination::v1 as coordination};
+use k8s_openapi::api::{core::v1 as core, discovery::v1 as discovery, networking::v1 as networking};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
 use k8s_openapi::schemars::{generate::SchemaSettings, JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
@@ -71,9 +67,7 @@ fn kinds() -> Vec<Gvk> {
     let mut out: Vec<Gvk> = Vec::new();
     for r in RESOURCES {
         let own = (r.group, r.version, r.kind);
-        for gvk in
-            std::iter::once(own).chain(r.subresources.iter().filter_map(|s| subresource_kind(*s)))
-        {
+        for gvk in std::iter::once(own).chain(r.subresources.iter().filter_map(|s| subresource_kind(*s))) {
             if !out.contains(&gvk) {
                 out.push(gvk);
             }
@@ -150,26 +144,17 @@ fn generate() -> Schemas {
 
     if let Some(Value::Object(s)) = components.get_mut(INT_OR_STRING) {
         s.insert("format".into(), json!("int-or-string"));
-        s.insert(
-            "oneOf".into(),
-            json!([{"type": "integer"}, {"type": "string"}]),
-        );
+        s.insert("oneOf".into(), json!([{"type": "integer"}, {"type": "string"}]));
     }
     if let Some(Value::Object(s)) = components.get_mut(QUANTITY) {
         s.remove("x-kubernetes-int-or-string");
-        s.insert(
-            "oneOf".into(),
-            json!([{"type": "string"}, {"type": "number"}]),
-        );
+        s.insert("oneOf".into(), json!([{"type": "string"}, {"type": "number"}]));
     }
     for ((group, version, kind), name) in &registered {
         let Some(Value::Object(s)) = components.get_mut(name) else {
             continue;
         };
-        s.insert(
-            "x-kubernetes-group-version-kind".into(),
-            json!([{"group": group, "version": version, "kind": kind}]),
-        );
+        s.insert("x-kubernetes-group-version-kind".into(), json!([{"group": group, "version": version, "kind": kind}]));
         if !METADATA_REQUIRED.contains(&(group, kind)) {
             if let Some(Value::Array(required)) = s.get_mut("required") {
                 required.retain(|f| f != "metadata");
@@ -190,21 +175,13 @@ fn generate() -> Schemas {
         );
     }
     registered.extend(open);
-    Schemas {
-        kinds: registered,
-        components,
-        list_meta,
-    }
+    Schemas { kinds: registered, components, list_meta }
 }
 
 /// `{"$ref": …}` to the schema of a kind.
 fn kind_ref(gvk: Gvk) -> Value {
-    let name = SCHEMAS
-        .kinds
-        .iter()
-        .find(|(k, _)| *k == gvk)
-        .map(|(_, n)| n.clone())
-        .unwrap_or_else(|| fallback_name(gvk));
+    let name =
+        SCHEMAS.kinds.iter().find(|(k, _)| *k == gvk).map(|(_, n)| n.clone()).unwrap_or_else(|| fallback_name(gvk));
     json!({"$ref": format!("{COMPONENTS}{name}")})
 }
 
@@ -260,12 +237,7 @@ static DOCUMENTS: LazyLock<Vec<Document>> = LazyLock::new(|| {
         .map(|(group, version)| {
             let body = build_document(group, version);
             let hash = hash(&body);
-            Document {
-                group,
-                version,
-                body,
-                hash,
-            }
+            Document { group, version, body, hash }
         })
         .collect()
 });
@@ -288,14 +260,7 @@ fn param(name: &str, typ: &str) -> Value {
 }
 
 /// An operation on objects of kind `gvk`; `schema` is its response's (and request body's) schema.
-fn operation(
-    gvk: Gvk,
-    action: &str,
-    op_id: &str,
-    params: &[&str],
-    body_types: &[&str],
-    schema: &Value,
-) -> Value {
+fn operation(gvk: Gvk, action: &str, op_id: &str, params: &[&str], body_types: &[&str], schema: &Value) -> Value {
     let (group, version, kind) = gvk;
     let mut op = json!({
         "operationId": op_id,
@@ -305,28 +270,17 @@ fn operation(
         "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": schema}}}},
     });
     if !body_types.is_empty() {
-        let content: Map<String, Value> = body_types
-            .iter()
-            .map(|t| (t.to_string(), json!({"schema": schema})))
-            .collect();
+        let content: Map<String, Value> =
+            body_types.iter().map(|t| (t.to_string(), json!({"schema": schema}))).collect();
         op["requestBody"] = json!({"content": content, "required": true});
     }
     op
 }
 
 const WRITE_PARAMS: &[&str] = &["dryRun", "fieldManager", "fieldValidation", "pretty"];
-const PATCH_PARAMS: &[&str] = &[
-    "dryRun",
-    "fieldManager",
-    "fieldValidation",
-    "force",
-    "pretty",
-];
-const PATCH_TYPES: &[&str] = &[
-    "application/json-patch+json",
-    "application/merge-patch+json",
-    "application/apply-patch+yaml",
-];
+const PATCH_PARAMS: &[&str] = &["dryRun", "fieldManager", "fieldValidation", "force", "pretty"];
+const PATCH_TYPES: &[&str] =
+    &["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"];
 const BODY_TYPES: &[&str] = &["application/json", "application/yaml"];
 
 fn resource_paths(r: &ResourceInfo, paths: &mut Map<String, Value>) {
@@ -337,23 +291,13 @@ fn resource_paths(r: &ResourceInfo, paths: &mut Map<String, Value>) {
             format!("{base}/namespaces/{{namespace}}/{}/{{name}}", r.plural),
         )
     } else {
-        (
-            format!("{base}/{}", r.plural),
-            format!("{base}/{}/{{name}}", r.plural),
-        )
+        (format!("{base}/{}", r.plural), format!("{base}/{}/{{name}}", r.plural))
     };
     let k = r.kind;
     let gvk = (r.group, r.version, r.kind);
     let object = kind_ref(gvk);
     let list = list_schema(gvk);
-    let list_params = &[
-        "labelSelector",
-        "fieldSelector",
-        "limit",
-        "continue",
-        "resourceVersion",
-        "watch",
-    ];
+    let list_params = &["labelSelector", "fieldSelector", "limit", "continue", "resourceVersion", "watch"];
     paths.insert(
         collection,
         json!({
@@ -393,10 +337,7 @@ fn collect_refs(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
             for (k, v) in map {
-                match (
-                    k.as_str(),
-                    v.as_str().and_then(|s| s.strip_prefix(COMPONENTS)),
-                ) {
+                match (k.as_str(), v.as_str().and_then(|s| s.strip_prefix(COMPONENTS))) {
                     ("$ref", Some(name)) => out.push(name.to_string()),
                     _ => collect_refs(v, out),
                 }
@@ -409,10 +350,7 @@ fn collect_refs(value: &Value, out: &mut Vec<String>) {
 
 fn build_document(group: &str, version: &str) -> Value {
     let mut paths = Map::new();
-    for r in RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-    {
+    for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
         resource_paths(r, &mut paths);
     }
     // The components the paths reference, and theirs, transitively.
@@ -453,13 +391,9 @@ mod tests {
 
     /// Follows a `$ref` (directly or through a one-element `allOf`, as kubectl does).
     fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
-        let r = schema
-            .get("$ref")
-            .or_else(|| schema["allOf"].get(0).and_then(|s| s.get("$ref")));
+        let r = schema.get("$ref").or_else(|| schema["allOf"].get(0).and_then(|s| s.get("$ref")));
         match r.and_then(Value::as_str) {
-            Some(r) => {
-                &doc["components"]["schemas"][r.strip_prefix(COMPONENTS).expect("local ref")]
-            }
+            Some(r) => &doc["components"]["schemas"][r.strip_prefix(COMPONENTS).expect("local ref")],
             None => schema,
         }
     }
@@ -468,31 +402,18 @@ mod tests {
     /// the component listing that GVK.
     fn explained<'a>(doc: &'a Value, r: &ResourceInfo) -> &'a Value {
         let item = if r.namespaced {
-            format!(
-                "/{}/namespaces/{{namespace}}/{}/{{name}}",
-                gv_path(r.group, r.version),
-                r.plural
-            )
+            format!("/{}/namespaces/{{namespace}}/{}/{{name}}", gv_path(r.group, r.version), r.plural)
         } else {
             format!("/{}/{}/{{name}}", gv_path(r.group, r.version), r.plural)
         };
         let gvk = &doc["paths"][&item]["get"]["x-kubernetes-group-version-kind"];
-        assert_eq!(
-            gvk,
-            &json!({"group": r.group, "version": r.version, "kind": r.kind})
-        );
+        assert_eq!(gvk, &json!({"group": r.group, "version": r.version, "kind": r.kind}));
         let mut found = doc["components"]["schemas"]
             .as_object()
             .unwrap()
             .values()
-            .filter(|s| {
-                s["x-kubernetes-group-version-kind"]
-                    .as_array()
-                    .is_some_and(|l| l.contains(gvk))
-            });
-        let schema = found
-            .next()
-            .unwrap_or_else(|| panic!("no schema for {}", r.kind));
+            .filter(|s| s["x-kubernetes-group-version-kind"].as_array().is_some_and(|l| l.contains(gvk)));
+        let schema = found.next().unwrap_or_else(|| panic!("no schema for {}", r.kind));
         assert!(found.next().is_none(), "two schemas for {}", r.kind);
         schema
     }
@@ -502,15 +423,8 @@ mod tests {
         let doc = document("apps", "v1").unwrap();
         let op = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
         assert_eq!(op["x-kubernetes-group-version-kind"]["kind"], "Deployment");
-        assert!(op["parameters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["name"] == "fieldValidation"));
-        assert!(root()["paths"]["apis/apps/v1"]["serverRelativeURL"]
-            .as_str()
-            .unwrap()
-            .contains("hash="));
+        assert!(op["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
+        assert!(root()["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap().contains("hash="));
         assert!(document("apps", "v9").is_err());
     }
 
@@ -526,14 +440,8 @@ mod tests {
     fn root_hashes_are_those_of_the_documents() {
         let root = root();
         for (g, v) in group_versions() {
-            let url = root["paths"][gv_path(g, v)]["serverRelativeURL"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            assert!(
-                url.ends_with(&format!("?hash={}", hash(&document(g, v).unwrap()))),
-                "{url}"
-            );
+            let url = root["paths"][gv_path(g, v)]["serverRelativeURL"].as_str().unwrap().to_string();
+            assert!(url.ends_with(&format!("?hash={}", hash(&document(g, v).unwrap()))), "{url}");
         }
     }
 
@@ -542,25 +450,11 @@ mod tests {
         for r in RESOURCES {
             let doc = document(r.group, r.version).unwrap();
             let schema = explained(&doc, r);
-            assert!(
-                schema["description"]
-                    .as_str()
-                    .is_some_and(|d| !d.is_empty()),
-                "{}",
-                r.kind
-            );
+            assert!(schema["description"].as_str().is_some_and(|d| !d.is_empty()), "{}", r.kind);
             assert_eq!(schema["type"], "object", "{}", r.kind);
-            assert!(
-                schema["x-kubernetes-preserve-unknown-fields"].is_null(),
-                "{} has a placeholder",
-                r.kind
-            );
+            assert!(schema["x-kubernetes-preserve-unknown-fields"].is_null(), "{} has a placeholder", r.kind);
             for field in ["apiVersion", "kind", "metadata"] {
-                assert!(
-                    schema["properties"][field].is_object(),
-                    "{}.{field}",
-                    r.kind
-                );
+                assert!(schema["properties"][field].is_object(), "{}.{field}", r.kind);
             }
             let metadata = resolve(&doc, &schema["properties"]["metadata"]);
             assert!(metadata["properties"]["labels"]["additionalProperties"]["type"] == "string");
@@ -586,64 +480,34 @@ mod tests {
     fn service_ports_have_an_int_or_string_target_port() {
         let doc = document("", "v1").unwrap();
         let svc = explained(&doc, crate::resources::by_kind("", "Service").unwrap());
-        assert!(svc["description"]
-            .as_str()
-            .unwrap()
-            .starts_with("Service is a named abstraction"));
-        assert!(
-            svc.get("required").is_none(),
-            "kube does not require a Service's metadata"
-        );
+        assert!(svc["description"].as_str().unwrap().starts_with("Service is a named abstraction"));
+        assert!(svc.get("required").is_none(), "kube does not require a Service's metadata");
         let spec_field = &svc["properties"]["spec"];
-        assert_eq!(
-            spec_field["allOf"][0]["$ref"],
-            "#/components/schemas/io.k8s.api.core.v1.ServiceSpec"
-        );
-        assert!(spec_field["description"]
-            .as_str()
-            .unwrap()
-            .starts_with("Spec defines the behavior of a service."));
+        assert_eq!(spec_field["allOf"][0]["$ref"], "#/components/schemas/io.k8s.api.core.v1.ServiceSpec");
+        assert!(spec_field["description"].as_str().unwrap().starts_with("Spec defines the behavior of a service."));
         let spec = resolve(&doc, spec_field);
         assert_eq!(spec["properties"]["ports"]["type"], "array");
         let port = resolve(&doc, &spec["properties"]["ports"]["items"]);
         assert_eq!(port["required"], json!(["port"]));
         assert_eq!(port["properties"]["port"]["type"], "integer");
         let target = &port["properties"]["targetPort"];
-        assert!(target["description"]
-            .as_str()
-            .unwrap()
-            .starts_with("Number or name of the port"));
+        assert!(target["description"].as_str().unwrap().starts_with("Number or name of the port"));
         let ios = resolve(&doc, target);
         assert_eq!(ios["x-kubernetes-int-or-string"], true);
         assert_eq!(ios["format"], "int-or-string");
-        assert_eq!(
-            ios["oneOf"],
-            json!([{"type": "integer"}, {"type": "string"}])
-        );
-        assert!(
-            ios.get("type").is_none(),
-            "kubectl names it IntOrString only without a type"
-        );
-        assert_eq!(
-            spec["properties"]["selector"]["additionalProperties"]["type"],
-            "string"
-        );
+        assert_eq!(ios["oneOf"], json!([{"type": "integer"}, {"type": "string"}]));
+        assert!(ios.get("type").is_none(), "kubectl names it IntOrString only without a type");
+        assert_eq!(spec["properties"]["selector"]["additionalProperties"]["type"], "string");
     }
 
     #[test]
     fn quantities_and_required_metadata_are_as_kube_publishes_them() {
         let doc = document("", "v1").unwrap();
         let quantity = &doc["components"]["schemas"][QUANTITY];
-        assert_eq!(
-            quantity["oneOf"],
-            json!([{"type": "string"}, {"type": "number"}])
-        );
+        assert_eq!(quantity["oneOf"], json!([{"type": "string"}, {"type": "number"}]));
         assert!(quantity.get("x-kubernetes-int-or-string").is_none());
         let event = explained(&doc, crate::resources::by_kind("", "Event").unwrap());
-        assert!(event["required"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("metadata")));
+        assert!(event["required"].as_array().unwrap().contains(&json!("metadata")));
         let binding = &doc["components"]["schemas"]["io.k8s.api.core.v1.Binding"];
         assert_eq!(binding["required"], json!(["target"]));
         let slice = explained(
@@ -657,8 +521,7 @@ mod tests {
     #[test]
     fn subresources_use_scale_and_binding() {
         let doc = document("apps", "v1").unwrap();
-        let scale_op =
-            &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/replicasets/{name}/scale"]["put"];
+        let scale_op = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/replicasets/{name}/scale"]["put"];
         assert_eq!(
             scale_op["x-kubernetes-group-version-kind"],
             json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
@@ -668,29 +531,15 @@ mod tests {
             scale["x-kubernetes-group-version-kind"],
             json!([{"group": "autoscaling", "version": "v1", "kind": "Scale"}])
         );
-        let status_op = &doc["paths"]
-            ["/apis/apps/v1/namespaces/{namespace}/replicasets/{name}/status"]["patch"];
-        assert_eq!(
-            status_op["x-kubernetes-group-version-kind"]["kind"],
-            "ReplicaSet"
-        );
+        let status_op = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/replicasets/{name}/status"]["patch"];
+        assert_eq!(status_op["x-kubernetes-group-version-kind"]["kind"], "ReplicaSet");
         let core = document("", "v1").unwrap();
         let binding = &core["paths"]["/api/v1/namespaces/{namespace}/pods/{name}/binding"]["post"];
-        assert_eq!(
-            binding["x-kubernetes-group-version-kind"]["kind"],
-            "Binding"
-        );
-        assert!(binding["parameters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["name"] == "fieldValidation"));
-        let list = &core["paths"]["/api/v1/namespaces/{namespace}/pods"]["get"]["responses"]["200"]
-            ["content"]["application/json"]["schema"];
-        assert_eq!(
-            list["properties"]["items"]["items"]["$ref"],
-            "#/components/schemas/io.k8s.api.core.v1.Pod"
-        );
+        assert_eq!(binding["x-kubernetes-group-version-kind"]["kind"], "Binding");
+        assert!(binding["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
+        let list = &core["paths"]["/api/v1/namespaces/{namespace}/pods"]["get"]["responses"]["200"]["content"]
+            ["application/json"]["schema"];
+        assert_eq!(list["properties"]["items"]["items"]["$ref"], "#/components/schemas/io.k8s.api.core.v1.Pod");
     }
 
     #[test]
@@ -701,29 +550,15 @@ mod tests {
         let containers = &spec["properties"]["containers"];
         assert_eq!(containers["type"], "array");
         let container = resolve(&core, &containers["items"]);
-        assert!(container["required"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("name")));
+        assert!(container["required"].as_array().unwrap().contains(&json!("name")));
         let limits = &resolve(&core, &container["properties"]["resources"])["properties"]["limits"];
-        assert_eq!(
-            limits["additionalProperties"]["$ref"],
-            format!("{COMPONENTS}{QUANTITY}")
-        );
+        assert_eq!(limits["additionalProperties"]["$ref"], format!("{COMPONENTS}{QUANTITY}"));
 
         let apps = document("apps", "v1").unwrap();
-        let deploy = explained(
-            &apps,
-            crate::resources::by_kind("apps", "Deployment").unwrap(),
-        );
+        let deploy = explained(&apps, crate::resources::by_kind("apps", "Deployment").unwrap());
         let spec = resolve(&apps, &deploy["properties"]["spec"]);
-        assert!(spec["required"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("selector")));
+        assert!(spec["required"].as_array().unwrap().contains(&json!("selector")));
         let template = resolve(&apps, &spec["properties"]["template"]);
-        assert!(
-            resolve(&apps, &template["properties"]["spec"])["properties"]["containers"].is_object()
-        );
+        assert!(resolve(&apps, &template["properties"]["spec"])["properties"]["containers"].is_object());
     }
 }

@@ -20,11 +20,17 @@ pub enum Route {
     /// `/apis/<group>`
     Group(String),
     /// `/api/v1`, `/apis/<group>/<version>`
-    ResourceList { group: String, version: String },
+    ResourceList {
+        group: String,
+        version: String,
+    },
     OpenApiV2,
     OpenApiV3Root,
     /// `/openapi/v3/api/v1`, `/openapi/v3/apis/apps/v1`
-    OpenApiV3 { group: String, version: String },
+    OpenApiV3 {
+        group: String,
+        version: String,
+    },
     Resource(Target),
 }
 
@@ -52,7 +58,9 @@ impl Route {
             ["apis", group, version] => Route::ResourceList { group: group.to_string(), version: version.to_string() },
             ["openapi", "v2"] => Route::OpenApiV2,
             ["openapi", "v3"] => Route::OpenApiV3Root,
-            ["openapi", "v3", "api", version] => Route::OpenApiV3 { group: String::new(), version: version.to_string() },
+            ["openapi", "v3", "api", version] => {
+                Route::OpenApiV3 { group: String::new(), version: version.to_string() }
+            }
             ["openapi", "v3", "apis", group, version] => {
                 Route::OpenApiV3 { group: group.to_string(), version: version.to_string() }
             }
@@ -72,11 +80,18 @@ impl Target {
         let t = match rest {
             [plural] => Target { resource: find(plural)?, namespace: None, name: None, subresource: None },
             ["namespaces", ns, plural] => match find(plural) {
-                Ok(r) if r.namespaced => Target { resource: r, namespace: Some(ns.to_string()), name: None, subresource: None },
+                Ok(r) if r.namespaced => {
+                    Target { resource: r, namespace: Some(ns.to_string()), name: None, subresource: None }
+                }
                 _ => {
                     // `/api/v1/namespaces/<name>/status`: a subresource of a namespace.
                     let ns_res = find("namespaces")?;
-                    Target { resource: ns_res, namespace: None, name: Some(ns.to_string()), subresource: Some(sub(ns_res, plural)?) }
+                    Target {
+                        resource: ns_res,
+                        namespace: None,
+                        name: Some(ns.to_string()),
+                        subresource: Some(sub(ns_res, plural)?),
+                    }
                 }
             },
             ["namespaces", ns, plural, name] => {
@@ -148,7 +163,9 @@ impl Query {
     pub fn number(&self, key: &str) -> ApiResult<Option<i64>> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| ApiError::bad_request(format!("invalid {key} {v:?}: not an integer"))),
+            Some(v) => {
+                v.parse().map(Some).map_err(|_| ApiError::bad_request(format!("invalid {key} {v:?}: not an integer")))
+            }
         }
     }
 
@@ -255,10 +272,16 @@ pub fn decode_body(body: &[u8], content_type: Option<&str>) -> ApiResult<Value> 
     }
     let ct = content_type.unwrap_or("");
     if ct.starts_with(crate::protobuf::CONTENT_TYPE) {
-        return crate::protobuf::decode(body).map_err(|e| ApiError::bad_request(format!("the body is not valid Kubernetes protobuf: {e}")));
+        return crate::protobuf::decode(body)
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid Kubernetes protobuf: {e}")));
     }
     let media = ct.split(';').next().unwrap_or("").trim();
-    if !(media.is_empty() || media.contains("json") || media.contains("yaml") || media == "*/*" || media == "text/plain") {
+    if !(media.is_empty()
+        || media.contains("json")
+        || media.contains("yaml")
+        || media == "*/*"
+        || media == "text/plain")
+    {
         // 415 tells client-go to fall back to JSON (as it does after trying CBOR).
         return Err(ApiError::UnsupportedMediaType {
             message: format!(
@@ -270,8 +293,7 @@ pub fn decode_body(body: &[u8], content_type: Option<&str>) -> ApiResult<Value> 
     let value: Value = if yaml {
         serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("the body is not valid YAML: {e}")))?
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?
     };
     Ok(value)
 }
@@ -286,9 +308,15 @@ mod tests {
         assert_eq!((t.resource.plural, t.ns(), t.name.as_deref()), ("pods", "default", Some("web")));
         assert_eq!(t.subresource, Some(Subresource::Status));
         let Route::Resource(t) = Route::parse("/api/v1/namespaces/kube-system").unwrap() else { panic!() };
-        assert_eq!((t.resource.plural, t.name.as_deref(), t.namespace.as_deref()), ("namespaces", Some("kube-system"), None));
+        assert_eq!(
+            (t.resource.plural, t.name.as_deref(), t.namespace.as_deref()),
+            ("namespaces", Some("kube-system"), None)
+        );
         let Route::Resource(t) = Route::parse("/api/v1/namespaces/x/status").unwrap() else { panic!() };
-        assert_eq!((t.resource.plural, t.name.as_deref(), t.subresource), ("namespaces", Some("x"), Some(Subresource::Status)));
+        assert_eq!(
+            (t.resource.plural, t.name.as_deref(), t.subresource),
+            ("namespaces", Some("x"), Some(Subresource::Status))
+        );
         let Route::Resource(t) = Route::parse("/apis/apps/v1/deployments").unwrap() else { panic!() };
         assert!(t.namespace.is_none() && t.name.is_none());
         assert!(matches!(Route::parse("/api/v1/namespaces/x/pods/p/exec"), Err(ApiError::NoSuchResource)));

@@ -51,8 +51,9 @@ pub fn tls_config(pki: &crate::pki::Pki) -> anyhow::Result<rustls::ServerConfig>
         .allow_unauthenticated()
         .build()
         .context("building the client certificate verifier")?;
-    let certs: Vec<CertificateDer<'static>> =
-        rustls_pemfile::certs(&mut pki.server_cert_pem.as_bytes()).collect::<Result<_, _>>().context("reading the serving certificate")?;
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pki.server_cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .context("reading the serving certificate")?;
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut pki.server_key_pem.as_bytes())
         .context("reading the serving key")?
         .context("no private key in the serving key file")?;

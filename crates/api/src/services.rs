@@ -101,7 +101,11 @@ pub fn allocate_on_create(alloc: &ServiceAllocator, svc: &mut Value) -> ApiResul
 /// from the old one (as kube-apiserver does, so `kubectl replace` and `apply` work), new ones are
 /// allocated. Returns what was newly taken and what the old object held that the new one no
 /// longer does (to free after the commit).
-pub fn allocate_on_update(alloc: &ServiceAllocator, old: &Value, new: &mut Value) -> ApiResult<(Allocation, Allocation)> {
+pub fn allocate_on_update(
+    alloc: &ServiceAllocator,
+    old: &Value,
+    new: &mut Value,
+) -> ApiResult<(Allocation, Allocation)> {
     drop_type_dependent_fields(old, new);
     let mut taken = Allocation::default();
     if let Err(e) = allocate_into(alloc, new, Some(old), &mut taken) {
@@ -151,7 +155,9 @@ fn drop_type_dependent_fields(old: &Value, new: &mut Value) {
     if !external(&new_type) && spec.get("externalTrafficPolicy") == old["spec"].get("externalTrafficPolicy") {
         spec.remove("externalTrafficPolicy");
     }
-    if new_type != "LoadBalancer" && spec.get("allocateLoadBalancerNodePorts") == old["spec"].get("allocateLoadBalancerNodePorts") {
+    if new_type != "LoadBalancer"
+        && spec.get("allocateLoadBalancerNodePorts") == old["spec"].get("allocateLoadBalancerNodePorts")
+    {
         spec.remove("allocateLoadBalancerNodePorts");
     }
 }
@@ -161,29 +167,46 @@ pub fn held_by(svc: &Value) -> Allocation {
     Allocation { ips: cluster_ip(svc).into_iter().collect(), ports: node_ports(svc) }
 }
 
-fn allocate_into(alloc: &ServiceAllocator, svc: &mut Value, old: Option<&Value>, taken: &mut Allocation) -> ApiResult<()> {
+fn allocate_into(
+    alloc: &ServiceAllocator,
+    svc: &mut Value,
+    old: Option<&Value>,
+    taken: &mut Allocation,
+) -> ApiResult<()> {
     if !svc["spec"].is_object() {
         return Ok(()); // validation reports the missing spec
     }
     // Cluster IP.
     if needs_cluster_ip(svc) {
         let requested = svc["spec"]["clusterIP"].as_str().unwrap_or("").to_string();
-        let old_ip = old.filter(|o| needs_cluster_ip(o)).and_then(|o| o["spec"]["clusterIP"].as_str()).map(str::to_string);
+        let old_ip =
+            old.filter(|o| needs_cluster_ip(o)).and_then(|o| o["spec"]["clusterIP"].as_str()).map(str::to_string);
         match (requested.as_str(), old_ip) {
             ("", Some(old_ip)) => set_cluster_ip(svc, &old_ip),
             (req, Some(old_ip)) if req == old_ip => set_cluster_ip(svc, &old_ip),
             (_, Some(_)) => {} // a changed IP: validation reports it as immutable
             ("None", None) => set_cluster_ip(svc, "None"),
             ("", None) => {
-                let ip = alloc.allocate_ip(None).map_err(|e| ApiError::internal(format!("failed to allocate a serviceIP: {e}")))?;
+                let ip = alloc
+                    .allocate_ip(None)
+                    .map_err(|e| ApiError::internal(format!("failed to allocate a serviceIP: {e}")))?;
                 taken.ips.push(ip);
                 set_cluster_ip(svc, &ip.to_string());
             }
             (req, None) => {
                 let ip: Ipv4Addr = req.parse().map_err(|_| {
-                    invalid(svc, vec![Cause::invalid("spec.clusterIPs[0]", req, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")])
+                    invalid(
+                        svc,
+                        vec![Cause::invalid(
+                            "spec.clusterIPs[0]",
+                            req,
+                            "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                        )],
+                    )
                 })?;
-                alloc.allocate_ip(Some(ip)).map_err(|e| invalid(svc, vec![Cause::invalid("spec.clusterIPs", format!("[\"{req}\"]"), e)]))?;
+                alloc
+                    .allocate_ip(Some(ip))
+                    .map_err(|e| invalid(svc, vec![Cause::invalid("spec.clusterIPs", format!("[\"{req}\"]"), e)]))?;
                 taken.ips.push(ip);
                 set_cluster_ip(svc, req);
             }
@@ -210,11 +233,22 @@ fn allocate_into(alloc: &ServiceAllocator, svc: &mut Value, old: Option<&Value>,
             let requested = port["nodePort"].as_u64().filter(|p| *p != 0);
             let nodeport = match requested {
                 Some(p) => {
-                    let p16 = u16::try_from(p).map_err(|_| invalid(svc, vec![Cause::invalid(format!("spec.ports[{i}].nodePort"), p, "provided port is not in the valid range")]))?;
+                    let p16 = u16::try_from(p).map_err(|_| {
+                        invalid(
+                            svc,
+                            vec![Cause::invalid(
+                                format!("spec.ports[{i}].nodePort"),
+                                p,
+                                "provided port is not in the valid range",
+                            )],
+                        )
+                    })?;
                     if old_held.contains(&p16) || taken.ports.contains(&p16) {
                         p16
                     } else {
-                        alloc.allocate_port(Some(p16)).map_err(|e| invalid(svc, vec![Cause::invalid(format!("spec.ports[{i}].nodePort"), p, e)]))?;
+                        alloc.allocate_port(Some(p16)).map_err(|e| {
+                            invalid(svc, vec![Cause::invalid(format!("spec.ports[{i}].nodePort"), p, e)])
+                        })?;
                         taken.ports.push(p16);
                         p16
                     }
@@ -222,7 +256,8 @@ fn allocate_into(alloc: &ServiceAllocator, svc: &mut Value, old: Option<&Value>,
                 None => {
                     // Keep the old port of the same port and protocol.
                     let same = old_ports.iter().find(|o| {
-                        o["port"] == port["port"] && o["protocol"].as_str().unwrap_or("TCP") == port["protocol"].as_str().unwrap_or("TCP")
+                        o["port"] == port["port"]
+                            && o["protocol"].as_str().unwrap_or("TCP") == port["protocol"].as_str().unwrap_or("TCP")
                     });
                     match same.and_then(|o| o["nodePort"].as_u64()).and_then(|p| u16::try_from(p).ok()) {
                         Some(p) => p,
@@ -240,7 +275,8 @@ fn allocate_into(alloc: &ServiceAllocator, svc: &mut Value, old: Option<&Value>,
         }
     }
     if needs_health_check_port(svc) {
-        let requested = svc["spec"]["healthCheckNodePort"].as_u64().filter(|p| *p != 0).and_then(|p| u16::try_from(p).ok());
+        let requested =
+            svc["spec"]["healthCheckNodePort"].as_u64().filter(|p| *p != 0).and_then(|p| u16::try_from(p).ok());
         let old_hc = old.and_then(|o| o["spec"]["healthCheckNodePort"].as_u64()).and_then(|p| u16::try_from(p).ok());
         let port = match (requested, old_hc) {
             (None, Some(o)) => o,

@@ -190,10 +190,8 @@ fn details(group: &str, kind: &str, name: &str, causes: &[Cause]) -> Value {
         d["group"] = json!(group);
     }
     if !causes.is_empty() {
-        d["causes"] = causes
-            .iter()
-            .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
-            .collect();
+        d["causes"] =
+            causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect();
     }
     d
 }

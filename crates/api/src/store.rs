@@ -113,6 +113,9 @@ pub struct Committed {
 
 type Objects = BTreeMap<(String, String), Arc<Value>>;
 
+/// The start of a watch: the events it missed, and the receiver of those to come.
+pub type WatchStart = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
+
 struct Inner {
     db: Connection,
     revision: u64,
@@ -145,7 +148,8 @@ impl Store {
     /// Opens (creating if needed) the database at `path`, loading every object and the retained
     /// history into memory. `history_limit` bounds the number of events kept for watches.
     pub fn open(path: &Path, history_limit: usize) -> Result<Store, StoreError> {
-        let db = Connection::open(path).map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+        let db =
+            Connection::open(path).map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
         // WAL with synchronous=NORMAL: a commit is in the WAL file (the OS page cache) before
         // it returns, which survives the death of the process.
         db.pragma_update(None, "journal_mode", "WAL")?;
@@ -177,15 +181,17 @@ impl Store {
 
         let mut history = VecDeque::new();
         {
-            let mut stmt =
-                db.prepare("SELECT revision, kind, resource, namespace, name, value, previous FROM log ORDER BY revision")?;
+            let mut stmt = db.prepare(
+                "SELECT revision, kind, resource, namespace, name, value, previous FROM log ORDER BY revision",
+            )?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let rev: i64 = row.get(0)?;
                 let key = || format!("log revision {rev}");
                 let value: Vec<u8> = row.get(5)?;
                 let previous: Option<Vec<u8>> = row.get(6)?;
-                let object = serde_json::from_slice(&value).map_err(|source| StoreError::Corrupt { key: key(), source })?;
+                let object =
+                    serde_json::from_slice(&value).map_err(|source| StoreError::Corrupt { key: key(), source })?;
                 let previous = match previous {
                     Some(p) => Some(Arc::new(
                         serde_json::from_slice(&p).map_err(|source| StoreError::Corrupt { key: key(), source })?,
@@ -327,7 +333,7 @@ impl Store {
 
     /// Starts a watch after `revision`: returns the events already in the history that are newer,
     /// and a receiver for those still to come. `410 Expired` if that part of the history is gone.
-    pub fn watch_from(&self, revision: u64) -> ApiResult<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>)> {
+    pub fn watch_from(&self, revision: u64) -> ApiResult<WatchStart> {
         let inner = self.lock();
         if revision < inner.compacted {
             return Err(ApiError::Expired {
@@ -356,7 +362,9 @@ impl Store {
     pub fn events_since(&self, after: u64) -> ApiResult<Vec<Arc<Event>>> {
         let inner = self.lock();
         if after < inner.compacted {
-            return Err(ApiError::Expired { message: format!("too old resource version: {after} ({})", inner.compacted + 1) });
+            return Err(ApiError::Expired {
+                message: format!("too old resource version: {after} ({})", inner.compacted + 1),
+            });
         }
         let start = inner.history.partition_point(|e| e.revision <= after);
         Ok(inner.history.range(start..).cloned().collect())

@@ -141,11 +141,7 @@ fn printer(kind: &str) -> Printer {
         ("NetworkPolicy", Printer::NetworkPolicy),
         ("Lease", Printer::Lease),
     ];
-    KINDS
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(kind))
-        .map(|(_, p)| *p)
-        .unwrap_or(Printer::Default)
+    KINDS.iter().find(|(k, _)| k.eq_ignore_ascii_case(kind)).map(|(_, p)| *p).unwrap_or(Printer::Default)
 }
 
 const DESC_NAME: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
@@ -153,19 +149,8 @@ const DESC_AGE: &str = "CreationTimestamp is a timestamp representing the server
 const DESC_CONTAINERS: &str = "Names of each container in the template.";
 const DESC_IMAGES: &str = "Images referenced by each container in the template.";
 
-fn col(
-    name: &'static str,
-    type_: &'static str,
-    priority: i32,
-    description: &'static str,
-) -> ColumnDefinition {
-    ColumnDefinition {
-        name,
-        type_,
-        format: if name == "Name" { "name" } else { "" },
-        description,
-        priority,
-    }
+fn col(name: &'static str, type_: &'static str, priority: i32, description: &'static str) -> ColumnDefinition {
+    ColumnDefinition { name, type_, format: if name == "Name" { "name" } else { "" }, description, priority }
 }
 
 fn name_col() -> ColumnDefinition {
@@ -328,11 +313,7 @@ pub fn row_cells(kind: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
     match printer(kind) {
         Printer::Pod => pod_cells(obj, now),
         Printer::Service => service_cells(obj, now),
-        Printer::Endpoints => vec![
-            name(obj).into(),
-            format_endpoints(obj).into(),
-            age(obj, now).into(),
-        ],
+        Printer::Endpoints => vec![name(obj).into(), format_endpoints(obj).into(), age(obj, now).into()],
         Printer::Namespace => {
             let phase = non_empty_or(st(obj, &["status", "phase"]), "Active");
             vec![name(obj).into(), phase.into(), age(obj, now).into()]
@@ -340,19 +321,13 @@ pub fn row_cells(kind: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         Printer::Node => node_cells(obj, now),
         Printer::ConfigMap => {
             let n = obj_len(obj, &["data"]) + obj_len(obj, &["binaryData"]);
-            vec![
-                name(obj).into(),
-                Value::from(n as i64),
-                age(obj, now).into(),
-            ]
+            vec![name(obj).into(), Value::from(n as i64), age(obj, now).into()]
         }
         Printer::Secret => secret_cells(obj, now),
         Printer::Event => event_cells(obj, now),
-        Printer::ServiceAccount => vec![
-            name(obj).into(),
-            Value::from(arr(obj, &["secrets"]).len() as i64),
-            age(obj, now).into(),
-        ],
+        Printer::ServiceAccount => {
+            vec![name(obj).into(), Value::from(arr(obj, &["secrets"]).len() as i64), age(obj, now).into()]
+        }
         Printer::Deployment => deployment_cells(obj, now),
         Printer::ReplicaSet => replica_set_cells(obj, now),
         Printer::DaemonSet => daemon_set_cells(obj, now),
@@ -370,11 +345,7 @@ pub fn row_cells(kind: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
             format_label_selector(get(obj, &["spec", "podSelector"])).into(),
             age(obj, now).into(),
         ],
-        Printer::Lease => vec![
-            name(obj).into(),
-            st(obj, &["spec", "holderIdentity"]).into(),
-            age(obj, now).into(),
-        ],
+        Printer::Lease => vec![name(obj).into(), st(obj, &["spec", "holderIdentity"]).into(), age(obj, now).into()],
         Printer::Default => {
             // Go's zero time when the timestamp is missing, as upstream.
             let created = timestamp(get(obj, &["metadata", "creationTimestamp"]))
@@ -413,10 +384,7 @@ pub fn table(
     include: IncludeObject,
     now: DateTime<Utc>,
 ) -> Value {
-    let meta = TableMeta {
-        resource_version,
-        ..TableMeta::default()
-    };
+    let meta = TableMeta { resource_version, ..TableMeta::default() };
     table_with_meta(kind, objects, &meta, include, now)
 }
 
@@ -443,12 +411,7 @@ pub fn table_with_meta(
     let column_definitions = if meta.no_headers {
         Value::Null
     } else {
-        Value::Array(
-            columns(kind)
-                .iter()
-                .map(ColumnDefinition::to_json)
-                .collect(),
-        )
+        Value::Array(columns(kind).iter().map(ColumnDefinition::to_json).collect())
     };
 
     let rows = objects
@@ -513,9 +476,7 @@ fn st<'a>(v: &'a Value, path: &[&str]) -> &'a str {
 
 fn int_value(v: Option<&Value>) -> Option<i64> {
     let v = v?;
-    v.as_i64()
-        .or_else(|| v.as_u64().map(|u| u.min(i64::MAX as u64) as i64))
-        .or_else(|| v.as_f64().map(|f| f as i64))
+    v.as_i64().or_else(|| v.as_u64().map(|u| u.min(i64::MAX as u64) as i64)).or_else(|| v.as_f64().map(|f| f as i64))
 }
 
 fn int(v: &Value, path: &[&str]) -> i64 {
@@ -527,10 +488,7 @@ fn boolean(v: &Value, path: &[&str]) -> bool {
 }
 
 fn arr<'a>(v: &'a Value, path: &[&str]) -> &'a [Value] {
-    get(v, path)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+    get(v, path).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
 }
 
 fn obj_map<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Map<String, Value>> {
@@ -555,9 +513,7 @@ fn non_empty_or<'a>(s: &'a str, default: &'a str) -> &'a str {
 
 fn timestamp(v: Option<&Value>) -> Option<DateTime<Utc>> {
     let s = v?.as_str()?;
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
 // ---------------------------------------------------------------------------
@@ -640,11 +596,7 @@ fn age(obj: &Value, now: DateTime<Utc>) -> String {
 pub fn format_labels(labels: Option<&Value>) -> String {
     let mut pairs: Vec<String> = labels
         .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{}={}", k, v.as_str().unwrap_or("")))
-                .collect()
-        })
+        .map(|m| m.iter().map(|(k, v)| format!("{}={}", k, v.as_str().unwrap_or(""))).collect())
         .unwrap_or_default();
     if pairs.is_empty() {
         return "<none>".to_string();
@@ -671,11 +623,7 @@ fn label_selector_as_selector(sel: Option<&Value>) -> SelectorString {
         return SelectorString::Invalid;
     };
     let match_labels = sel.get("matchLabels").and_then(Value::as_object);
-    let match_exprs = sel
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
+    let match_exprs = sel.get("matchExpressions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
     // (key, rendered requirement)
     let mut reqs: Vec<(String, String)> = Vec::new();
     if let Some(ml) = match_labels {
@@ -725,12 +673,7 @@ fn label_selector_as_selector(sel: Option<&Value>) -> SelectorString {
     }
     // The selector keeps its requirements sorted by key.
     reqs.sort_by(|a, b| a.0.cmp(&b.0));
-    SelectorString::Selector(
-        reqs.into_iter()
-            .map(|(_, r)| r)
-            .collect::<Vec<_>>()
-            .join(","),
-    )
+    SelectorString::Selector(reqs.into_iter().map(|(_, r)| r).collect::<Vec<_>>().join(","))
 }
 
 /// `metav1.FormatLabelSelector`: the selector as kubectl writes it
@@ -769,9 +712,7 @@ fn last_termination(cs: &Value) -> Option<DateTime<Utc>> {
 }
 
 fn has_condition(pod: &Value, type_: &str) -> bool {
-    arr(pod, &["status", "conditions"])
-        .iter()
-        .any(|c| st(c, &["type"]) == type_ && st(c, &["status"]) == "True")
+    arr(pod, &["status", "conditions"]).iter().any(|c| st(c, &["type"]) == type_ && st(c, &["status"]) == "True")
 }
 
 fn is_initialized(pod: &Value) -> bool {
@@ -798,10 +739,7 @@ fn pod_cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
     let containers = arr(pod, &["spec", "containers"]);
     let init_containers = arr(pod, &["spec", "initContainers"]);
     let restartable = |name: &str| {
-        init_containers
-            .iter()
-            .find(|c| st(c, &["name"]) == name)
-            .is_some_and(|c| st(c, &["restartPolicy"]) == "Always")
+        init_containers.iter().find(|c| st(c, &["name"]) == name).is_some_and(|c| st(c, &["restartPolicy"]) == "Always")
     };
 
     let mut restarts: i64 = 0;
@@ -828,10 +766,7 @@ fn pod_cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
     }
 
     let mut initializing = false;
-    for (i, cs) in arr(pod, &["status", "initContainerStatuses"])
-        .iter()
-        .enumerate()
-    {
+    for (i, cs) in arr(pod, &["status", "initContainerStatuses"]).iter().enumerate() {
         let rc = int(cs, &["restartCount"]);
         restarts += rc;
         let finished = last_termination(cs);
@@ -883,11 +818,7 @@ fn pod_cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
         }
         // Back to "Running" while some container still runs.
         if reason == "Completed" && has_running {
-            reason = if has_condition(pod, "Ready") {
-                "Running".to_string()
-            } else {
-                "NotReady".to_string()
-            };
+            reason = if has_condition(pod, "Ready") { "Running".to_string() } else { "NotReady".to_string() };
         }
     }
 
@@ -918,10 +849,7 @@ fn pod_cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
             .iter()
             .filter(|g| {
                 let t = st(g, &["conditionType"]);
-                conditions
-                    .iter()
-                    .find(|c| st(c, &["type"]) == t)
-                    .is_some_and(|c| st(c, &["status"]) == "True")
+                conditions.iter().find(|c| st(c, &["type"]) == t).is_some_and(|c| st(c, &["status"]) == "True")
             })
             .count();
         format!("{}/{}", true_count, gates.len())
@@ -969,10 +897,7 @@ fn load_balancer_status(status: Option<&Value>) -> String {
 }
 
 fn service_external_ip(svc: &Value, type_: &str) -> String {
-    let external_ips: Vec<&str> = arr(svc, &["spec", "externalIPs"])
-        .iter()
-        .map(|v| v.as_str().unwrap_or(""))
-        .collect();
+    let external_ips: Vec<&str> = arr(svc, &["spec", "externalIPs"]).iter().map(|v| v.as_str().unwrap_or("")).collect();
     match type_ {
         "ClusterIP" | "NodePort" => {
             if external_ips.is_empty() {
@@ -1165,14 +1090,8 @@ fn format_hosts(rules: &[Value]) -> String {
 }
 
 fn ingress_cells(ing: &Value, now: DateTime<Utc>) -> Vec<Value> {
-    let class = get(ing, &["spec", "ingressClassName"])
-        .and_then(Value::as_str)
-        .unwrap_or("<none>");
-    let ports = if arr(ing, &["spec", "tls"]).is_empty() {
-        "80"
-    } else {
-        "80, 443"
-    };
+    let class = get(ing, &["spec", "ingressClassName"]).and_then(Value::as_str).unwrap_or("<none>");
+    let ports = if arr(ing, &["spec", "tls"]).is_empty() { "80" } else { "80, 443" };
     vec![
         name(ing).into(),
         class.into(),
@@ -1197,12 +1116,7 @@ fn ingress_class_cells(ic: &Value, now: DateTime<Utc>) -> Vec<Value> {
         }
         None => "<none>".to_string(),
     };
-    vec![
-        name(ic).into(),
-        st(ic, &["spec", "controller"]).into(),
-        parameters.into(),
-        age(ic, now).into(),
-    ]
+    vec![name(ic).into(), st(ic, &["spec", "controller"]).into(), parameters.into(), age(ic, now).into()]
 }
 
 // ---------------------------------------------------------------------------
@@ -1241,9 +1155,7 @@ fn node_address(node: &Value, type_: &str) -> String {
 
 fn node_cells(node: &Value, now: DateTime<Utc>) -> Vec<Value> {
     // The last Ready condition wins, as with upstream's condition map.
-    let ready = arr(node, &["status", "conditions"])
-        .iter()
-        .rfind(|c| st(c, &["type"]) == "Ready");
+    let ready = arr(node, &["status", "conditions"]).iter().rfind(|c| st(c, &["type"]) == "Ready");
     let mut status = vec![match ready {
         Some(c) if st(c, &["status"]) == "True" => "Ready",
         Some(_) => "NotReady",
@@ -1253,9 +1165,7 @@ fn node_cells(node: &Value, now: DateTime<Utc>) -> Vec<Value> {
         status.push("SchedulingDisabled");
     }
     let roles = node_roles(node).join(",");
-    let info = |field: &str| {
-        non_empty_or(st(node, &["status", "nodeInfo", field]), "<unknown>").to_string()
-    };
+    let info = |field: &str| non_empty_or(st(node, &["status", "nodeInfo", field]), "<unknown>").to_string();
     vec![
         name(node).into(),
         status.join(",").into(),
@@ -1312,21 +1222,10 @@ fn event_cells(ev: &Value, now: DateTime<Utc>) -> Vec<Value> {
     }
     let kind = st(ev, &["involvedObject", "kind"]).to_lowercase();
     let obj_name = st(ev, &["involvedObject", "name"]);
-    let target = if obj_name.is_empty() {
-        kind
-    } else {
-        format!("{kind}/{obj_name}")
-    };
-    let component = non_empty_or(
-        st(ev, &["source", "component"]),
-        st(ev, &["reportingController"]),
-    );
+    let target = if obj_name.is_empty() { kind } else { format!("{kind}/{obj_name}") };
+    let component = non_empty_or(st(ev, &["source", "component"]), st(ev, &["reportingController"]));
     let instance = non_empty_or(st(ev, &["source", "host"]), st(ev, &["reportingInstance"]));
-    let source = if instance.is_empty() {
-        component.to_string()
-    } else {
-        format!("{component}, {instance}")
-    };
+    let source = if instance.is_empty() { component.to_string() } else { format!("{component}, {instance}") };
     vec![
         last.into(),
         st(ev, &["type"]).into(),
@@ -1363,12 +1262,7 @@ fn deployment_cells(d: &Value, now: DateTime<Utc>) -> Vec<Value> {
     };
     vec![
         name(d).into(),
-        format!(
-            "{}/{}",
-            int(d, &["status", "readyReplicas"]),
-            spec_replicas(d)
-        )
-        .into(),
+        format!("{}/{}", int(d, &["status", "readyReplicas"]), spec_replicas(d)).into(),
         Value::from(int(d, &["status", "updatedReplicas"])),
         Value::from(int(d, &["status", "availableReplicas"])),
         age(d, now).into(),
@@ -1421,18 +1315,12 @@ mod tests {
 
     /// RFC3339 timestamp `secs` seconds before `now()`.
     fn ago(secs: i64) -> String {
-        (now() - Duration::seconds(secs))
-            .format("%Y-%m-%dT%H:%M:%SZ")
-            .to_string()
+        (now() - Duration::seconds(secs)).format("%Y-%m-%dT%H:%M:%SZ").to_string()
     }
 
     fn cells(kind: &str, obj: &Value) -> Vec<Value> {
         let c = row_cells(kind, obj, now());
-        assert_eq!(
-            c.len(),
-            columns(kind).len(),
-            "one cell per column for {kind}"
-        );
+        assert_eq!(c.len(), columns(kind).len(), "one cell per column for {kind}");
         c
     }
 
@@ -1479,11 +1367,7 @@ mod tests {
             (8 * 365 * 86400 + 100 * 86400, "8y"),
         ];
         for (secs, want) in cases {
-            assert_eq!(
-                human_duration(Duration::seconds(*secs)),
-                *want,
-                "{secs} seconds"
-            );
+            assert_eq!(human_duration(Duration::seconds(*secs)), *want, "{secs} seconds");
         }
         // Sub-second precision truncates toward zero like Go.
         assert_eq!(human_duration(Duration::milliseconds(59_999)), "59s");
@@ -1632,21 +1516,13 @@ mod tests {
         assert_eq!(c[2], json!("Completed"));
         assert_eq!(
             row_conditions("Pod", &pod),
-            Some(
-                json!([{"type": "Completed", "status": "True", "reason": "Succeeded",
-                         "message": "The pod has completed successfully."}])
-            )
+            Some(json!([{"type": "Completed", "status": "True", "reason": "Succeeded",
+                         "message": "The pod has completed successfully."}]))
         );
         let failed = json!({"status": {"phase": "Failed", "reason": "Evicted"}});
         assert_eq!(cells("Pod", &failed)[2], json!("Evicted"));
-        assert_eq!(
-            row_conditions("Pod", &failed).unwrap()[0]["reason"],
-            json!("Failed")
-        );
-        assert_eq!(
-            row_conditions("Pod", &json!({"status": {"phase": "Running"}})),
-            None
-        );
+        assert_eq!(row_conditions("Pod", &failed).unwrap()[0]["reason"], json!("Failed"));
+        assert_eq!(row_conditions("Pod", &json!({"status": {"phase": "Running"}})), None);
         assert_eq!(row_conditions("Service", &pod), None);
     }
 
@@ -1876,15 +1752,9 @@ mod tests {
             {"hostname": "lb.example.com"}, {"ip": "203.0.113.9"}, {"ip": "203.0.113.9"}
         ]);
         // Not clipped to 16 characters: the server always prints wide.
-        assert_eq!(
-            cells("Service", &svc)[3],
-            json!("203.0.113.9,lb.example.com")
-        );
+        assert_eq!(cells("Service", &svc)[3], json!("203.0.113.9,lb.example.com"));
         svc["spec"]["externalIPs"] = json!(["198.51.100.1"]);
-        assert_eq!(
-            cells("Service", &svc)[3],
-            json!("203.0.113.9,lb.example.com,198.51.100.1")
-        );
+        assert_eq!(cells("Service", &svc)[3], json!("203.0.113.9,lb.example.com,198.51.100.1"));
     }
 
     #[test]
@@ -1938,17 +1808,10 @@ mod tests {
                           {"name": "https", "port": 443, "protocol": "TCP"}]
             }]
         });
-        assert_eq!(
-            names("Endpoints"),
-            vec![("Name", 0), ("Endpoints", 0), ("Age", 0)]
-        );
+        assert_eq!(names("Endpoints"), vec![("Name", 0), ("Endpoints", 0), ("Age", 0)]);
         assert_eq!(
             cells("Endpoints", &ep),
-            vec![
-                json!("web"),
-                json!("10.0.0.1:80,10.0.0.2:80,10.0.0.3:80 + 7 more..."),
-                json!("3d"),
-            ]
+            vec![json!("web"), json!("10.0.0.1:80,10.0.0.2:80,10.0.0.3:80 + 7 more..."), json!("3d"),]
         );
     }
 
@@ -1957,24 +1820,14 @@ mod tests {
         let ep = json!({"metadata": {"name": "e"}, "subsets": [
             {"addresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 53}]},
             {"addresses": [{"ip": "fd00::1"}], "ports": [{"port": 53}]}]});
-        assert_eq!(
-            cells("Endpoints", &ep)[1],
-            json!("10.0.0.1:53,[fd00::1]:53")
-        );
-        let headless =
-            json!({"subsets": [{"addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}]}]});
+        assert_eq!(cells("Endpoints", &ep)[1], json!("10.0.0.1:53,[fd00::1]:53"));
+        let headless = json!({"subsets": [{"addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}]}]});
         assert_eq!(cells("Endpoints", &headless)[1], json!("10.0.0.1,10.0.0.2"));
         let four = json!({"subsets": [{"addresses": [
             {"ip": "1.1.1.1"}, {"ip": "1.1.1.2"}, {"ip": "1.1.1.3"}, {"ip": "1.1.1.4"}]}]});
-        assert_eq!(
-            cells("Endpoints", &four)[1],
-            json!("1.1.1.1,1.1.1.2,1.1.1.3 + 1 more...")
-        );
+        assert_eq!(cells("Endpoints", &four)[1], json!("1.1.1.1,1.1.1.2,1.1.1.3 + 1 more..."));
         assert_eq!(cells("Endpoints", &json!({}))[1], json!("<none>"));
-        assert_eq!(
-            cells("Endpoints", &json!({"subsets": []}))[1],
-            json!("<none>")
-        );
+        assert_eq!(cells("Endpoints", &json!({"subsets": []}))[1], json!("<none>"));
     }
 
     #[test]
@@ -1992,13 +1845,7 @@ mod tests {
         });
         assert_eq!(
             names("EndpointSlice"),
-            vec![
-                ("Name", 0),
-                ("AddressType", 0),
-                ("Ports", 0),
-                ("Endpoints", 0),
-                ("Age", 0)
-            ]
+            vec![("Name", 0), ("AddressType", 0), ("Ports", 0), ("Endpoints", 0), ("Age", 0)]
         );
         assert_eq!(
             cells("EndpointSlice", &es),
@@ -2024,14 +1871,8 @@ mod tests {
     fn namespace() {
         let ns = json!({"metadata": {"name": "default", "creationTimestamp": ago(10 * 86400)},
                         "status": {"phase": "Active"}});
-        assert_eq!(
-            names("Namespace"),
-            vec![("Name", 0), ("Status", 0), ("Age", 0)]
-        );
-        assert_eq!(
-            cells("Namespace", &ns),
-            vec![json!("default"), json!("Active"), json!("10d")]
-        );
+        assert_eq!(names("Namespace"), vec![("Name", 0), ("Status", 0), ("Age", 0)]);
+        assert_eq!(cells("Namespace", &ns), vec![json!("default"), json!("Active"), json!("10d")]);
         let term = json!({"metadata": {"name": "old"}, "status": {"phase": "Terminating"}});
         assert_eq!(cells("Namespace", &term)[1], json!("Terminating"));
     }
@@ -2040,37 +1881,17 @@ mod tests {
     fn config_map() {
         let cm = json!({"metadata": {"name": "kube-root-ca.crt", "creationTimestamp": ago(7200)},
                         "data": {"ca.crt": "x", "other": "y"}, "binaryData": {"blob": "AAEC"}});
-        assert_eq!(
-            names("ConfigMap"),
-            vec![("Name", 0), ("Data", 0), ("Age", 0)]
-        );
-        assert_eq!(
-            cells("ConfigMap", &cm),
-            vec![json!("kube-root-ca.crt"), json!(3), json!("120m")]
-        );
-        assert_eq!(
-            cells("ConfigMap", &json!({"metadata": {"name": "e"}}))[1],
-            json!(0)
-        );
+        assert_eq!(names("ConfigMap"), vec![("Name", 0), ("Data", 0), ("Age", 0)]);
+        assert_eq!(cells("ConfigMap", &cm), vec![json!("kube-root-ca.crt"), json!(3), json!("120m")]);
+        assert_eq!(cells("ConfigMap", &json!({"metadata": {"name": "e"}}))[1], json!(0));
     }
 
     #[test]
     fn secret() {
         let s = json!({"metadata": {"name": "web-tls", "creationTimestamp": ago(4 * 3600)},
                        "type": "kubernetes.io/tls", "data": {"tls.crt": "Y3J0", "tls.key": "a2V5"}});
-        assert_eq!(
-            names("Secret"),
-            vec![("Name", 0), ("Type", 0), ("Data", 0), ("Age", 0)]
-        );
-        assert_eq!(
-            cells("Secret", &s),
-            vec![
-                json!("web-tls"),
-                json!("kubernetes.io/tls"),
-                json!(2),
-                json!("4h")
-            ]
-        );
+        assert_eq!(names("Secret"), vec![("Name", 0), ("Type", 0), ("Data", 0), ("Age", 0)]);
+        assert_eq!(cells("Secret", &s), vec![json!("web-tls"), json!("kubernetes.io/tls"), json!(2), json!("4h")]);
         let opaque = json!({"metadata": {"name": "o"}, "data": {"a": "YQ=="},
                             "stringData": {"a": "x", "b": "y"}});
         let c = cells("Secret", &opaque);
@@ -2081,14 +1902,8 @@ mod tests {
     #[test]
     fn service_account() {
         let sa = json!({"metadata": {"name": "default", "creationTimestamp": ago(30 * 86400)}});
-        assert_eq!(
-            names("ServiceAccount"),
-            vec![("Name", 0), ("Secrets", 0), ("Age", 0)]
-        );
-        assert_eq!(
-            cells("ServiceAccount", &sa),
-            vec![json!("default"), json!(0), json!("30d")]
-        );
+        assert_eq!(names("ServiceAccount"), vec![("Name", 0), ("Secrets", 0), ("Age", 0)]);
+        assert_eq!(cells("ServiceAccount", &sa), vec![json!("default"), json!(0), json!("30d")]);
         let with = json!({"metadata": {"name": "bot"}, "secrets": [{"name": "bot-token"}]});
         assert_eq!(cells("ServiceAccount", &with)[1], json!(1));
     }
@@ -2100,10 +1915,7 @@ mod tests {
                                     "creationTimestamp": ago(2 * 86400 + 5 * 3600)},
                        "spec": {"holderIdentity": "worker-1", "leaseDurationSeconds": 40}});
         assert_eq!(names("Lease"), vec![("Name", 0), ("Holder", 0), ("Age", 0)]);
-        assert_eq!(
-            cells("Lease", &l),
-            vec![json!("worker-1"), json!("worker-1"), json!("2d5h")]
-        );
+        assert_eq!(cells("Lease", &l), vec![json!("worker-1"), json!("worker-1"), json!("2d5h")]);
         assert_eq!(cells("Lease", &json!({"spec": {}}))[1], json!(""));
     }
 
@@ -2335,17 +2147,11 @@ mod tests {
         assert_eq!(c[1], json!("0/1"), "replicas defaults to 1");
         assert_eq!(c[2], json!(0));
         assert_eq!(c[5], json!(""));
-        assert_eq!(
-            c[7],
-            json!("app=api,!canary,env notin (dev),tier in (backend,frontend),zone")
-        );
+        assert_eq!(c[7], json!("app=api,!canary,env notin (dev),tier in (backend,frontend),zone"));
         // No selector: labels.Nothing() prints as "".
         assert_eq!(cells("Deployment", &json!({}))[7], json!(""));
         // Empty selector: everything, also "".
-        assert_eq!(
-            cells("Deployment", &json!({"spec": {"selector": {}}}))[7],
-            json!("")
-        );
+        assert_eq!(cells("Deployment", &json!({"spec": {"selector": {}}}))[7], json!(""));
         let bad = json!({"spec": {"replicas": 0, "selector": {"matchExpressions": [
             {"key": "a", "operator": "Gt", "values": ["1"]}]}}});
         let c = cells("Deployment", &bad);
@@ -2454,14 +2260,7 @@ mod tests {
         });
         assert_eq!(
             names("Ingress"),
-            vec![
-                ("Name", 0),
-                ("Class", 0),
-                ("Hosts", 0),
-                ("Address", 0),
-                ("Ports", 0),
-                ("Age", 0)
-            ]
+            vec![("Name", 0), ("Class", 0), ("Hosts", 0), ("Address", 0), ("Ports", 0), ("Age", 0)]
         );
         assert_eq!(
             cells("Ingress", &ing),
@@ -2493,30 +2292,14 @@ mod tests {
     fn ingress_class() {
         let ic = json!({"metadata": {"name": "nginx", "creationTimestamp": ago(86400)},
                         "spec": {"controller": "k8s.io/ingress-nginx"}});
-        assert_eq!(
-            names("IngressClass"),
-            vec![
-                ("Name", 0),
-                ("Controller", 0),
-                ("Parameters", 0),
-                ("Age", 0)
-            ]
-        );
+        assert_eq!(names("IngressClass"), vec![("Name", 0), ("Controller", 0), ("Parameters", 0), ("Age", 0)]);
         assert_eq!(
             cells("IngressClass", &ic),
-            vec![
-                json!("nginx"),
-                json!("k8s.io/ingress-nginx"),
-                json!("<none>"),
-                json!("24h")
-            ]
+            vec![json!("nginx"), json!("k8s.io/ingress-nginx"), json!("<none>"), json!("24h")]
         );
         let p = json!({"spec": {"controller": "c", "parameters": {
             "apiGroup": "k8s.example.com", "kind": "IngressParameters", "name": "external-lb"}}});
-        assert_eq!(
-            cells("IngressClass", &p)[2],
-            json!("IngressParameters.k8s.example.com/external-lb")
-        );
+        assert_eq!(cells("IngressClass", &p)[2], json!("IngressParameters.k8s.example.com/external-lb"));
         let p = json!({"spec": {"parameters": {"kind": "ConfigMap", "name": "cfg"}}});
         assert_eq!(cells("IngressClass", &p)[2], json!("ConfigMap/cfg"));
     }
@@ -2526,14 +2309,8 @@ mod tests {
         let np = json!({"metadata": {"name": "db-allow", "creationTimestamp": ago(59)},
                         "spec": {"podSelector": {"matchLabels": {"role": "db"}},
                                  "policyTypes": ["Ingress"]}});
-        assert_eq!(
-            names("NetworkPolicy"),
-            vec![("Name", 0), ("Pod-Selector", 0), ("Age", 0)]
-        );
-        assert_eq!(
-            cells("NetworkPolicy", &np),
-            vec![json!("db-allow"), json!("role=db"), json!("59s")]
-        );
+        assert_eq!(names("NetworkPolicy"), vec![("Name", 0), ("Pod-Selector", 0), ("Age", 0)]);
+        assert_eq!(cells("NetworkPolicy", &np), vec![json!("db-allow"), json!("role=db"), json!("59s")]);
         let all = json!({"metadata": {"name": "deny-all"}, "spec": {"podSelector": {}}});
         assert_eq!(cells("NetworkPolicy", &all)[1], json!("<none>"));
         let bad = json!({"spec": {"podSelector": {"matchExpressions": [
@@ -2549,14 +2326,8 @@ mod tests {
                                       "creationTimestamp": "2024-05-01T13:00:00+01:00"}});
         assert_eq!(names("Widget"), vec![("Name", 0), ("Created At", 0)]);
         assert_eq!(columns("Widget")[1].type_, "date");
-        assert_eq!(
-            cells("Widget", &obj),
-            vec![json!("widget-1"), json!("2024-05-01T12:00:00Z")]
-        );
-        assert_eq!(
-            cells("StatefulSet", &json!({}))[1],
-            json!("0001-01-01T00:00:00Z")
-        );
+        assert_eq!(cells("Widget", &obj), vec![json!("widget-1"), json!("2024-05-01T12:00:00Z")]);
+        assert_eq!(cells("StatefulSet", &json!({}))[1], json!("0001-01-01T00:00:00Z"));
     }
 
     #[test]
@@ -2656,16 +2427,7 @@ mod tests {
         );
         // Key order follows upstream's JSON.
         let keys: Vec<&String> = t.as_object().unwrap().keys().collect();
-        assert_eq!(
-            keys,
-            [
-                "kind",
-                "apiVersion",
-                "metadata",
-                "columnDefinitions",
-                "rows"
-            ]
-        );
+        assert_eq!(keys, ["kind", "apiVersion", "metadata", "columnDefinitions", "rows"]);
         let row_keys: Vec<&String> = rows[0].as_object().unwrap().keys().collect();
         assert_eq!(row_keys, ["cells", "object"]);
     }
@@ -2712,10 +2474,7 @@ mod tests {
     #[test]
     fn include_object_parse() {
         assert_eq!(IncludeObject::parse(""), Some(IncludeObject::Metadata));
-        assert_eq!(
-            IncludeObject::parse("Metadata"),
-            Some(IncludeObject::Metadata)
-        );
+        assert_eq!(IncludeObject::parse("Metadata"), Some(IncludeObject::Metadata));
         assert_eq!(IncludeObject::parse("None"), Some(IncludeObject::None));
         assert_eq!(IncludeObject::parse("Object"), Some(IncludeObject::Object));
         assert_eq!(IncludeObject::parse("object"), None);
@@ -2726,9 +2485,6 @@ mod tests {
         assert_eq!(format_labels(None), "<none>");
         assert_eq!(format_labels(Some(&json!({}))), "<none>");
         // Sorted as whole "k=v" strings, like upstream.
-        assert_eq!(
-            format_labels(Some(&json!({"a": "1", "a-b": "2", "B": "3"}))),
-            "B=3,a-b=2,a=1"
-        );
+        assert_eq!(format_labels(Some(&json!({"a": "1", "a-b": "2", "B": "3"}))), "B=3,a-b=2,a=1");
     }
 }

@@ -54,23 +54,37 @@ impl Api {
             ),
             Representation::Object => None,
         };
-        let timeout = q.number("timeoutSeconds")?.filter(|s| *s > 0).map(|s| Duration::from_secs(s as u64)).unwrap_or(DEFAULT_TIMEOUT);
+        let timeout = q
+            .number("timeoutSeconds")?
+            .filter(|s| *s > 0)
+            .map(|s| Duration::from_secs(s as u64))
+            .unwrap_or(DEFAULT_TIMEOUT);
         let rv = q.get("resourceVersion").unwrap_or("");
         let send_initial = match q.get("sendInitialEvents") {
             Some("true") => true,
             Some("false") | None => false,
-            Some(v) => return Err(ApiError::bad_request(format!("invalid sendInitialEvents {v:?}: must be true or false"))),
+            Some(v) => {
+                return Err(ApiError::bad_request(format!("invalid sendInitialEvents {v:?}: must be true or false")))
+            }
         };
         if send_initial && !q.flag("allowWatchBookmarks") {
-            return Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", vec![crate::status::Cause::forbidden(
-                "allowWatchBookmarks",
-                "allowWatchBookmarks must be set to true when sendInitialEvents is set",
-            )]));
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "ListOptions",
+                "",
+                vec![crate::status::Cause::forbidden(
+                    "allowWatchBookmarks",
+                    "allowWatchBookmarks must be set to true when sendInitialEvents is set",
+                )],
+            ));
         }
         let from_revision = if send_initial || rv.is_empty() || rv == "0" {
             None
         } else {
-            Some(rv.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}: not a number")))?)
+            Some(
+                rv.parse::<u64>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}: not a number")))?,
+            )
         };
 
         let (tx, rx) = mpsc::channel(64);
@@ -117,7 +131,13 @@ impl Api {
 
 impl Watch {
     /// Sends the replayed events, then live ones, until the timeout or the client leaves.
-    async fn stream(&mut self, api: &Api, missed: Vec<Arc<Event>>, mut events: broadcast::Receiver<Arc<Event>>, timeout: Duration) {
+    async fn stream(
+        &mut self,
+        api: &Api,
+        missed: Vec<Arc<Event>>,
+        mut events: broadcast::Receiver<Arc<Event>>,
+        timeout: Duration,
+    ) {
         for e in missed {
             if !self.deliver(&e).await {
                 return;

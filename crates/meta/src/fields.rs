@@ -85,13 +85,7 @@ impl FieldRequirement {
 /// Renders `field=value` or `field!=value`, with the value escaped.
 impl fmt::Display for FieldRequirement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}{}{}",
-            self.field,
-            self.operator,
-            escape_value(&self.value)
-        )
+        write!(f, "{}{}{}", self.field, self.operator, escape_value(&self.value))
     }
 }
 
@@ -139,10 +133,7 @@ impl FieldSelector {
                 continue;
             }
             let Some((field, operator, escaped_value)) = split_term(term) else {
-                return Err(FieldSelectorError::InvalidTerm {
-                    selector: selector.to_string(),
-                    term: term.to_string(),
-                });
+                return Err(FieldSelectorError::InvalidTerm { selector: selector.to_string(), term: term.to_string() });
             };
             requirements.push(FieldRequirement {
                 field: field.to_string(),
@@ -178,9 +169,7 @@ impl FieldSelector {
     /// Whether an object satisfies every requirement; `lookup(field)` returns the object's value
     /// of a field, or `None` when it lacks it, which compares as the empty string.
     pub fn matches(&self, lookup: impl Fn(&str) -> Option<String>) -> bool {
-        self.requirements
-            .iter()
-            .all(|requirement| requirement.matches_value(lookup(&requirement.field).as_deref()))
+        self.requirements.iter().all(|requirement| requirement.matches_value(lookup(&requirement.field).as_deref()))
     }
 
     /// Whether a JSON object satisfies every requirement, reading each field with
@@ -258,12 +247,7 @@ pub fn unescape_value(value: &str) -> Result<String, FieldSelectorError> {
                     })
                 }
             },
-            ',' | '=' => {
-                return Err(FieldSelectorError::UnescapedCharacter {
-                    value: value.to_string(),
-                    character,
-                })
-            }
+            ',' | '=' => return Err(FieldSelectorError::UnescapedCharacter { value: value.to_string(), character }),
             other => unescaped.push(other),
         }
     }
@@ -296,11 +280,8 @@ fn split_terms(selector: &str) -> Vec<&str> {
 /// Splits a term at the first operator: at each position `!=` is tried, then `==`, then `=`.
 /// Returns the field, the operator and the still-escaped value.
 fn split_term(term: &str) -> Option<(&str, FieldOperator, &str)> {
-    const OPERATORS: [(&str, FieldOperator); 3] = [
-        ("!=", FieldOperator::NotEquals),
-        ("==", FieldOperator::Equals),
-        ("=", FieldOperator::Equals),
-    ];
+    const OPERATORS: [(&str, FieldOperator); 3] =
+        [("!=", FieldOperator::NotEquals), ("==", FieldOperator::Equals), ("=", FieldOperator::Equals)];
     for (index, _) in term.char_indices() {
         let rest = &term[index..];
         for (text, operator) in OPERATORS {
@@ -343,10 +324,7 @@ mod tests {
     }
 
     fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(field, value)| (field.to_string(), value.to_string()))
-            .collect()
+        pairs.iter().map(|(field, value)| (field.to_string(), value.to_string())).collect()
     }
 
     fn matches(selector: &str, pairs: &[(&str, &str)]) -> bool {
@@ -355,19 +333,11 @@ mod tests {
     }
 
     fn equals(field: &str, value: &str) -> FieldRequirement {
-        FieldRequirement {
-            field: field.to_string(),
-            operator: FieldOperator::Equals,
-            value: value.to_string(),
-        }
+        FieldRequirement { field: field.to_string(), operator: FieldOperator::Equals, value: value.to_string() }
     }
 
     fn not_equals(field: &str, value: &str) -> FieldRequirement {
-        FieldRequirement {
-            field: field.to_string(),
-            operator: FieldOperator::NotEquals,
-            value: value.to_string(),
-        }
+        FieldRequirement { field: field.to_string(), operator: FieldOperator::NotEquals, value: value.to_string() }
     }
 
     #[test]
@@ -376,10 +346,7 @@ mod tests {
             ("a", vec!["a"]),
             ("a=avalue", vec!["a=avalue"]),
             ("a=avalue,b=bvalue", vec!["a=avalue", "b=bvalue"]),
-            (
-                "a=avalue,b==bvalue,c!=cvalue",
-                vec!["a=avalue", "b==bvalue", "c!=cvalue"],
-            ),
+            ("a=avalue,b==bvalue,c!=cvalue", vec!["a=avalue", "b==bvalue", "c!=cvalue"]),
             ("", vec![]),
             ("a=a,", vec!["a=a", ""]),
             (",a=a", vec!["", "a=a"]),
@@ -406,10 +373,7 @@ mod tests {
             ("a", None),
             (r"k=\,", Some(("k", FieldOperator::Equals, r"\,"))),
             (r"k=\=", Some(("k", FieldOperator::Equals, r"\="))),
-            (
-                r"k=\\\a\b\=\,\",
-                Some(("k", FieldOperator::Equals, r"\\\a\b\=\,\")),
-            ),
+            (r"k=\\\a\b\=\,\", Some(("k", FieldOperator::Equals, r"\\\a\b\=\,\"))),
             ("함=수", Some(("함", FieldOperator::Equals, "수"))),
             ("a!b=c", Some(("a!b", FieldOperator::Equals, "c"))),
             ("=x", Some(("", FieldOperator::Equals, "x"))),
@@ -441,21 +405,12 @@ mod tests {
     fn invalid_escapes_are_rejected() {
         for value in [r"\", r"\\\", r"\a", r"a\ b"] {
             assert!(
-                matches!(
-                    unescape_value(value),
-                    Err(FieldSelectorError::InvalidEscapeSequence { .. })
-                ),
+                matches!(unescape_value(value), Err(FieldSelectorError::InvalidEscapeSequence { .. })),
                 "{value:?}"
             );
         }
         for value in ["a,b", "a=b", r"\\,"] {
-            assert!(
-                matches!(
-                    unescape_value(value),
-                    Err(FieldSelectorError::UnescapedCharacter { .. })
-                ),
-                "{value:?}"
-            );
+            assert!(matches!(unescape_value(value), Err(FieldSelectorError::UnescapedCharacter { .. })), "{value:?}");
         }
         assert_eq!(
             unescape_value(r"a\b").unwrap_err().to_string(),
@@ -485,18 +440,9 @@ mod tests {
 
     #[test]
     fn bad_strings_are_rejected() {
-        for selector in [
-            "x=a||y=b",
-            "x==a==b",
-            "x=a,b",
-            "x in (a)",
-            "x in (a,b,c)",
-            "x",
-            r"x=\",
-            r"x=\q",
-            "a=b=c",
-            "a!=b=c",
-        ] {
+        for selector in
+            ["x=a||y=b", "x==a==b", "x=a,b", "x in (a)", "x in (a,b,c)", "x", r"x=\", r"x=\q", "a=b=c", "a!=b=c"]
+        {
             assert!(
                 FieldSelector::parse(selector).is_err(),
                 "{selector:?} should be rejected, got {:?}",
@@ -515,15 +461,9 @@ mod tests {
     fn parse_builds_requirements() {
         assert_eq!(
             parse("metadata.name==web,spec.nodeName!=node-1").requirements(),
-            [
-                equals("metadata.name", "web"),
-                not_equals("spec.nodeName", "node-1")
-            ]
+            [equals("metadata.name", "web"), not_equals("spec.nodeName", "node-1")]
         );
-        assert_eq!(
-            parse(r"a=x\,y\=z\\").requirements(),
-            [equals("a", r"x,y=z\")]
-        );
+        assert_eq!(parse(r"a=x\,y\=z\\").requirements(), [equals("a", r"x,y=z\")]);
         assert_eq!(parse("a=b,,c=d").requirements().len(), 2);
         assert_eq!(parse(",").requirements(), []);
         // Nothing is trimmed.
@@ -583,14 +523,7 @@ mod tests {
         assert_eq!(parse(&by_name.to_string()), by_name);
         assert!(by_name.matches(|_| Some("a,b".to_string())));
         assert!(!by_name.matches(|_| Some("a".to_string())));
-        assert_eq!(
-            "metadata.name=a"
-                .parse::<FieldSelector>()
-                .unwrap()
-                .requirements()
-                .len(),
-            1
-        );
+        assert_eq!("metadata.name=a".parse::<FieldSelector>().unwrap().requirements().len(), 1);
     }
 
     #[test]
@@ -602,23 +535,11 @@ mod tests {
 
     #[test]
     fn requires_exact_match_follows_upstream() {
-        assert_eq!(
-            parse("metadata.name=x").requires_exact_match("metadata.name"),
-            Some("x")
-        );
-        assert_eq!(
-            parse("metadata.name==").requires_exact_match("metadata.name"),
-            Some("")
-        );
-        assert_eq!(
-            parse("metadata.name!=x").requires_exact_match("metadata.name"),
-            None
-        );
+        assert_eq!(parse("metadata.name=x").requires_exact_match("metadata.name"), Some("x"));
+        assert_eq!(parse("metadata.name==").requires_exact_match("metadata.name"), Some(""));
+        assert_eq!(parse("metadata.name!=x").requires_exact_match("metadata.name"), None);
         assert_eq!(parse("a=b").requires_exact_match("metadata.name"), None);
-        assert_eq!(
-            parse("a!=c,metadata.name=x").requires_exact_match("metadata.name"),
-            Some("x")
-        );
+        assert_eq!(parse("a!=c,metadata.name=x").requires_exact_match("metadata.name"), Some("x"));
         assert_eq!(FieldSelector::everything().requires_exact_match("a"), None);
     }
 
@@ -632,23 +553,11 @@ mod tests {
             "status": {"phase": "Running"},
         });
         assert_eq!(field_value(&event, "metadata.name").as_deref(), Some("e1"));
-        assert_eq!(
-            field_value(&event, "metadata.namespace").as_deref(),
-            Some("default")
-        );
-        assert_eq!(
-            field_value(&event, "involvedObject.kind").as_deref(),
-            Some("Pod")
-        );
-        assert_eq!(
-            field_value(&event, "status.phase").as_deref(),
-            Some("Running")
-        );
+        assert_eq!(field_value(&event, "metadata.namespace").as_deref(), Some("default"));
+        assert_eq!(field_value(&event, "involvedObject.kind").as_deref(), Some("Pod"));
+        assert_eq!(field_value(&event, "status.phase").as_deref(), Some("Running"));
         assert_eq!(field_value(&event, "count").as_deref(), Some("3"));
-        assert_eq!(
-            field_value(&event, "spec.unschedulable").as_deref(),
-            Some("true")
-        );
+        assert_eq!(field_value(&event, "spec.unschedulable").as_deref(), Some("true"));
         assert_eq!(field_value(&event, "spec.ratio").as_deref(), Some("0.5"));
         assert_eq!(field_value(&event, "spec.nodeName"), None);
         assert_eq!(field_value(&event, "spec.list"), None);

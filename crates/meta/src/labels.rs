@@ -40,19 +40,10 @@ pub enum LabelSelectorError {
     InvalidKey { key: String, problems: Vec<String> },
     /// A value is not a valid label value.
     #[error("invalid value {value:?} for label {key:?}: {}", .problems.join("; "))]
-    InvalidValue {
-        key: String,
-        value: String,
-        problems: Vec<String>,
-    },
+    InvalidValue { key: String, value: String, problems: Vec<String> },
     /// The values do not suit the operator (none for `in`, several for `=`, ...).
     #[error("invalid values {values:?} for label {key:?} with operator '{operator}': {reason}")]
-    InvalidValues {
-        key: String,
-        operator: Operator,
-        values: Vec<String>,
-        reason: &'static str,
-    },
+    InvalidValues { key: String, operator: Operator, values: Vec<String>, reason: &'static str },
 }
 
 /// How a requirement relates a label to its values.
@@ -127,9 +118,7 @@ impl Requirement {
             Operator::In | Operator::NotIn if values.is_empty() => {
                 Some("for 'in', 'notin' operators, values set can't be empty")
             }
-            Operator::Equals | Operator::DoubleEquals | Operator::NotEquals
-                if values.len() != 1 =>
-            {
+            Operator::Equals | Operator::DoubleEquals | Operator::NotEquals if values.len() != 1 => {
                 Some("exact-match compatibility requires one single value")
             }
             Operator::Exists | Operator::DoesNotExist if !values.is_empty() => {
@@ -144,28 +133,15 @@ impl Requirement {
             _ => None,
         };
         if let Some(reason) = count_problem {
-            return Err(LabelSelectorError::InvalidValues {
-                key,
-                operator,
-                values,
-                reason,
-            });
+            return Err(LabelSelectorError::InvalidValues { key, operator, values, reason });
         }
         for value in &values {
             let problems = is_valid_label_value(value);
             if !problems.is_empty() {
-                return Err(LabelSelectorError::InvalidValue {
-                    key,
-                    value: value.clone(),
-                    problems,
-                });
+                return Err(LabelSelectorError::InvalidValue { key, value: value.clone(), problems });
             }
         }
-        Ok(Requirement {
-            key,
-            operator,
-            values,
-        })
+        Ok(Requirement { key, operator, values })
     }
 
     /// The label key this requirement is about.
@@ -195,9 +171,7 @@ impl Requirement {
             Operator::In | Operator::Equals | Operator::DoubleEquals => {
                 value.is_some_and(|value| self.has_value(value))
             }
-            Operator::NotIn | Operator::NotEquals => {
-                value.is_none_or(|value| !self.has_value(value))
-            }
+            Operator::NotIn | Operator::NotEquals => value.is_none_or(|value| !self.has_value(value)),
             Operator::Exists => value.is_some(),
             Operator::DoesNotExist => value.is_none(),
             Operator::GreaterThan | Operator::LessThan => {
@@ -260,10 +234,7 @@ fn validate_label_key(key: &str) -> Result<(), LabelSelectorError> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(LabelSelectorError::InvalidKey {
-            key: key.to_string(),
-            problems,
-        })
+        Err(LabelSelectorError::InvalidKey { key: key.to_string(), problems })
     }
 }
 
@@ -311,16 +282,10 @@ impl Selector {
     /// label values. The empty string is the empty selector.
     pub fn parse(selector: &str) -> Result<Selector, LabelSelectorError> {
         let tokens = Lexer::new(selector).tokens();
-        let mut parser = Parser {
-            tokens,
-            position: 0,
-        };
+        let mut parser = Parser { tokens, position: 0 };
         let requirements = parser
             .parse_selector()
-            .map_err(|reason| LabelSelectorError::Parse {
-                selector: selector.to_string(),
-                reason,
-            })?;
+            .map_err(|reason| LabelSelectorError::Parse { selector: selector.to_string(), reason })?;
         Ok(Selector::from_requirements(requirements))
     }
 
@@ -340,11 +305,7 @@ impl Selector {
                     problems: vec!["must be a string".to_string()],
                 });
             };
-            requirements.push(Requirement::new(
-                key.clone(),
-                Operator::Equals,
-                vec![value.to_string()],
-            )?);
+            requirements.push(Requirement::new(key.clone(), Operator::Equals, vec![value.to_string()])?);
         }
         Ok(Selector::from_requirements(requirements))
     }
@@ -360,9 +321,7 @@ impl Selector {
     ///
     /// `matchExpressions` operators are `In`, `NotIn` (which need values), `Exists` and
     /// `DoesNotExist` (which must have none); keys and values are validated.
-    pub fn from_label_selector(
-        label_selector: &Value,
-    ) -> Result<Option<Selector>, LabelSelectorError> {
+    pub fn from_label_selector(label_selector: &Value) -> Result<Option<Selector>, LabelSelectorError> {
         let object = match label_selector {
             Value::Null => return Ok(None),
             Value::Object(object) => object,
@@ -385,12 +344,8 @@ impl Selector {
                             reason: format!("must be a string, not {}", json_type_name(value)),
                         });
                     };
-                    let requirement =
-                        Requirement::new(key.clone(), Operator::Equals, vec![value.to_string()])
-                            .map_err(|error| LabelSelectorError::Object {
-                                field,
-                                reason: error.to_string(),
-                            })?;
+                    let requirement = Requirement::new(key.clone(), Operator::Equals, vec![value.to_string()])
+                        .map_err(|error| LabelSelectorError::Object { field, reason: error.to_string() })?;
                     requirements.push(requirement);
                 }
             }
@@ -432,9 +387,7 @@ impl Selector {
     /// Whether the labels that `label` looks up satisfy every requirement; `label(key)` returns
     /// the value of a label, or `None` when the object does not have it.
     pub fn matches_lookup<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
-        self.requirements
-            .iter()
-            .all(|requirement| requirement.matches_lookup(&label))
+        self.requirements.iter().all(|requirement| requirement.matches_lookup(&label))
     }
 
     /// Whether a map of labels (`metadata.labels`: string values; other values count as absent)
@@ -446,11 +399,7 @@ impl Selector {
     /// Whether an object's `metadata.labels` satisfy every requirement; an object without
     /// labels has none.
     pub fn matches_object(&self, object: &Value) -> bool {
-        match object
-            .get("metadata")
-            .and_then(|metadata| metadata.get("labels"))
-            .and_then(Value::as_object)
-        {
+        match object.get("metadata").and_then(|metadata| metadata.get("labels")).and_then(Value::as_object) {
             Some(labels) => self.matches(labels),
             None => self.matches_lookup(|_| None),
         }
@@ -502,25 +451,14 @@ fn json_type_name(value: &Value) -> &'static str {
 }
 
 /// One `matchExpressions` entry, validated as upstream's `ValidateLabelSelectorRequirement`.
-fn requirement_from_expression(
-    expression: &Value,
-    field: &str,
-) -> Result<Requirement, LabelSelectorError> {
+fn requirement_from_expression(expression: &Value, field: &str) -> Result<Requirement, LabelSelectorError> {
     let object_error = |field: String, reason: String| LabelSelectorError::Object { field, reason };
     let Some(expression) = expression.as_object() else {
-        return Err(object_error(
-            field.to_string(),
-            format!("must be an object, not {}", json_type_name(expression)),
-        ));
+        return Err(object_error(field.to_string(), format!("must be an object, not {}", json_type_name(expression))));
     };
     let key = match expression.get("key") {
         Some(Value::String(key)) => key.clone(),
-        None | Some(Value::Null) => {
-            return Err(object_error(
-                format!("{field}.key"),
-                "must be specified".to_string(),
-            ))
-        }
+        None | Some(Value::Null) => return Err(object_error(format!("{field}.key"), "must be specified".to_string())),
         Some(other) => {
             return Err(object_error(
                 format!("{field}.key"),
@@ -537,17 +475,12 @@ fn requirement_from_expression(
             other => {
                 return Err(object_error(
                     format!("{field}.operator"),
-                    format!(
-                        "{other:?} is not a valid selector operator (must be In, NotIn, Exists or DoesNotExist)"
-                    ),
+                    format!("{other:?} is not a valid selector operator (must be In, NotIn, Exists or DoesNotExist)"),
                 ))
             }
         },
         None | Some(Value::Null) => {
-            return Err(object_error(
-                format!("{field}.operator"),
-                "must be specified".to_string(),
-            ))
+            return Err(object_error(format!("{field}.operator"), "must be specified".to_string()))
         }
         Some(other) => {
             return Err(object_error(
@@ -593,8 +526,7 @@ fn requirement_from_expression(
         }
         _ => {}
     }
-    Requirement::new(key, operator, values)
-        .map_err(|error| object_error(field.to_string(), error.to_string()))
+    Requirement::new(key, operator, values).map_err(|error| object_error(field.to_string(), error.to_string()))
 }
 
 /// The tokens of the string syntax.
@@ -686,10 +618,7 @@ impl<'a> Lexer<'a> {
             self.position += 1;
         }
         match self.peek() {
-            None => Token {
-                kind: TokenKind::EndOfString,
-                literal: String::new(),
-            },
+            None => Token { kind: TokenKind::EndOfString, literal: String::new() },
             Some(byte) if is_special_symbol(byte) => self.scan_special_symbol(),
             Some(_) => self.scan_identifier_or_keyword(),
         }
@@ -697,18 +626,12 @@ impl<'a> Lexer<'a> {
 
     fn scan_identifier_or_keyword(&mut self) -> Token {
         let start = self.position;
-        while self
-            .peek()
-            .is_some_and(|byte| !is_special_symbol(byte) && !is_whitespace(byte))
-        {
+        while self.peek().is_some_and(|byte| !is_special_symbol(byte) && !is_whitespace(byte)) {
             self.position += 1;
         }
         let literal = &self.input[start..self.position];
         let kind = keyword_or_symbol(literal).unwrap_or(TokenKind::Identifier);
-        Token {
-            kind,
-            literal: literal.to_string(),
-        }
+        Token { kind, literal: literal.to_string() }
     }
 
     /// The longest operator made of the special symbols here (`!=` rather than `!`).
@@ -730,17 +653,11 @@ impl<'a> Lexer<'a> {
         match longest {
             Some((kind, end)) => {
                 self.position = end;
-                Token {
-                    kind,
-                    literal: self.input[start..end].to_string(),
-                }
+                Token { kind, literal: self.input[start..end].to_string() }
             }
             None => Token {
                 kind: TokenKind::Error,
-                literal: format!(
-                    "error expected: keyword found '{}'",
-                    &self.input[start..self.position]
-                ),
+                literal: format!("error expected: keyword found '{}'", &self.input[start..self.position]),
             },
         }
     }
@@ -787,9 +704,8 @@ impl Parser {
             let (kind, literal) = self.lookahead(ParserContext::Values);
             match kind {
                 TokenKind::Identifier | TokenKind::DoesNotExist => {
-                    let requirement = self
-                        .parse_requirement()
-                        .map_err(|reason| format!("unable to parse requirement: {reason}"))?;
+                    let requirement =
+                        self.parse_requirement().map_err(|reason| format!("unable to parse requirement: {reason}"))?;
                     requirements.push(requirement);
                     let (kind, literal) = self.consume(ParserContext::Values);
                     match kind {
@@ -797,24 +713,14 @@ impl Parser {
                         TokenKind::Comma => {
                             let (next, next_literal) = self.lookahead(ParserContext::Values);
                             if next != TokenKind::Identifier && next != TokenKind::DoesNotExist {
-                                return Err(format!(
-                                    "found '{next_literal}', expected: identifier after ','"
-                                ));
+                                return Err(format!("found '{next_literal}', expected: identifier after ','"));
                             }
                         }
-                        _ => {
-                            return Err(format!(
-                                "found '{literal}', expected: ',' or 'end of string'"
-                            ))
-                        }
+                        _ => return Err(format!("found '{literal}', expected: ',' or 'end of string'")),
                     }
                 }
                 TokenKind::EndOfString => return Ok(requirements),
-                _ => {
-                    return Err(format!(
-                        "found '{literal}', expected: !, identifier, or 'end of string'"
-                    ))
-                }
+                _ => return Err(format!("found '{literal}', expected: !, identifier, or 'end of string'")),
             }
         }
     }
@@ -864,11 +770,7 @@ impl Parser {
             TokenKind::LessThan => Operator::LessThan,
             TokenKind::NotIn => Operator::NotIn,
             TokenKind::NotEquals => Operator::NotEquals,
-            _ => {
-                return Err(format!(
-                    "found '{literal}', expected: in, notin, =, ==, !=, gt, lt"
-                ))
-            }
+            _ => return Err(format!("found '{literal}', expected: in, notin, =, ==, !=, gt, lt")),
         })
     }
 
@@ -892,9 +794,7 @@ impl Parser {
                 self.consume(ParserContext::Values);
                 Ok(vec![String::new()])
             }
-            _ => Err(format!(
-                "found '{literal}', expected: ',', ')' or identifier"
-            )),
+            _ => Err(format!("found '{literal}', expected: ',', ')' or identifier")),
         }
     }
 
@@ -954,19 +854,12 @@ mod tests {
     use serde_json::json;
 
     fn labels(pairs: &[(&str, &str)]) -> Map<String, Value> {
-        pairs
-            .iter()
-            .map(|(key, value)| (key.to_string(), Value::String(value.to_string())))
-            .collect()
+        pairs.iter().map(|(key, value)| (key.to_string(), Value::String(value.to_string()))).collect()
     }
 
     fn requirement(key: &str, operator: Operator, values: &[&str]) -> Requirement {
-        Requirement::new(
-            key,
-            operator,
-            values.iter().map(|v| v.to_string()).collect(),
-        )
-        .unwrap_or_else(|error| panic!("{key} {operator} {values:?}: {error}"))
+        Requirement::new(key, operator, values.iter().map(|v| v.to_string()).collect())
+            .unwrap_or_else(|error| panic!("{key} {operator} {values:?}: {error}"))
     }
 
     fn parse(selector: &str) -> Selector {
@@ -974,11 +867,7 @@ mod tests {
     }
 
     fn lex(input: &str) -> Vec<TokenKind> {
-        Lexer::new(input)
-            .tokens()
-            .into_iter()
-            .map(|token| token.kind)
-            .collect()
+        Lexer::new(input).tokens().into_iter().map(|token| token.kind).collect()
     }
 
     #[test]
@@ -1125,48 +1014,21 @@ mod tests {
             ("\rx", vec![requirement("x", Operator::Exists, &[])]),
             (
                 "this-is-a-dns.domain.com/key-with-dash",
-                vec![requirement(
-                    "this-is-a-dns.domain.com/key-with-dash",
-                    Operator::Exists,
-                    &[],
-                )],
+                vec![requirement("this-is-a-dns.domain.com/key-with-dash", Operator::Exists, &[])],
             ),
             (
                 "this-is-another-dns.domain.com/key-with-dash in (so,what)",
-                vec![requirement(
-                    "this-is-another-dns.domain.com/key-with-dash",
-                    Operator::In,
-                    &["so", "what"],
-                )],
+                vec![requirement("this-is-another-dns.domain.com/key-with-dash", Operator::In, &["so", "what"])],
             ),
             (
                 "0.1.2.domain/99 notin (10.10.100.1, tick.tack.clock)",
-                vec![requirement(
-                    "0.1.2.domain/99",
-                    Operator::NotIn,
-                    &["10.10.100.1", "tick.tack.clock"],
-                )],
+                vec![requirement("0.1.2.domain/99", Operator::NotIn, &["10.10.100.1", "tick.tack.clock"])],
             ),
-            (
-                "foo  in\t (abc)",
-                vec![requirement("foo", Operator::In, &["abc"])],
-            ),
-            (
-                "x notin\n (abc)",
-                vec![requirement("x", Operator::NotIn, &["abc"])],
-            ),
-            (
-                "x  notin\t\t\t(abc,def)",
-                vec![requirement("x", Operator::NotIn, &["abc", "def"])],
-            ),
-            (
-                "x in (abc,def)",
-                vec![requirement("x", Operator::In, &["abc", "def"])],
-            ),
-            (
-                "x in (abc,)",
-                vec![requirement("x", Operator::In, &["", "abc"])],
-            ),
+            ("foo  in\t (abc)", vec![requirement("foo", Operator::In, &["abc"])]),
+            ("x notin\n (abc)", vec![requirement("x", Operator::NotIn, &["abc"])]),
+            ("x  notin\t\t\t(abc,def)", vec![requirement("x", Operator::NotIn, &["abc", "def"])]),
+            ("x in (abc,def)", vec![requirement("x", Operator::In, &["abc", "def"])]),
+            ("x in (abc,)", vec![requirement("x", Operator::In, &["", "abc"])]),
             ("x in ()", vec![requirement("x", Operator::In, &[""])]),
             (
                 "x notin (abc,,def),bar,z in (),w",
@@ -1177,22 +1039,13 @@ mod tests {
                     requirement("z", Operator::In, &[""]),
                 ],
             ),
-            (
-                "x,y in (a)",
-                vec![
-                    requirement("x", Operator::Exists, &[]),
-                    requirement("y", Operator::In, &["a"]),
-                ],
-            ),
+            ("x,y in (a)", vec![requirement("x", Operator::Exists, &[]), requirement("y", Operator::In, &["a"])]),
             ("x=a", vec![requirement("x", Operator::Equals, &["a"])]),
             ("x>1", vec![requirement("x", Operator::GreaterThan, &["1"])]),
             ("x<7", vec![requirement("x", Operator::LessThan, &["7"])]),
             (
                 "x=a,y!=b",
-                vec![
-                    requirement("x", Operator::Equals, &["a"]),
-                    requirement("y", Operator::NotEquals, &["b"]),
-                ],
+                vec![requirement("x", Operator::Equals, &["a"]), requirement("y", Operator::NotEquals, &["b"])],
             ),
             (
                 "x=a,y!=b,z in (h,i,j)",
@@ -1202,52 +1055,23 @@ mod tests {
                     requirement("z", Operator::In, &["h", "i", "j"]),
                 ],
             ),
-            (
-                "x notin ( )",
-                vec![requirement("x", Operator::NotIn, &[""])],
-            ),
-            (
-                "x notin (, a)",
-                vec![requirement("x", Operator::NotIn, &["", "a"])],
-            ),
+            ("x notin ( )", vec![requirement("x", Operator::NotIn, &[""])]),
+            ("x notin (, a)", vec![requirement("x", Operator::NotIn, &["", "a"])]),
             ("a ", vec![requirement("a", Operator::Exists, &[])]),
-            (
-                "a in (x,y,notin, z,in)",
-                vec![requirement(
-                    "a",
-                    Operator::In,
-                    &["in", "notin", "x", "y", "z"],
-                )],
-            ),
-            (
-                "a in (b,b,a)",
-                vec![requirement("a", Operator::In, &["a", "b"])],
-            ),
-            (
-                "x==a",
-                vec![requirement("x", Operator::DoubleEquals, &["a"])],
-            ),
+            ("a in (x,y,notin, z,in)", vec![requirement("a", Operator::In, &["in", "notin", "x", "y", "z"])]),
+            ("a in (b,b,a)", vec![requirement("a", Operator::In, &["a", "b"])]),
+            ("x==a", vec![requirement("x", Operator::DoubleEquals, &["a"])]),
             ("!x", vec![requirement("x", Operator::DoesNotExist, &[])]),
             ("! x", vec![requirement("x", Operator::DoesNotExist, &[])]),
-            (
-                "in=notin",
-                vec![requirement("in", Operator::Equals, &["notin"])],
-            ),
+            ("in=notin", vec![requirement("in", Operator::Equals, &["notin"])]),
             (
                 " a = b , c != d ",
-                vec![
-                    requirement("a", Operator::Equals, &["b"]),
-                    requirement("c", Operator::NotEquals, &["d"]),
-                ],
+                vec![requirement("a", Operator::Equals, &["b"]), requirement("c", Operator::NotEquals, &["d"])],
             ),
             ("x in (,,,)", vec![requirement("x", Operator::In, &[""])]),
         ];
         for (selector, expected) in cases {
-            assert_eq!(
-                parse(selector).requirements(),
-                expected.as_slice(),
-                "{selector:?}"
-            );
+            assert_eq!(parse(selector).requirements(), expected.as_slice(), "{selector:?}");
         }
     }
 
@@ -1303,11 +1127,7 @@ mod tests {
             ("foo=bar,baz=blah", &[("foo", "bar"), ("baz", "blah")], true),
             ("foo=blah", &[("foo", "bar"), ("baz", "blah")], false),
             ("baz=bar", &[("foo", "bar"), ("baz", "blah")], false),
-            (
-                "foo=bar,foobar=bar,baz=blah",
-                &[("foo", "bar"), ("baz", "blah")],
-                false,
-            ),
+            ("foo=bar,foobar=bar,baz=blah", &[("foo", "bar"), ("baz", "blah")], false),
         ];
         for (selector, label_pairs, expected) in cases {
             assert_eq!(
@@ -1324,67 +1144,36 @@ mod tests {
         let cases: Vec<(LabelPairs, Vec<Requirement>, bool)> = vec![
             (
                 vec![("x", "foo"), ("y", "baz")],
-                vec![
-                    requirement("x", Operator::In, &["foo"]),
-                    requirement("y", Operator::NotIn, &["alpha"]),
-                ],
+                vec![requirement("x", Operator::In, &["foo"]), requirement("y", Operator::NotIn, &["alpha"])],
                 true,
             ),
             (
                 vec![("x", "foo"), ("y", "baz")],
-                vec![
-                    requirement("x", Operator::In, &["foo"]),
-                    requirement("y", Operator::In, &["alpha"]),
-                ],
+                vec![requirement("x", Operator::In, &["foo"]), requirement("y", Operator::In, &["alpha"])],
                 false,
             ),
             (
                 vec![("y", "")],
-                vec![
-                    requirement("x", Operator::NotIn, &[""]),
-                    requirement("y", Operator::Exists, &[]),
-                ],
+                vec![requirement("x", Operator::NotIn, &[""]), requirement("y", Operator::Exists, &[])],
                 true,
             ),
             (
                 vec![("y", "")],
-                vec![
-                    requirement("x", Operator::DoesNotExist, &[]),
-                    requirement("y", Operator::Exists, &[]),
-                ],
+                vec![requirement("x", Operator::DoesNotExist, &[]), requirement("y", Operator::Exists, &[])],
                 true,
             ),
             (
                 vec![("y", "")],
-                vec![
-                    requirement("x", Operator::NotIn, &[""]),
-                    requirement("y", Operator::DoesNotExist, &[]),
-                ],
+                vec![requirement("x", Operator::NotIn, &[""]), requirement("y", Operator::DoesNotExist, &[])],
                 false,
             ),
-            (
-                vec![("y", "baz")],
-                vec![requirement("x", Operator::In, &[""])],
-                false,
-            ),
-            (
-                vec![("z", "2")],
-                vec![requirement("z", Operator::GreaterThan, &["1"])],
-                true,
-            ),
-            (
-                vec![("z", "v2")],
-                vec![requirement("z", Operator::GreaterThan, &["1"])],
-                false,
-            ),
+            (vec![("y", "baz")], vec![requirement("x", Operator::In, &[""])], false),
+            (vec![("z", "2")], vec![requirement("z", Operator::GreaterThan, &["1"])], true),
+            (vec![("z", "v2")], vec![requirement("z", Operator::GreaterThan, &["1"])], false),
         ];
         for (label_pairs, requirements, expected) in cases {
             let selector = Selector::from_requirements(requirements);
-            assert_eq!(
-                selector.matches(&labels(&label_pairs)),
-                expected,
-                "{selector} against {label_pairs:?}"
-            );
+            assert_eq!(selector.matches(&labels(&label_pairs)), expected, "{selector} against {label_pairs:?}");
         }
     }
 
@@ -1415,16 +1204,8 @@ mod tests {
             ("".into(), Operator::Exists, vec![], false),
         ];
         for (key, operator, values, ok) in cases {
-            let result = Requirement::new(
-                key.clone(),
-                operator,
-                values.iter().map(|v| v.to_string()).collect(),
-            );
-            assert_eq!(
-                result.is_ok(),
-                ok,
-                "{key:?} {operator} {values:?}: {result:?}"
-            );
+            let result = Requirement::new(key.clone(), operator, values.iter().map(|v| v.to_string()).collect());
+            assert_eq!(result.is_ok(), ok, "{key:?} {operator} {values:?}: {result:?}");
         }
         assert_eq!(
             Requirement::new("x", Operator::In, vec![]).unwrap_err().to_string(),
@@ -1476,10 +1257,7 @@ mod tests {
                 ],
                 "x>2,y<8,z",
             ),
-            (
-                vec![requirement("x", Operator::In, &["b", "a", ""])],
-                "x in (,a,b)",
-            ),
+            (vec![requirement("x", Operator::In, &["b", "a", ""])], "x in (,a,b)"),
         ];
         for (requirements, expected) in cases {
             let selector = Selector::from_requirements(requirements);
@@ -1543,73 +1321,24 @@ mod tests {
     fn lexer_splits_sequences() {
         use TokenKind::*;
         let cases: Vec<(&str, Vec<TokenKind>)> = vec![
-            (
-                "key in ( value )",
-                vec![
-                    Identifier,
-                    In,
-                    OpenParenthesis,
-                    Identifier,
-                    ClosedParenthesis,
-                    EndOfString,
-                ],
-            ),
+            ("key in ( value )", vec![Identifier, In, OpenParenthesis, Identifier, ClosedParenthesis, EndOfString]),
             (
                 "key notin ( value )",
-                vec![
-                    Identifier,
-                    NotIn,
-                    OpenParenthesis,
-                    Identifier,
-                    ClosedParenthesis,
-                    EndOfString,
-                ],
+                vec![Identifier, NotIn, OpenParenthesis, Identifier, ClosedParenthesis, EndOfString],
             ),
             (
                 "key in ( value1, value2 )",
-                vec![
-                    Identifier,
-                    In,
-                    OpenParenthesis,
-                    Identifier,
-                    Comma,
-                    Identifier,
-                    ClosedParenthesis,
-                    EndOfString,
-                ],
+                vec![Identifier, In, OpenParenthesis, Identifier, Comma, Identifier, ClosedParenthesis, EndOfString],
             ),
             ("key", vec![Identifier, EndOfString]),
             ("!key", vec![DoesNotExist, Identifier, EndOfString]),
             ("()", vec![OpenParenthesis, ClosedParenthesis, EndOfString]),
-            (
-                "x in (),y",
-                vec![
-                    Identifier,
-                    In,
-                    OpenParenthesis,
-                    ClosedParenthesis,
-                    Comma,
-                    Identifier,
-                    EndOfString,
-                ],
-            ),
+            ("x in (),y", vec![Identifier, In, OpenParenthesis, ClosedParenthesis, Comma, Identifier, EndOfString]),
             (
                 "== != (), = notin",
-                vec![
-                    DoubleEquals,
-                    NotEquals,
-                    OpenParenthesis,
-                    ClosedParenthesis,
-                    Comma,
-                    Equals,
-                    NotIn,
-                    EndOfString,
-                ],
+                vec![DoubleEquals, NotEquals, OpenParenthesis, ClosedParenthesis, Comma, Equals, NotIn, EndOfString],
             ),
-            (
-                "key>2",
-                vec![Identifier, GreaterThan, Identifier, EndOfString],
-            ),
+            ("key>2", vec![Identifier, GreaterThan, Identifier, EndOfString]),
             ("key<1", vec![Identifier, LessThan, Identifier, EndOfString]),
             ("===", vec![DoubleEquals, Equals, EndOfString]),
             ("=!", vec![Equals, DoesNotExist, EndOfString]),
@@ -1683,10 +1412,7 @@ mod tests {
 
     #[test]
     fn from_map_validates_keys_and_values() {
-        assert!(matches!(
-            Selector::from_map(&labels(&[("bad key", "x")])),
-            Err(LabelSelectorError::InvalidKey { .. })
-        ));
+        assert!(matches!(Selector::from_map(&labels(&[("bad key", "x")])), Err(LabelSelectorError::InvalidKey { .. })));
         assert!(matches!(
             Selector::from_map(&labels(&[("app", "bad value")])),
             Err(LabelSelectorError::InvalidValue { .. })
@@ -1706,14 +1432,10 @@ mod tests {
         assert!(empty.is_empty());
         assert!(empty.matches(&labels(&[("a", "b")])));
         let also_empty =
-            Selector::from_label_selector(&json!({"matchLabels": {}, "matchExpressions": []}))
-                .unwrap()
-                .unwrap();
+            Selector::from_label_selector(&json!({"matchLabels": {}, "matchExpressions": []})).unwrap().unwrap();
         assert!(also_empty.is_empty());
         let nulls =
-            Selector::from_label_selector(&json!({"matchLabels": null, "matchExpressions": null}))
-                .unwrap()
-                .unwrap();
+            Selector::from_label_selector(&json!({"matchLabels": null, "matchExpressions": null})).unwrap().unwrap();
         assert!(nulls.is_empty());
     }
 
@@ -1730,17 +1452,9 @@ mod tests {
         }))
         .unwrap()
         .unwrap();
-        assert_eq!(
-            selector.to_string(),
-            "app=web,env in (prod,staging),!legacy,team,tier=front,track notin (canary)"
-        );
+        assert_eq!(selector.to_string(), "app=web,env in (prod,staging),!legacy,team,tier=front,track notin (canary)");
         let pod = |pairs: &[(&str, &str)]| labels(pairs);
-        assert!(selector.matches(&pod(&[
-            ("app", "web"),
-            ("tier", "front"),
-            ("env", "prod"),
-            ("team", "a"),
-        ])));
+        assert!(selector.matches(&pod(&[("app", "web"), ("tier", "front"), ("env", "prod"), ("team", "a"),])));
         assert!(!selector.matches(&pod(&[
             ("app", "web"),
             ("tier", "front"),
@@ -1829,13 +1543,9 @@ mod tests {
             let error = Selector::from_label_selector(&label_selector).unwrap_err();
             assert_eq!(error.to_string(), expected, "{label_selector}");
         }
-        let error = Selector::from_label_selector(&json!({"matchLabels": {"bad key": "x"}}))
-            .unwrap_err()
-            .to_string();
+        let error = Selector::from_label_selector(&json!({"matchLabels": {"bad key": "x"}})).unwrap_err().to_string();
         assert!(
-            error.starts_with(
-                "invalid label selector: matchLabels.bad key: invalid label key \"bad key\": name part"
-            ),
+            error.starts_with("invalid label selector: matchLabels.bad key: invalid label key \"bad key\": name part"),
             "{error}"
         );
         let error = Selector::from_label_selector(&json!({
@@ -1844,9 +1554,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            error.starts_with(
-                "invalid label selector: matchExpressions[0]: invalid value \"not ok\" for label \"a\""
-            ),
+            error.starts_with("invalid label selector: matchExpressions[0]: invalid value \"not ok\" for label \"a\""),
             "{error}"
         );
     }
@@ -1861,10 +1569,7 @@ mod tests {
         assert_eq!(selector.requirements()[0].values(), ["y", "x", "y"]);
         assert_eq!(selector.to_string(), "a in (x,y,y)");
         assert!(selector.matches(&labels(&[("a", "x")])));
-        assert_eq!(
-            parse(&selector.to_string()).requirements()[0].values(),
-            ["x", "y"]
-        );
+        assert_eq!(parse(&selector.to_string()).requirements()[0].values(), ["x", "y"]);
     }
 
     #[test]
@@ -1884,9 +1589,11 @@ mod tests {
 
     #[test]
     fn with_adds_a_requirement_in_key_order() {
-        let selector = Selector::everything()
-            .with(requirement("key", Operator::In, &["value"]))
-            .with(requirement("a", Operator::Equals, &["b"]));
+        let selector = Selector::everything().with(requirement("key", Operator::In, &["value"])).with(requirement(
+            "a",
+            Operator::Equals,
+            &["b"],
+        ));
         assert_eq!(selector.to_string(), "a=b,key in (value)");
     }
 
@@ -1906,10 +1613,7 @@ mod tests {
         .into_iter()
         .map(Operator::as_str)
         .collect();
-        assert_eq!(
-            names,
-            ["=", "==", "!=", "in", "notin", "exists", "!", "gt", "lt"]
-        );
+        assert_eq!(names, ["=", "==", "!=", "in", "notin", "exists", "!", "gt", "lt"]);
     }
 
     #[test]

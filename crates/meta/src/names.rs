@@ -29,18 +29,17 @@ pub const PORT_NAME_MAX_LENGTH: usize = 15;
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1123_LABEL_ERR_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str =
-    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_ERR_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
 const DNS1035_LABEL_ERR_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character";
 const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-const QUALIFIED_NAME_ERR_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+const QUALIFIED_NAME_ERR_MSG: &str =
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
 const LABEL_VALUE_ERR_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const CONFIG_MAP_KEY_FMT: &str = "[-._a-zA-Z0-9]+";
-const CONFIG_MAP_KEY_ERR_MSG: &str =
-    "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
+const CONFIG_MAP_KEY_ERR_MSG: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
 
 /// Upstream's `MaxLenError`: `must be no more than 63 characters`.
 pub fn max_len_error(length: usize) -> String {
@@ -53,11 +52,7 @@ pub fn regex_error(message: &str, regex: &str, examples: &[&str]) -> String {
     if examples.is_empty() {
         return format!("{message} (regex used for validation is '{regex}')");
     }
-    let examples = examples
-        .iter()
-        .map(|example| format!("'{example}'"))
-        .collect::<Vec<_>>()
-        .join(" or ");
+    let examples = examples.iter().map(|example| format!("'{example}'")).collect::<Vec<_>>().join(" or ");
     format!("{message} (e.g. {examples}, regex used for validation is '{regex}')")
 }
 
@@ -105,9 +100,7 @@ fn matches_qualified_name_part(value: &str) -> bool {
         (Some(first), Some(last)) => {
             first.is_ascii_alphanumeric()
                 && last.is_ascii_alphanumeric()
-                && bytes
-                    .iter()
-                    .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                && bytes.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         }
         _ => false,
     }
@@ -125,11 +118,7 @@ pub fn is_dns1123_label(value: &str) -> Vec<String> {
             // A valid subdomain but not a label: the length was checked above, so it is the dots.
             problems.push("must not contain dots".to_string());
         } else {
-            problems.push(regex_error(
-                DNS1123_LABEL_ERR_MSG,
-                DNS1123_LABEL_FMT,
-                &["my-name", "123-abc"],
-            ));
+            problems.push(regex_error(DNS1123_LABEL_ERR_MSG, DNS1123_LABEL_FMT, &["my-name", "123-abc"]));
         }
     }
     problems
@@ -144,11 +133,7 @@ pub fn is_dns1123_subdomain(value: &str) -> Vec<String> {
         problems.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
     }
     if !matches_dns1123_subdomain(value) {
-        problems.push(regex_error(
-            DNS1123_SUBDOMAIN_ERR_MSG,
-            DNS1123_SUBDOMAIN_FMT,
-            &["example.com"],
-        ));
+        problems.push(regex_error(DNS1123_SUBDOMAIN_ERR_MSG, DNS1123_SUBDOMAIN_FMT, &["example.com"]));
     }
     problems
 }
@@ -161,11 +146,7 @@ pub fn is_dns1035_label(value: &str) -> Vec<String> {
         problems.push(max_len_error(DNS1035_LABEL_MAX_LENGTH));
     }
     if !matches_dns1035_label(value) {
-        problems.push(regex_error(
-            DNS1035_LABEL_ERR_MSG,
-            DNS1035_LABEL_FMT,
-            &["my-name", "abc-123"],
-        ));
+        problems.push(regex_error(DNS1035_LABEL_ERR_MSG, DNS1035_LABEL_FMT, &["my-name", "abc-123"]));
     }
     problems
 }
@@ -183,22 +164,15 @@ pub fn is_qualified_name(value: &str) -> Vec<String> {
             if prefix.is_empty() {
                 problems.push(format!("prefix part {}", empty_error()));
             } else {
-                problems.extend(
-                    is_dns1123_subdomain(prefix)
-                        .into_iter()
-                        .map(|problem| format!("prefix part {problem}")),
-                );
+                problems
+                    .extend(is_dns1123_subdomain(prefix).into_iter().map(|problem| format!("prefix part {problem}")));
             }
             *name
         }
         _ => {
             problems.push(format!(
                 "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
-                regex_error(
-                    QUALIFIED_NAME_ERR_MSG,
-                    QUALIFIED_NAME_FMT,
-                    &["MyName", "my.name", "123-abc"],
-                )
+                regex_error(QUALIFIED_NAME_ERR_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"],)
             ));
             return problems;
         }
@@ -206,19 +180,12 @@ pub fn is_qualified_name(value: &str) -> Vec<String> {
     if name.is_empty() {
         problems.push(format!("name part {}", empty_error()));
     } else if name.len() > QUALIFIED_NAME_MAX_LENGTH {
-        problems.push(format!(
-            "name part {}",
-            max_len_error(QUALIFIED_NAME_MAX_LENGTH)
-        ));
+        problems.push(format!("name part {}", max_len_error(QUALIFIED_NAME_MAX_LENGTH)));
     }
     if !matches_qualified_name_part(name) {
         problems.push(format!(
             "name part {}",
-            regex_error(
-                QUALIFIED_NAME_ERR_MSG,
-                QUALIFIED_NAME_FMT,
-                &["MyName", "my.name", "123-abc"],
-            )
+            regex_error(QUALIFIED_NAME_ERR_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"],)
         ));
     }
     problems
@@ -232,11 +199,7 @@ pub fn is_valid_label_value(value: &str) -> Vec<String> {
         problems.push(max_len_error(LABEL_VALUE_MAX_LENGTH));
     }
     if !value.is_empty() && !matches_qualified_name_part(value) {
-        problems.push(regex_error(
-            LABEL_VALUE_ERR_MSG,
-            LABEL_VALUE_FMT,
-            &["MyValue", "my_value", "12345"],
-        ));
+        problems.push(regex_error(LABEL_VALUE_ERR_MSG, LABEL_VALUE_FMT, &["MyValue", "my_value", "12345"]));
     }
     problems
 }
@@ -249,9 +212,7 @@ pub fn is_valid_port_name(port: &str) -> Vec<String> {
         problems.push(max_len_error(PORT_NAME_MAX_LENGTH));
     }
     if port.is_empty() || !port.bytes().all(|b| is_lower_alphanumeric(b) || b == b'-') {
-        problems.push(
-            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string(),
-        );
+        problems.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string());
     }
     if !port.bytes().any(|b| b.is_ascii_lowercase()) {
         problems.push("must contain at least one letter (a-z)".to_string());
@@ -281,16 +242,8 @@ pub fn is_config_map_key(value: &str) -> Vec<String> {
     if value.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
         problems.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
     }
-    if value.is_empty()
-        || !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
-        problems.push(regex_error(
-            CONFIG_MAP_KEY_ERR_MSG,
-            CONFIG_MAP_KEY_FMT,
-            &["key.name", "KEY_NAME", "key-name"],
-        ));
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+        problems.push(regex_error(CONFIG_MAP_KEY_ERR_MSG, CONFIG_MAP_KEY_FMT, &["key.name", "KEY_NAME", "key-name"]));
     }
     if value == "." {
         problems.push("must not be '.'".to_string());
@@ -368,11 +321,7 @@ fn parse_ipv4_sloppy(value: &str) -> Option<Ipv4Addr> {
         if digits.len() > 3 {
             return None;
         }
-        let number: u32 = if digits.is_empty() {
-            0
-        } else {
-            digits.parse().ok()?
-        };
+        let number: u32 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
         *octet = u8::try_from(number).ok()?;
     }
     if parts.next().is_some() {
@@ -396,10 +345,7 @@ fn parse_ip_sloppy(value: &str) -> Option<IpAddr> {
         return None;
     }
     let tail = parse_ipv4_sloppy(tail)?;
-    format!("{head}:{tail}")
-        .parse::<Ipv6Addr>()
-        .ok()
-        .map(IpAddr::V6)
+    format!("{head}:{tail}").parse::<Ipv6Addr>().ok().map(IpAddr::V6)
 }
 
 /// Checks that `value` is an IPv4 or IPv6 address (`10.9.8.7`, `2001:db8::ffff`).
@@ -446,10 +392,7 @@ mod tests {
     fn assert_valid(check: fn(&str) -> Vec<String>, values: &[&str]) {
         for value in values {
             let problems = check(value);
-            assert!(
-                problems.is_empty(),
-                "expected {value:?} to be valid: {problems:?}"
-            );
+            assert!(problems.is_empty(), "expected {value:?} to be valid: {problems:?}");
         }
     }
 
@@ -464,21 +407,7 @@ mod tests {
         let max = "a".repeat(63);
         assert_valid(
             is_dns1123_label,
-            &[
-                "a",
-                "ab",
-                "abc",
-                "a1",
-                "a-1",
-                "a--1--2--b",
-                "0",
-                "01",
-                "012",
-                "1a",
-                "1-a",
-                "1--a--b--2",
-                &max,
-            ],
+            &["a", "ab", "abc", "a1", "a-1", "a--1--2--b", "0", "01", "012", "1a", "1-a", "1--a--b--2", &max],
         );
     }
 
@@ -488,28 +417,22 @@ mod tests {
         assert_invalid(
             is_dns1123_label,
             &[
-                "", "A", "ABC", "aBc", "A1", "A-1", "1-A", "-", "a-", "-a", "1-", "-1", "_", "a_",
-                "_a", "a_b", "1_", "_1", "1_2", ".", "a.", ".a", "a.b", "1.", ".1", "1.2", " ",
-                "a ", " a", "a b", "1 ", " 1", "1 2", "a\n", &too_long,
+                "", "A", "ABC", "aBc", "A1", "A-1", "1-A", "-", "a-", "-a", "1-", "-1", "_", "a_", "_a", "a_b", "1_",
+                "_1", "1_2", ".", "a.", ".a", "a.b", "1.", ".1", "1.2", " ", "a ", " a", "a b", "1 ", " 1", "1 2",
+                "a\n", &too_long,
             ],
         );
     }
 
     #[test]
     fn dns1123_label_messages_are_upstreams() {
-        assert_eq!(
-            is_dns1123_label("a.b"),
-            vec!["must not contain dots".to_string()]
-        );
+        assert_eq!(is_dns1123_label("a.b"), vec!["must not contain dots".to_string()]);
         assert_eq!(
             is_dns1123_label("A"),
             vec!["a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name' or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".to_string()]
         );
         let problems = is_dns1123_label(&"a".repeat(64));
-        assert_eq!(
-            problems,
-            vec!["must be no more than 63 characters".to_string()]
-        );
+        assert_eq!(problems, vec!["must be no more than 63 characters".to_string()]);
     }
 
     #[test]
@@ -647,10 +570,7 @@ mod tests {
     fn dns1035_label_follows_upstream_tables() {
         let max = "a".repeat(63);
         let too_long = "a".repeat(64);
-        assert_valid(
-            is_dns1035_label,
-            &["a", "ab", "abc", "a1", "a-1", "a--1--2--b", &max],
-        );
+        assert_valid(is_dns1035_label, &["a", "ab", "abc", "a1", "a-1", "a--1--2--b", &max]);
         assert_invalid(
             is_dns1035_label,
             &[
@@ -755,10 +675,7 @@ mod tests {
 
     #[test]
     fn qualified_name_messages_name_the_part() {
-        assert_eq!(
-            is_qualified_name("/simple"),
-            vec!["prefix part must be non-empty".to_string()]
-        );
+        assert_eq!(is_qualified_name("/simple"), vec!["prefix part must be non-empty".to_string()]);
         let problems = is_qualified_name("example.com/");
         assert_eq!(problems.len(), 2);
         assert_eq!(problems[0], "name part must be non-empty");
@@ -782,16 +699,7 @@ mod tests {
         let too_long = "a".repeat(64);
         assert_valid(
             is_valid_label_value,
-            &[
-                "simple",
-                "now-with-dashes",
-                "1-starts-with-num",
-                "end-with-num-1",
-                "1234",
-                "Mixed_Case.ok",
-                &max,
-                "",
-            ],
+            &["simple", "now-with-dashes", "1-starts-with-num", "end-with-num-1", "1234", "Mixed_Case.ok", &max, ""],
         );
         assert_invalid(
             is_valid_label_value,
@@ -817,18 +725,7 @@ mod tests {
     fn port_name_follows_upstream_tables() {
         assert_valid(
             is_valid_port_name,
-            &[
-                "telnet",
-                "re-mail-ck",
-                "pop3",
-                "a",
-                "a-1",
-                "1-a",
-                "a-1-b-2-c",
-                "1-a-2-b-3",
-                "http",
-                "dns-tcp",
-            ],
+            &["telnet", "re-mail-ck", "pop3", "a", "a-1", "1-a", "a-1-b-2-c", "1-a-2-b-3", "http", "dns-tcp"],
         );
         let sixteen = "a".repeat(16);
         assert_invalid(
@@ -861,15 +758,11 @@ mod tests {
         assert_eq!(
             is_valid_port_name(""),
             vec![
-                "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"
-                    .to_string(),
+                "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string(),
                 "must contain at least one letter (a-z)".to_string(),
             ]
         );
-        assert_eq!(
-            is_valid_port_name("abcdefghijklmnop"),
-            vec!["must be no more than 15 characters".to_string()]
-        );
+        assert_eq!(is_valid_port_name("abcdefghijklmnop"), vec!["must be no more than 15 characters".to_string()]);
     }
 
     #[test]
@@ -878,11 +771,7 @@ mod tests {
             assert!(is_valid_port_num(good).is_empty(), "{good}");
         }
         for bad in [0, -1, 65536, 100000, i64::MAX, i64::MIN] {
-            assert_eq!(
-                is_valid_port_num(bad),
-                vec!["must be between 1 and 65535, inclusive".to_string()],
-                "{bad}"
-            );
+            assert_eq!(is_valid_port_num(bad), vec!["must be between 1 and 65535, inclusive".to_string()], "{bad}");
         }
     }
 
@@ -901,14 +790,8 @@ mod tests {
                 "so_is_this_17",
             ],
         );
-        assert_invalid(
-            is_config_map_key,
-            &[".", "..", "..bad", "b*d", "bad!&bad", "", "a/b"],
-        );
-        assert_eq!(
-            is_config_map_key(".."),
-            vec!["must not be '..'".to_string()]
-        );
+        assert_invalid(is_config_map_key, &[".", "..", "..bad", "b*d", "bad!&bad", "", "a/b"]);
+        assert_eq!(is_config_map_key(".."), vec!["must not be '..'".to_string()]);
     }
 
     #[test]
@@ -940,10 +823,7 @@ mod tests {
     #[test]
     fn name_checks_without_prefix_match_the_plain_checks() {
         for name in ["my-pod", "My-Pod", "a.b", "1abc", "", "x-"] {
-            assert_eq!(
-                name_is_dns_subdomain(name, false),
-                is_dns1123_subdomain(name)
-            );
+            assert_eq!(name_is_dns_subdomain(name, false), is_dns1123_subdomain(name));
             assert_eq!(name_is_dns_label(name, false), is_dns1123_label(name));
             assert_eq!(name_is_dns1035_label(name, false), is_dns1035_label(name));
         }
@@ -986,24 +866,14 @@ mod tests {
                 "1.2.3.4/32",
             ],
         );
-        assert_eq!(
-            is_valid_ip("a"),
-            vec!["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".to_string()]
-        );
+        assert_eq!(is_valid_ip("a"), vec!["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".to_string()]);
     }
 
     #[test]
     fn ipv4_addresses_follow_upstream_tables() {
         assert_valid(
             is_valid_ipv4_address,
-            &[
-                "1.1.1.1",
-                "1.1.1.01",
-                "255.0.0.1",
-                "1.0.0.0",
-                "0.0.0.0",
-                "::ffff:10.0.0.1",
-            ],
+            &["1.1.1.1", "1.1.1.01", "255.0.0.1", "1.0.0.0", "0.0.0.0", "::ffff:10.0.0.1"],
         );
         assert_invalid(
             is_valid_ipv4_address,
@@ -1020,10 +890,7 @@ mod tests {
                 "::",
             ],
         );
-        assert_eq!(
-            is_valid_ipv4_address("::1"),
-            vec!["must be a valid IPv4 address".to_string()]
-        );
+        assert_eq!(is_valid_ipv4_address("::1"), vec!["must be a valid IPv4 address".to_string()]);
     }
 
     #[test]
@@ -1056,24 +923,15 @@ mod tests {
                 "::ffff:1.2.3.4",
             ],
         );
-        assert_eq!(
-            is_valid_ipv6_address("1.1.1.1"),
-            vec!["must be a valid IPv6 address".to_string()]
-        );
+        assert_eq!(is_valid_ipv6_address("1.1.1.1"), vec!["must be a valid IPv6 address".to_string()]);
     }
 
     #[test]
     fn message_helpers_match_upstream() {
         assert_eq!(max_len_error(63), "must be no more than 63 characters");
         assert_eq!(empty_error(), "must be non-empty");
-        assert_eq!(
-            inclusive_range_error(1, 65535),
-            "must be between 1 and 65535, inclusive"
-        );
-        assert_eq!(
-            regex_error("bad", "[a-z]+", &[]),
-            "bad (regex used for validation is '[a-z]+')"
-        );
+        assert_eq!(inclusive_range_error(1, 65535), "must be between 1 and 65535, inclusive");
+        assert_eq!(regex_error("bad", "[a-z]+", &[]), "bad (regex used for validation is '[a-z]+')");
         assert_eq!(
             regex_error("bad", "[a-z]+", &["a", "b"]),
             "bad (e.g. 'a' or 'b', regex used for validation is '[a-z]+')"

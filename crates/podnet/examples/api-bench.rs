@@ -55,22 +55,16 @@ use serde_json::{json, Value};
 /// The annotation carrying a watch-phase object's send time.
 const SENT_ANNOTATION: &str = "bench.podnet.io/sent-ns";
 /// The `Accept` header `kubectl get` sends.
-const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+const TABLE_ACCEPT: &str =
+    "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
 
 #[derive(Parser)]
-#[command(
-    about = "Load figures for a running Kubernetes API server: creates/s, watch latency, LIST of many Services"
-)]
+#[command(about = "Load figures for a running Kubernetes API server: creates/s, watch latency, LIST of many Services")]
 struct Args {
     /// The kubeconfig of the server under test.
     kubeconfig: PathBuf,
     /// Which phases to run, in order.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "create,watch,list"
-    )]
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "create,watch,list")]
     phases: Vec<Phase>,
     /// Concurrent clients (each with its own connection) for the create phase and the Services' set-up.
     #[arg(long, default_value_t = 16)]
@@ -136,20 +130,13 @@ fn report(measure: &str, value: f64, unit: &str, goal: Option<Goal>, details: &s
         Some(g) => (g.describe(), if g.met(value) { "PASS" } else { "MISS" }),
         None => ("-".to_string(), "info"),
     };
-    let value = if value.fract() == 0.0 {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.2}")
-    };
+    let value = if value.fract() == 0.0 { format!("{value:.0}") } else { format!("{value:.2}") };
     println!("api-bench {measure:<34} {value:>10} {unit:<9} goal {goal_text:<7} {verdict:<4} | {details}");
 }
 
 /// Nanoseconds since the UNIX epoch, the clock both ends of a watch sample use.
 fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_nanos() as u64
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("the clock is after 1970").as_nanos() as u64
 }
 
 fn ms(d: Duration) -> f64 {
@@ -184,12 +171,7 @@ impl CpuMeter {
     fn start(server_pid: Option<u32>) -> CpuMeter {
         let server_pid = server_pid.map(|p| p.to_string());
         let server = server_pid.as_deref().and_then(cpu_secs);
-        CpuMeter {
-            start: Instant::now(),
-            server,
-            client: cpu_secs("self"),
-            server_pid,
-        }
+        CpuMeter { start: Instant::now(), server, client: cpu_secs("self"), server_pid }
     }
 
     fn report(&self, phase: &str) {
@@ -220,17 +202,12 @@ impl CpuMeter {
 }
 
 async fn client(kubeconfig: &PathBuf) -> anyhow::Result<Client> {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
-        .with_context(|| format!("reading {}", kubeconfig.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .context("kubeconfig")?;
+    let kc =
+        kube::config::Kubeconfig::read_from(kubeconfig).with_context(|| format!("reading {}", kubeconfig.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.context("kubeconfig")?;
     let client = Client::try_from(config).context("building a client")?;
     // Open the connection (TCP and TLS) before anything is timed.
-    client
-        .apiserver_version()
-        .await
-        .context("reaching the server")?;
+    client.apiserver_version().await.context("reaching the server")?;
     Ok(client)
 }
 
@@ -298,39 +275,13 @@ async fn create_phase(args: &Args, clients: &[Client], run: &str) -> anyhow::Res
         clients.len(),
         clients.len(),
         elapsed.as_secs_f64(),
-        first_error
-            .map(|e| format!(" first_error={e:?}"))
-            .unwrap_or_default()
+        first_error.map(|e| format!(" first_error={e:?}")).unwrap_or_default()
     );
-    report(
-        "create.rate",
-        rate.round(),
-        "creates/s",
-        Some(Goal::AtLeast(2000.0)),
-        &details,
-    );
+    report("create.rate", rate.round(), "creates/s", Some(Goal::AtLeast(2000.0)), &details);
     let n = format!("samples={acked}");
-    report(
-        "create.latency.p50",
-        ms(percentile(&latencies, 50.0)),
-        "ms",
-        None,
-        &n,
-    );
-    report(
-        "create.latency.p99",
-        ms(percentile(&latencies, 99.0)),
-        "ms",
-        None,
-        &n,
-    );
-    report(
-        "create.latency.max",
-        ms(*latencies.last().expect("not empty")),
-        "ms",
-        None,
-        &n,
-    );
+    report("create.latency.p50", ms(percentile(&latencies, 50.0)), "ms", None, &n);
+    report("create.latency.p99", ms(percentile(&latencies, 99.0)), "ms", None, &n);
+    report("create.latency.max", ms(*latencies.last().expect("not empty")), "ms", None, &n);
     cpu.report("create");
     Ok(())
 }
@@ -354,13 +305,9 @@ async fn watcher(
     received: Arc<AtomicUsize>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<u64>> {
-    let req = Request::new(format!("/api/v1/namespaces/{ns}/configmaps"))
-        .watch(&WatchParams::default().timeout(290), "0")?;
-    let mut lines = client
-        .request_stream(req)
-        .await
-        .context("starting a watch")?
-        .lines();
+    let req =
+        Request::new(format!("/api/v1/namespaces/{ns}/configmaps")).watch(&WatchParams::default().timeout(290), "0")?;
+    let mut lines = client.request_stream(req).await.context("starting a watch")?.lines();
     let mut samples = Vec::new();
     loop {
         let line = tokio::select! {
@@ -397,29 +344,15 @@ async fn watch_phase(args: &Args, kubeconfig: &PathBuf, run: &str) -> anyhow::Re
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let watchers: Vec<_> = (0..args.watchers)
         .map(|_| {
-            tokio::spawn(watcher(
-                watch_client.clone(),
-                ns.clone(),
-                ready.clone(),
-                received.clone(),
-                stop_rx.clone(),
-            ))
+            tokio::spawn(watcher(watch_client.clone(), ns.clone(), ready.clone(), received.clone(), stop_rx.clone()))
         })
         .collect();
     // Every watch is live once it has seen the sentinel (live, or in its initial state).
-    api.create(
-        &PostParams::default(),
-        &config_map("sentinel", json!({SENT_ANNOTATION: "0"})),
-    )
-    .await?;
+    api.create(&PostParams::default(), &config_map("sentinel", json!({SENT_ANNOTATION: "0"}))).await?;
     let waiting = Instant::now();
     while ready.load(Ordering::SeqCst) < args.watchers {
         if waiting.elapsed() > Duration::from_secs(30) {
-            bail!(
-                "only {} of {} watches started within 30 s",
-                ready.load(Ordering::SeqCst),
-                args.watchers
-            );
+            bail!("only {} of {} watches started within 30 s", ready.load(Ordering::SeqCst), args.watchers);
         }
         if watchers.iter().any(|w| w.is_finished()) {
             bail!("a watch ended before the writes began");
@@ -436,10 +369,7 @@ async fn watch_phase(args: &Args, kubeconfig: &PathBuf, run: &str) -> anyhow::Re
         tick.tick().await;
         let api = api.clone();
         creates.push(tokio::spawn(async move {
-            let cm = config_map(
-                &format!("w-{i}"),
-                json!({SENT_ANNOTATION: now_ns().to_string()}),
-            );
+            let cm = config_map(&format!("w-{i}"), json!({SENT_ANNOTATION: now_ns().to_string()}));
             api.create(&PostParams::default(), &cm).await.map(|_| ())
         }));
     }
@@ -453,8 +383,7 @@ async fn watch_phase(args: &Args, kubeconfig: &PathBuf, run: &str) -> anyhow::Re
     let expected = args.watchers * (writes - write_errors);
     // Let the last events arrive (or give up on them after 10 s).
     let waiting = Instant::now();
-    while received.load(Ordering::Relaxed) < expected && waiting.elapsed() < Duration::from_secs(10)
-    {
+    while received.load(Ordering::Relaxed) < expected && waiting.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     stop_tx.send(true)?;
@@ -470,10 +399,7 @@ async fn watch_phase(args: &Args, kubeconfig: &PathBuf, run: &str) -> anyhow::Re
         }
     }
     if samples.is_empty() {
-        bail!(
-            "no watch event arrived: {}",
-            first_error.unwrap_or_default()
-        );
+        bail!("no watch event arrived: {}", first_error.unwrap_or_default());
     }
     samples.sort_unstable();
     let missed = expected.saturating_sub(samples.len());
@@ -485,34 +411,10 @@ async fn watch_phase(args: &Args, kubeconfig: &PathBuf, run: &str) -> anyhow::Re
         first_error.map(|e| format!(" first_error={e:?}")).unwrap_or_default()
     );
     let ns_ms = |ns: u64| ns as f64 / 1e6;
-    report(
-        "watch.latency.p50",
-        ns_ms(percentile(&samples, 50.0)),
-        "ms",
-        None,
-        &details,
-    );
-    report(
-        "watch.latency.p99",
-        ns_ms(percentile(&samples, 99.0)),
-        "ms",
-        Some(Goal::Below(10.0)),
-        &details,
-    );
-    report(
-        "watch.latency.max",
-        ns_ms(*samples.last().expect("not empty")),
-        "ms",
-        None,
-        &details,
-    );
-    report(
-        "watch.missed",
-        missed as f64,
-        "events",
-        Some(Goal::Exactly(0.0)),
-        &details,
-    );
+    report("watch.latency.p50", ns_ms(percentile(&samples, 50.0)), "ms", None, &details);
+    report("watch.latency.p99", ns_ms(percentile(&samples, 99.0)), "ms", Some(Goal::Below(10.0)), &details);
+    report("watch.latency.max", ns_ms(*samples.last().expect("not empty")), "ms", None, &details);
+    report("watch.missed", missed as f64, "events", Some(Goal::Exactly(0.0)), &details);
     cpu.report("watch");
     Ok(())
 }
@@ -523,13 +425,7 @@ fn summarise(measure: &str, mut runs: Vec<Duration>, goal: Option<Goal>, details
     let median = ms(runs[(runs.len() - 1) / 2]);
     let details = format!("runs={} {details}", runs.len());
     report(&format!("{measure}.median"), median, "ms", goal, &details);
-    report(
-        &format!("{measure}.max"),
-        ms(*runs.last().expect("runs")),
-        "ms",
-        None,
-        &details,
-    );
+    report(&format!("{measure}.max"), ms(*runs.last().expect("runs")), "ms", None, &details);
 }
 
 /// A raw LIST, returning the body as text and how long it took.
@@ -581,12 +477,7 @@ async fn list_phase(args: &Args, clients: &[Client], run: &str) -> anyhow::Resul
         (args.services as f64 / setup.as_secs_f64()).round(),
         "creates/s",
         None,
-        &format!(
-            "services={} clients={} duration_s={:.2}",
-            args.services,
-            clients.len(),
-            setup.as_secs_f64()
-        ),
+        &format!("services={} clients={} duration_s={:.2}", args.services, clients.len(), setup.as_secs_f64()),
     );
     cpu.report("list.setup");
 
@@ -594,45 +485,28 @@ async fn list_phase(args: &Args, clients: &[Client], run: &str) -> anyhow::Resul
     let c = &clients[0];
     let path = format!("/api/v1/namespaces/{ns}/services");
     let api: Api<Service> = Api::namespaced(c.clone(), &ns);
-    let (mut raw, mut decoded, mut table, mut paged, mut table_paged) =
-        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut raw, mut decoded, mut table, mut paged, mut table_paged) = (vec![], vec![], vec![], vec![], vec![]);
     let (mut raw_bytes, mut table_bytes) = (0, 0);
     for run in 0..args.list_runs {
         let (text, t) = timed_list(c, &path, &ListParams::default(), None).await?;
         raw.push(t);
         raw_bytes = text.len();
         if run == 0 {
-            let items = serde_json::from_str::<Value>(&text)?["items"]
-                .as_array()
-                .map_or(0, Vec::len);
-            anyhow::ensure!(
-                items == args.services,
-                "the JSON LIST has {items} items, not {}",
-                args.services
-            );
+            let items = serde_json::from_str::<Value>(&text)?["items"].as_array().map_or(0, Vec::len);
+            anyhow::ensure!(items == args.services, "the JSON LIST has {items} items, not {}", args.services);
         }
 
         let t = Instant::now();
         let list = api.list(&ListParams::default()).await?;
         decoded.push(t.elapsed());
-        anyhow::ensure!(
-            list.items.len() == args.services,
-            "the decoded LIST has {} items",
-            list.items.len()
-        );
+        anyhow::ensure!(list.items.len() == args.services, "the decoded LIST has {} items", list.items.len());
 
         let (text, t) = timed_list(c, &path, &ListParams::default(), Some(TABLE_ACCEPT)).await?;
         table.push(t);
         table_bytes = text.len();
         if run == 0 {
-            let rows = serde_json::from_str::<Value>(&text)?["rows"]
-                .as_array()
-                .map_or(0, Vec::len);
-            anyhow::ensure!(
-                rows == args.services,
-                "the Table has {rows} rows, not {}",
-                args.services
-            );
+            let rows = serde_json::from_str::<Value>(&text)?["rows"].as_array().map_or(0, Vec::len);
+            anyhow::ensure!(rows == args.services, "the Table has {rows} rows, not {}", args.services);
         }
 
         // kubectl's default: pages of 500, following `continue`.
@@ -663,10 +537,7 @@ async fn list_phase(args: &Args, clients: &[Client], run: &str) -> anyhow::Resul
             let (text, _) = timed_list(c, &path, &lp, Some(TABLE_ACCEPT)).await?;
             let page: Value = serde_json::from_str(&text)?;
             rows += page["rows"].as_array().map_or(0, Vec::len);
-            match page["metadata"]["continue"]
-                .as_str()
-                .filter(|c| !c.is_empty())
-            {
+            match page["metadata"]["continue"].as_str().filter(|c| !c.is_empty()) {
                 Some(c) => token = Some(c.to_string()),
                 None => break,
             }
@@ -676,38 +547,15 @@ async fn list_phase(args: &Args, clients: &[Client], run: &str) -> anyhow::Resul
     }
     let n = args.services;
     let goal = Some(Goal::Below(250.0));
-    summarise(
-        "list.json",
-        raw,
-        goal,
-        &format!("items={n} bytes={raw_bytes} body_read_as_text=yes"),
-    );
-    summarise(
-        "list.json_decoded",
-        decoded,
-        goal,
-        &format!("items={n} decoded_into=ServiceList"),
-    );
-    summarise(
-        "list.table",
-        table,
-        goal,
-        &format!("rows={n} bytes={table_bytes}"),
-    );
-    summarise(
-        "list.json_paged500_decoded",
-        paged,
-        None,
-        &format!("items={n} pages={}", n.div_ceil(500)),
-    );
+    summarise("list.json", raw, goal, &format!("items={n} bytes={raw_bytes} body_read_as_text=yes"));
+    summarise("list.json_decoded", decoded, goal, &format!("items={n} decoded_into=ServiceList"));
+    summarise("list.table", table, goal, &format!("rows={n} bytes={table_bytes}"));
+    summarise("list.json_paged500_decoded", paged, None, &format!("items={n} pages={}", n.div_ceil(500)));
     summarise(
         "list.table_paged500",
         table_paged,
         None,
-        &format!(
-            "rows={n} pages={} parsed=serde_json::Value",
-            n.div_ceil(500)
-        ),
+        &format!("rows={n} pages={} parsed=serde_json::Value", n.div_ceil(500)),
     );
     cpu.report("list");
     Ok(())
@@ -720,10 +568,7 @@ async fn main() -> anyhow::Result<()> {
         args.clients > 0 && args.watchers > 0 && args.watch_rate > 0 && args.list_runs > 0,
         "counts must be positive"
     );
-    let run = format!(
-        "{:x}",
-        SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs()
-    );
+    let run = format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs());
     let mut clients = Vec::with_capacity(args.clients);
     for _ in 0..args.clients {
         clients.push(client(&args.kubeconfig).await?);

@@ -69,7 +69,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     };
     let server = podnet_api::Server::start(config).await?;
     tracing::info!(addr = %server.addr, kubeconfig = %server.kubeconfig.display(), "API server listening");
-    println!("podnet server listening on https://{} (kubeconfig: {})", podnet_api::server::client_address(server.addr), server.kubeconfig.display());
+    println!(
+        "podnet server listening on https://{} (kubeconfig: {})",
+        podnet_api::server::client_address(server.addr),
+        server.kubeconfig.display()
+    );
     server.run(shutdown_signal()).await
 }
 

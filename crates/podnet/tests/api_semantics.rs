@@ -18,17 +18,36 @@ fn patch_types_and_server_side_apply() {
     let s = TestServer::start();
     s.ok(&["create", "deployment", "web", "--image=nginx:1.25", "--replicas=2"]);
     // strategic merge patch merges containers by name
-    s.ok(&["patch", "deploy", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"busybox"}]}}}}"#]);
+    s.ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"busybox"}]}}}}"#,
+    ]);
     let names = s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[*].name}"]);
     assert_eq!(names, "sidecar nginx");
     // ... and deletes with the $patch directive
-    s.ok(&["patch", "deploy", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","$patch":"delete"}]}}}}"#]);
+    s.ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","$patch":"delete"}]}}}}"#,
+    ]);
     assert_eq!(s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[*].name}"]), "nginx");
     // merge patch replaces lists
     s.ok(&["patch", "deploy", "web", "--type=merge", "-p", r#"{"metadata":{"labels":{"tier":"front"}}}"#]);
     // JSON patch, with a failing test op that changes nothing
     s.ok(&["patch", "deploy", "web", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#]);
-    let err = s.fails(&["patch", "deploy", "web", "--type=json", "-p", r#"[{"op":"test","path":"/spec/replicas","value":9},{"op":"replace","path":"/spec/replicas","value":1}]"#]);
+    let err = s.fails(&[
+        "patch",
+        "deploy",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"test","path":"/spec/replicas","value":9},{"op":"replace","path":"/spec/replicas","value":1}]"#,
+    ]);
     assert!(!err.is_empty());
     assert_eq!(s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas} {.metadata.labels.tier}"]), "4 front");
     // A patch that changes nothing keeps the resourceVersion.
@@ -47,7 +66,15 @@ fn patch_types_and_server_side_apply() {
 #[test]
 fn dry_run_and_generate_name() {
     let s = TestServer::start();
-    let out = s.ok(&["create", "configmap", "dry", "--from-literal=a=b", "--dry-run=server", "-o", "jsonpath={.metadata.name}"]);
+    let out = s.ok(&[
+        "create",
+        "configmap",
+        "dry",
+        "--from-literal=a=b",
+        "--dry-run=server",
+        "-o",
+        "jsonpath={.metadata.name}",
+    ]);
     assert_eq!(out, "dry");
     s.fails(&["get", "cm", "dry"]);
     let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: drysvc\nspec:\n  type: NodePort\n  ports:\n  - port: 80\n    nodePort: 30999\n";
@@ -70,7 +97,13 @@ fn deletion_policies_and_graceful_pods() {
     let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bound\nspec:\n  nodeName: node1\n  terminationGracePeriodSeconds: 20\n  containers:\n  - name: c\n    image: nginx\n";
     s.ok_stdin(&["create", "-f", "-"], pod);
     s.ok(&["delete", "pod", "bound", "--wait=false"]);
-    let meta = s.ok(&["get", "pod", "bound", "-o", "jsonpath={.metadata.deletionGracePeriodSeconds} {.metadata.deletionTimestamp}"]);
+    let meta = s.ok(&[
+        "get",
+        "pod",
+        "bound",
+        "-o",
+        "jsonpath={.metadata.deletionGracePeriodSeconds} {.metadata.deletionTimestamp}",
+    ]);
     assert!(meta.starts_with("20 "), "{meta}");
     assert!(s.ok(&["get", "pod", "bound"]).contains("Terminating"));
     s.ok(&["delete", "pod", "bound", "--grace-period=0", "--force"]);
@@ -107,7 +140,10 @@ fn deletion_policies_and_graceful_pods() {
 #[test]
 fn oversized_bodies_get_413() {
     let s = TestServer::start();
-    let big = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big"}},"data":{{"a":"{}"}}}}"#, "x".repeat(4 << 20));
+    let big = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big"}},"data":{{"a":"{}"}}}}"#,
+        "x".repeat(4 << 20)
+    );
     let file = s.data_dir.join("big.json");
     std::fs::write(&file, big).unwrap();
     let out = s.kubectl(&["create", "--raw", "/api/v1/namespaces/default/configmaps", "-f", file.to_str().unwrap()]);
@@ -118,7 +154,11 @@ fn oversized_bodies_get_413() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_service_creates_get_distinct_ips_and_ports() {
-    let s = TestServer::start_in(&tempfile::tempdir().unwrap().keep(), "127.0.0.1:0", &["--service-node-port-range", "30000-30063"]);
+    let s = TestServer::start_in(
+        &tempfile::tempdir().unwrap().keep(),
+        "127.0.0.1:0",
+        &["--service-node-port-range", "30000-30063"],
+    );
     let client = s.client().await;
     let mut tasks = Vec::new();
     for i in 0..64 {
@@ -158,7 +198,10 @@ async fn streaming_list_ends_with_the_initial_events_bookmark() {
     let client = s.client().await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     for i in 0..5 {
-        let cm: ConfigMap = serde_json::from_value(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("sl{i}")}})).unwrap();
+        let cm: ConfigMap = serde_json::from_value(
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("sl{i}")}}),
+        )
+        .unwrap();
         api.create(&PostParams::default(), &cm).await.unwrap();
     }
     // kube's watcher in streaming-list mode (sendInitialEvents=true) only becomes ready once

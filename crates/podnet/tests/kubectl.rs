@@ -18,12 +18,20 @@ fn seed_manifests_apply_unchanged_and_update() {
         assert!(again.contains("unchanged"), "{f}: {again}");
     }
     // The update path of apply: change the Deployment's replicas and image.
-    let deploy = std::fs::read_to_string(seed_manifests().into_iter().find(|p| p.ends_with("deploy-nginx.yaml")).unwrap()).unwrap();
+    let deploy =
+        std::fs::read_to_string(seed_manifests().into_iter().find(|p| p.ends_with("deploy-nginx.yaml")).unwrap())
+            .unwrap();
     let changed = deploy.replace("replicas: 3", "replicas: 5").replace("nginx:1.14", "nginx:1.25");
     assert_ne!(changed, deploy, "the seed manifest changed shape");
     let out = s.ok_stdin(&["apply", "-f", "-"], &changed);
     assert!(out.contains("configured"), "{out}");
-    let got = s.ok(&["get", "deploy", "webui", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image} {.metadata.generation}"]);
+    let got = s.ok(&[
+        "get",
+        "deploy",
+        "webui",
+        "-o",
+        "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image} {.metadata.generation}",
+    ]);
     assert_eq!(got, "5 nginx:1.25 2");
     // create -f of something that exists is AlreadyExists.
     let err = s.fails(&["create", "-f", seed_manifests()[0].to_str().unwrap()]);
@@ -164,7 +172,8 @@ fn describe_pod_svc_deploy() {
         assert!(pod.contains(f), "{pod}");
     }
     let svc = s.ok(&["describe", "svc", "myweb-svc-ses"]);
-    for f in ["Selector:", "app=web", "Type:", "ClusterIP", "Session Affinity:", "ClientIP", "TargetPort:", "8080/TCP"] {
+    for f in ["Selector:", "app=web", "Type:", "ClusterIP", "Session Affinity:", "ClientIP", "TargetPort:", "8080/TCP"]
+    {
         assert!(svc.contains(f), "{svc}");
     }
     let deploy = s.ok(&["describe", "deploy", "webui"]);
@@ -202,6 +211,7 @@ fn get_watch_streams_changes() {
         (seen.iter().any(|l| l.starts_with("w1")) && seen.iter().any(|l| l.starts_with("w2"))).then_some(())
     });
     let _ = watch.kill();
+    let _ = watch.wait();
     assert!(found.is_some(), "watch output: {seen:?}");
     assert!(seen[0].starts_with("NAME"), "the first line is the header: {seen:?}");
 }
@@ -220,7 +230,9 @@ fn errors_are_clear_and_write_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("unknown field") && err.contains("bogus"), "{err}");
     // A taken NodePort is 422 "provided port is already allocated".
-    let np = |name: &str| format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  type: NodePort\n  selector:\n    a: b\n  ports:\n  - port: 80\n    nodePort: 30080\n");
+    let np = |name: &str| {
+        format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  type: NodePort\n  selector:\n    a: b\n  ports:\n  - port: 80\n    nodePort: 30080\n")
+    };
     s.ok_stdin(&["create", "-f", "-"], &np("np1"));
     let out = s.kubectl_stdin(&["create", "-f", "-"], Some(&np("np2")));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -233,7 +245,8 @@ fn errors_are_clear_and_write_nothing() {
     let err = s.fails(&["create", "configmap", "x", "-n", "nope"]);
     assert!(err.contains("not found"), "{err}");
     // Malformed bodies through the raw API.
-    let out = s.kubectl_stdin(&["create", "--raw", "/api/v1/namespaces/default/configmaps", "-f", "-"], Some("{not json"));
+    let out =
+        s.kubectl_stdin(&["create", "--raw", "/api/v1/namespaces/default/configmaps", "-f", "-"], Some("{not json"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("BadRequest") || err.contains("not valid"), "{err}");
     // Nothing of the failures was stored.
@@ -255,8 +268,18 @@ fn errors_are_clear_and_write_nothing() {
     let token = std::fs::read_to_string(s.data_dir.join("pki/tokens/proxy")).unwrap();
     let good = s.data_dir.join("proxy.kubeconfig");
     std::fs::write(&good, with_token(token.trim())).unwrap();
-    let out = std::process::Command::new("kubectl").arg("--kubeconfig").arg(&good).args(["get", "ns", "default", "-o", "name"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "namespace/default", "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&good)
+        .args(["get", "ns", "default", "-o", "name"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "namespace/default",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -264,9 +287,17 @@ fn namespaces_terminate_with_their_content() {
     let s = TestServer::start();
     s.ok(&["create", "namespace", "apps"]);
     s.ok(&["create", "configmap", "c", "-n", "apps", "--from-literal=a=b"]);
-    s.ok(&["create", "-n", "apps", "-f", seed_manifests().into_iter().find(|p| p.ends_with("myweb-svc.yaml")).unwrap().to_str().unwrap()]);
+    s.ok(&[
+        "create",
+        "-n",
+        "apps",
+        "-f",
+        seed_manifests().into_iter().find(|p| p.ends_with("myweb-svc.yaml")).unwrap().to_str().unwrap(),
+    ]);
     s.ok(&["delete", "namespace", "apps"]);
-    assert!(eventually(Duration::from_secs(10), || (!s.kubectl(&["get", "ns", "apps"]).status.success()).then_some(())).is_some());
+    assert!(eventually(Duration::from_secs(10), || (!s.kubectl(&["get", "ns", "apps"]).status.success())
+        .then_some(()))
+    .is_some());
     let err = s.fails(&["get", "cm", "c", "-n", "apps"]);
     assert!(err.contains("not found"), "{err}");
     let err = s.fails(&["delete", "ns", "kube-system"]);

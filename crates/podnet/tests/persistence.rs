@@ -121,7 +121,10 @@ async fn reflector_follows_through_a_restart() {
     let s2 = TestServer::start_in(dir.path(), &addr, &[]);
     let api2: Api<ConfigMap> = Api::namespaced(s2.client().await, "default");
     api2.create(&PostParams::default(), &configmap("after")).await.unwrap();
-    assert!(wait_for_names(&reader, &["before", "after"]).await, "the reflector did not see the write after the restart");
+    assert!(
+        wait_for_names(&reader, &["before", "after"]).await,
+        "the reflector did not see the write after the restart"
+    );
     api2.delete("before", &Default::default()).await.unwrap();
     let gone = async {
         for _ in 0..300 {

@@ -58,23 +58,12 @@ pub enum ProtobufError {
     BadVarint { message: String, field: String },
     #[error("malformed protobuf: field number {number} in {message}")]
     BadTag { message: String, number: u64 },
-    #[error(
-        "malformed protobuf: field {field} of {message} has wire type {found}, expected {expected}"
-    )]
-    WireType {
-        message: String,
-        field: String,
-        found: u8,
-        expected: &'static str,
-    },
+    #[error("malformed protobuf: field {field} of {message} has wire type {found}, expected {expected}")]
+    WireType { message: String, field: String, found: u8, expected: &'static str },
     #[error("malformed protobuf: field {field} of {message} is not valid UTF-8")]
     Utf8 { message: String, field: String },
     #[error("malformed protobuf: field {field} of {message}: {problem}")]
-    BadValue {
-        message: String,
-        field: String,
-        problem: String,
-    },
+    BadValue { message: String, field: String, problem: String },
     #[error("malformed protobuf: {message} nests deeper than {MAX_DEPTH} messages")]
     TooDeep { message: String },
     #[error("the protobuf envelope names no kind")]
@@ -96,11 +85,10 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
     if envelope.kind.is_empty() {
         return Err(ProtobufError::NoKind);
     }
-    let root =
-        root(&envelope.api_version, &envelope.kind).ok_or_else(|| ProtobufError::UnknownKind {
-            api_version: envelope.api_version.clone(),
-            kind: envelope.kind.clone(),
-        })?;
+    let root = root(&envelope.api_version, &envelope.kind).ok_or_else(|| ProtobufError::UnknownKind {
+        api_version: envelope.api_version.clone(),
+        kind: envelope.kind.clone(),
+    })?;
     let mut object = Map::new();
     object.insert("apiVersion".into(), Value::String(envelope.api_version));
     object.insert("kind".into(), Value::String(envelope.kind));
@@ -115,11 +103,7 @@ fn root(api_version: &str, kind: &str) -> Option<&'static Root> {
     roots
         .iter()
         .find(|r| r.api_version == api_version && r.kind == kind)
-        .or_else(|| {
-            roots
-                .iter()
-                .find(|r| r.api_version == "meta.k8s.io/v1" && r.kind == kind)
-        })
+        .or_else(|| roots.iter().find(|r| r.api_version == "meta.k8s.io/v1" && r.kind == kind))
 }
 
 /// `runtime.Unknown`.
@@ -134,17 +118,10 @@ impl<'a> Envelope<'a> {
     fn parse(buf: &'a [u8]) -> Result<Self, ProtobufError> {
         const UNKNOWN: &str = "k8s.io.apimachinery.pkg.runtime.Unknown";
         const TYPE_META: &str = "k8s.io.apimachinery.pkg.runtime.TypeMeta";
-        let mut env = Envelope {
-            api_version: String::new(),
-            kind: String::new(),
-            raw: &[],
-            content_encoding: String::new(),
-        };
+        let mut env =
+            Envelope { api_version: String::new(), kind: String::new(), raw: &[], content_encoding: String::new() };
         let mut fields = Fields::new(buf);
-        while let Some((tag, value)) = fields
-            .next_field()
-            .map_err(|e| wire_error(e, UNKNOWN, None))?
-        {
+        while let Some((tag, value)) = fields.next_field().map_err(|e| wire_error(e, UNKNOWN, None))? {
             let name = match tag {
                 1 => "typeMeta",
                 2 => "raw",
@@ -152,21 +129,12 @@ impl<'a> Envelope<'a> {
                 _ => continue, // 4: contentType, informative only
             };
             let wire::Value::Bytes(bytes) = value else {
-                return Err(wrong_wire_type(
-                    UNKNOWN,
-                    name,
-                    tag,
-                    value.wire_type(),
-                    "2 (length-delimited)",
-                ));
+                return Err(wrong_wire_type(UNKNOWN, name, tag, value.wire_type(), "2 (length-delimited)"));
             };
             match tag {
                 1 => {
                     let mut meta = Fields::new(bytes);
-                    while let Some((tag, value)) = meta
-                        .next_field()
-                        .map_err(|e| wire_error(e, TYPE_META, None))?
-                    {
+                    while let Some((tag, value)) = meta.next_field().map_err(|e| wire_error(e, TYPE_META, None))? {
                         let (name, slot) = match tag {
                             1 => ("apiVersion", &mut env.api_version),
                             2 => ("kind", &mut env.kind),
@@ -240,20 +208,8 @@ pub(crate) struct Field {
 }
 
 /// The table's field constructor.
-pub(crate) const fn f(
-    tag: u32,
-    json: &'static str,
-    kind: Kind,
-    card: Card,
-    keep_zero: bool,
-) -> Field {
-    Field {
-        tag,
-        json,
-        kind,
-        card,
-        keep_zero,
-    }
+pub(crate) const fn f(tag: u32, json: &'static str, kind: Kind, card: Card, keep_zero: bool) -> Field {
+    Field { tag, json, kind, card, keep_zero }
 }
 
 /// A message: its fields sorted by tag.
@@ -276,22 +232,12 @@ fn message(index: u16) -> &'static Message {
 }
 
 /// Decodes `msg` from `buf` into `out` (which an inline field shares with its parent).
-fn decode_message(
-    msg: &Message,
-    buf: &[u8],
-    out: &mut Map<String, Value>,
-    depth: usize,
-) -> Result<(), ProtobufError> {
+fn decode_message(msg: &Message, buf: &[u8], out: &mut Map<String, Value>, depth: usize) -> Result<(), ProtobufError> {
     if depth > MAX_DEPTH {
-        return Err(ProtobufError::TooDeep {
-            message: msg.name.into(),
-        });
+        return Err(ProtobufError::TooDeep { message: msg.name.into() });
     }
     let mut fields = Fields::new(buf);
-    while let Some((tag, value)) = fields
-        .next_field()
-        .map_err(|e| wire_error(e, msg.name, Some(msg)))?
-    {
+    while let Some((tag, value)) = fields.next_field().map_err(|e| wire_error(e, msg.name, Some(msg)))? {
         let Ok(i) = msg.fields.binary_search_by_key(&tag, |f| f.tag) else {
             continue; // a field this schema does not know: skipped, as protobuf does
         };
@@ -311,18 +257,14 @@ fn decode_message(
             }
             Card::Rep => {
                 let items = ctx.repeated(value, depth)?;
-                let slot = out
-                    .entry(field.json)
-                    .or_insert_with(|| Value::Array(Vec::new()));
+                let slot = out.entry(field.json).or_insert_with(|| Value::Array(Vec::new()));
                 if let Value::Array(list) = slot {
                     list.extend(items);
                 }
             }
             Card::Map => {
                 let (k, v) = ctx.map_entry(value, depth)?;
-                let slot = out
-                    .entry(field.json)
-                    .or_insert_with(|| Value::Object(Map::new()));
+                let slot = out.entry(field.json).or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(map) = slot {
                     map.insert(k, v);
                 }
@@ -350,20 +292,11 @@ impl Ctx<'_> {
     }
 
     fn wire_type(&self, found: u8, expected: &'static str) -> ProtobufError {
-        ProtobufError::WireType {
-            message: self.msg.name.into(),
-            field: self.name(),
-            found,
-            expected,
-        }
+        ProtobufError::WireType { message: self.msg.name.into(), field: self.name(), found, expected }
     }
 
     fn bad(&self, problem: impl Into<String>) -> ProtobufError {
-        ProtobufError::BadValue {
-            message: self.msg.name.into(),
-            field: self.name(),
-            problem: problem.into(),
-        }
+        ProtobufError::BadValue { message: self.msg.name.into(), field: self.name(), problem: problem.into() }
     }
 
     fn varint(&self, value: wire::Value) -> Result<u64, ProtobufError> {
@@ -381,10 +314,8 @@ impl Ctx<'_> {
     }
 
     fn str<'a>(&self, value: wire::Value<'a>) -> Result<&'a str, ProtobufError> {
-        std::str::from_utf8(self.bytes(value)?).map_err(|_| ProtobufError::Utf8 {
-            message: self.msg.name.into(),
-            field: self.name(),
-        })
+        std::str::from_utf8(self.bytes(value)?)
+            .map_err(|_| ProtobufError::Utf8 { message: self.msg.name.into(), field: self.name() })
     }
 
     /// One value of the field. `single`: a singular field, where zero scalars follow the
@@ -397,107 +328,101 @@ impl Ctx<'_> {
         single: bool,
     ) -> Result<Option<Value>, ProtobufError> {
         let keep = !single || self.field.keep_zero;
-        let v =
-            match kind {
-                Kind::Str => {
-                    let s = self.str(value)?;
-                    (keep || !s.is_empty()).then(|| Value::String(s.into()))
-                }
-                Kind::Bytes => {
-                    let b = self.bytes(value)?;
-                    (keep || !b.is_empty())
-                        .then(|| Value::String(base64::engine::general_purpose::STANDARD.encode(b)))
-                }
-                Kind::Bool => {
-                    let b = self.varint(value)? != 0;
-                    (keep || b).then_some(Value::Bool(b))
-                }
-                // int32 is sign-extended to 64 bits on the wire: truncation recovers it.
-                Kind::I32 => {
-                    let n = self.varint(value)? as i32;
-                    (keep || n != 0).then(|| Value::from(n))
-                }
-                Kind::I64 => {
-                    let n = self.varint(value)? as i64;
-                    (keep || n != 0).then(|| Value::from(n))
-                }
-                Kind::F64 => {
-                    let wire::Value::Fixed64(bits) = value else {
-                        return Err(self.wire_type(value.wire_type(), "1 (64-bit)"));
-                    };
-                    let x = f64::from_bits(bits);
-                    let n = Number::from_f64(x)
-                        .ok_or_else(|| self.bad(format!("{x} is not a JSON number")))?;
-                    (keep || x != 0.0).then_some(Value::Number(n))
-                }
-                Kind::Msg(inner) => {
-                    let mut obj = Map::new();
-                    decode_message(message(inner), self.bytes(value)?, &mut obj, depth + 1)?;
-                    Some(Value::Object(obj))
-                }
-                Kind::Time => self.time(self.bytes(value)?, false)?,
-                Kind::MicroTime => self.time(self.bytes(value)?, true)?,
-                Kind::Duration => {
-                    let mut nanos = 0i64;
-                    self.each(self.bytes(value)?, |tag, v| {
-                        if tag == 1 {
-                            nanos = self.varint(v)? as i64;
-                        }
-                        Ok(())
-                    })?;
-                    Some(Value::String(go_duration(nanos)))
-                }
-                Kind::Quantity => {
-                    let mut q = String::new();
-                    self.each(self.bytes(value)?, |tag, v| {
-                        if tag == 1 {
-                            q = self.str(v)?.to_owned();
-                        }
-                        Ok(())
-                    })?;
-                    if q.is_empty() {
-                        q = "0".into(); // what Go's zero Quantity marshals to
+        let v = match kind {
+            Kind::Str => {
+                let s = self.str(value)?;
+                (keep || !s.is_empty()).then(|| Value::String(s.into()))
+            }
+            Kind::Bytes => {
+                let b = self.bytes(value)?;
+                (keep || !b.is_empty()).then(|| Value::String(base64::engine::general_purpose::STANDARD.encode(b)))
+            }
+            Kind::Bool => {
+                let b = self.varint(value)? != 0;
+                (keep || b).then_some(Value::Bool(b))
+            }
+            // int32 is sign-extended to 64 bits on the wire: truncation recovers it.
+            Kind::I32 => {
+                let n = self.varint(value)? as i32;
+                (keep || n != 0).then(|| Value::from(n))
+            }
+            Kind::I64 => {
+                let n = self.varint(value)? as i64;
+                (keep || n != 0).then(|| Value::from(n))
+            }
+            Kind::F64 => {
+                let wire::Value::Fixed64(bits) = value else {
+                    return Err(self.wire_type(value.wire_type(), "1 (64-bit)"));
+                };
+                let x = f64::from_bits(bits);
+                let n = Number::from_f64(x).ok_or_else(|| self.bad(format!("{x} is not a JSON number")))?;
+                (keep || x != 0.0).then_some(Value::Number(n))
+            }
+            Kind::Msg(inner) => {
+                let mut obj = Map::new();
+                decode_message(message(inner), self.bytes(value)?, &mut obj, depth + 1)?;
+                Some(Value::Object(obj))
+            }
+            Kind::Time => self.time(self.bytes(value)?, false)?,
+            Kind::MicroTime => self.time(self.bytes(value)?, true)?,
+            Kind::Duration => {
+                let mut nanos = 0i64;
+                self.each(self.bytes(value)?, |tag, v| {
+                    if tag == 1 {
+                        nanos = self.varint(v)? as i64;
                     }
-                    Some(Value::String(q))
-                }
-                Kind::IntOrString => {
-                    let (mut ty, mut int, mut text) = (0i64, 0i32, String::new());
-                    self.each(self.bytes(value)?, |tag, v| {
-                        match tag {
-                            1 => ty = self.varint(v)? as i64,
-                            2 => int = self.varint(v)? as i32,
-                            3 => text = self.str(v)?.to_owned(),
-                            _ => {}
-                        }
-                        Ok(())
-                    })?;
-                    Some(match ty {
-                        0 => Value::from(int),
-                        1 => Value::String(text),
-                        other => {
-                            return Err(
-                                self.bad(format!("IntOrString type {other} (0: int, 1: string)"))
-                            )
-                        }
-                    })
-                }
-                Kind::RawJson => {
-                    let mut raw: &[u8] = &[];
-                    self.each(self.bytes(value)?, |tag, v| {
-                        if tag == 1 {
-                            raw = self.bytes(v)?;
-                        }
-                        Ok(())
-                    })?;
-                    if raw.is_empty() {
-                        None // Go's JSON: null
-                    } else {
-                        Some(serde_json::from_slice(raw).map_err(|e| {
-                            self.bad(format!("the embedded object is not JSON: {e}"))
-                        })?)
+                    Ok(())
+                })?;
+                Some(Value::String(go_duration(nanos)))
+            }
+            Kind::Quantity => {
+                let mut q = String::new();
+                self.each(self.bytes(value)?, |tag, v| {
+                    if tag == 1 {
+                        q = self.str(v)?.to_owned();
                     }
+                    Ok(())
+                })?;
+                if q.is_empty() {
+                    q = "0".into(); // what Go's zero Quantity marshals to
                 }
-            };
+                Some(Value::String(q))
+            }
+            Kind::IntOrString => {
+                let (mut ty, mut int, mut text) = (0i64, 0i32, String::new());
+                self.each(self.bytes(value)?, |tag, v| {
+                    match tag {
+                        1 => ty = self.varint(v)? as i64,
+                        2 => int = self.varint(v)? as i32,
+                        3 => text = self.str(v)?.to_owned(),
+                        _ => {}
+                    }
+                    Ok(())
+                })?;
+                Some(match ty {
+                    0 => Value::from(int),
+                    1 => Value::String(text),
+                    other => return Err(self.bad(format!("IntOrString type {other} (0: int, 1: string)"))),
+                })
+            }
+            Kind::RawJson => {
+                let mut raw: &[u8] = &[];
+                self.each(self.bytes(value)?, |tag, v| {
+                    if tag == 1 {
+                        raw = self.bytes(v)?;
+                    }
+                    Ok(())
+                })?;
+                if raw.is_empty() {
+                    None // Go's JSON: null
+                } else {
+                    Some(
+                        serde_json::from_slice(raw)
+                            .map_err(|e| self.bad(format!("the embedded object is not JSON: {e}")))?,
+                    )
+                }
+            }
+        };
         Ok(v)
     }
 
@@ -521,11 +446,9 @@ impl Ctx<'_> {
         match e {
             WireError::Truncated(_) => ProtobufError::Truncated { message, field },
             WireError::Varint(_) => ProtobufError::BadVarint { message, field },
-            WireError::BadTag(_) | WireError::WireType { .. } => ProtobufError::BadValue {
-                message,
-                field,
-                problem: "a malformed nested message".into(),
-            },
+            WireError::BadTag(_) | WireError::WireType { .. } => {
+                ProtobufError::BadValue { message, field, problem: "a malformed nested message".into() }
+            }
         }
     }
 
@@ -551,11 +474,7 @@ impl Ctx<'_> {
             .ok()
             .and_then(|n| chrono::DateTime::from_timestamp(secs, n))
             .ok_or_else(|| self.bad(format!("{secs}s {nanos}ns is not a valid time")))?;
-        let format = if micro {
-            "%Y-%m-%dT%H:%M:%S%.6fZ"
-        } else {
-            "%Y-%m-%dT%H:%M:%SZ"
-        };
+        let format = if micro { "%Y-%m-%dT%H:%M:%S%.6fZ" } else { "%Y-%m-%dT%H:%M:%SZ" };
         Ok(Some(Value::String(t.format(format).to_string())))
     }
 
@@ -568,42 +487,27 @@ impl Ctx<'_> {
                 .map_err(|e| wire_error(e, self.msg.name, Some(self.msg)))?;
             return numbers
                 .into_iter()
-                .map(|n| {
-                    Ok(self
-                        .value(kind, wire::Value::Varint(n), depth, false)?
-                        .unwrap_or(Value::Null))
-                })
+                .map(|n| Ok(self.value(kind, wire::Value::Varint(n), depth, false)?.unwrap_or(Value::Null)))
                 .collect();
         }
         Ok(self.value(kind, value, depth, false)?.into_iter().collect())
     }
 
     /// One `{1: key, 2: value}` map entry. A missing value is the value type's zero.
-    fn map_entry(
-        &self,
-        value: wire::Value,
-        depth: usize,
-    ) -> Result<(String, Value), ProtobufError> {
+    fn map_entry(&self, value: wire::Value, depth: usize) -> Result<(String, Value), ProtobufError> {
         let buf = self.bytes(value)?;
         let (mut key, mut val) = (String::new(), None);
         let mut fields = Fields::new(buf);
         while let Some((tag, v)) = fields.next_field().map_err(|e| self.inner_error(e))? {
             match tag {
                 1 => key = self.str(v)?.to_owned(),
-                2 => {
-                    val = Some(
-                        self.value(self.field.kind, v, depth, false)?
-                            .unwrap_or(Value::Null),
-                    )
-                }
+                2 => val = Some(self.value(self.field.kind, v, depth, false)?.unwrap_or(Value::Null)),
                 _ => {}
             }
         }
         let val = match val {
             Some(v) => v,
-            None => self
-                .value(self.field.kind, zero_of(self.field.kind), depth, false)?
-                .unwrap_or(Value::Null),
+            None => self.value(self.field.kind, zero_of(self.field.kind), depth, false)?.unwrap_or(Value::Null),
         };
         Ok((key, val))
     }
@@ -618,39 +522,25 @@ fn zero_of(kind: Kind) -> wire::Value<'static> {
     }
 }
 
-fn utf8<'a>(
-    bytes: &'a [u8],
-    message: &str,
-    name: &str,
-    tag: u32,
-) -> Result<&'a str, ProtobufError> {
-    std::str::from_utf8(bytes).map_err(|_| ProtobufError::Utf8 {
-        message: message.into(),
-        field: format!("{tag} ({name})"),
-    })
+fn utf8<'a>(bytes: &'a [u8], message: &str, name: &str, tag: u32) -> Result<&'a str, ProtobufError> {
+    std::str::from_utf8(bytes)
+        .map_err(|_| ProtobufError::Utf8 { message: message.into(), field: format!("{tag} ({name})") })
 }
 
-fn wrong_wire_type(
-    message: &str,
-    name: &str,
-    tag: u32,
-    found: u8,
-    expected: &'static str,
-) -> ProtobufError {
-    ProtobufError::WireType {
-        message: message.into(),
-        field: format!("{tag} ({name})"),
-        found,
-        expected,
-    }
+fn wrong_wire_type(message: &str, name: &str, tag: u32, found: u8, expected: &'static str) -> ProtobufError {
+    ProtobufError::WireType { message: message.into(), field: format!("{tag} ({name})"), found, expected }
 }
 
 /// A wire error in `message`, naming the field by its JSON name where the schema knows it.
 fn wire_error(e: WireError, message: &str, schema: Option<&Message>) -> ProtobufError {
     let field = |tag: u32| {
-        let json = schema
-            .and_then(|m| m.fields.iter().find(|f| f.tag == tag))
-            .map(|f| if f.json.is_empty() { "inline" } else { f.json });
+        let json = schema.and_then(|m| m.fields.iter().find(|f| f.tag == tag)).map(|f| {
+            if f.json.is_empty() {
+                "inline"
+            } else {
+                f.json
+            }
+        });
         match (tag, json) {
             (0, _) => "key".to_owned(),
             (_, Some(json)) => format!("{tag} ({json})"),
@@ -659,21 +549,12 @@ fn wire_error(e: WireError, message: &str, schema: Option<&Message>) -> Protobuf
     };
     let message = message.to_owned();
     match e {
-        WireError::Truncated(tag) => ProtobufError::Truncated {
-            message,
-            field: field(tag),
-        },
-        WireError::Varint(tag) => ProtobufError::BadVarint {
-            message,
-            field: field(tag),
-        },
+        WireError::Truncated(tag) => ProtobufError::Truncated { message, field: field(tag) },
+        WireError::Varint(tag) => ProtobufError::BadVarint { message, field: field(tag) },
         WireError::BadTag(number) => ProtobufError::BadTag { message, number },
-        WireError::WireType { tag, wire_type } => ProtobufError::WireType {
-            message,
-            field: field(tag),
-            found: wire_type,
-            expected: "0, 1, 2 or 5",
-        },
+        WireError::WireType { tag, wire_type } => {
+            ProtobufError::WireType { message, field: field(tag), found: wire_type, expected: "0, 1, 2 or 5" }
+        }
     }
 }
 

@@ -8,11 +8,7 @@ use super::*;
 
 /// The `k8s\0` + `runtime.Unknown` envelope around an object.
 fn envelope(api_version: &str, kind: &str, raw: &Msg) -> Vec<u8> {
-    let unknown = Msg::new()
-        .msg(1, Msg::new().str(1, api_version).str(2, kind))
-        .bytes(2, &raw.0)
-        .str(3, "")
-        .str(4, "");
+    let unknown = Msg::new().msg(1, Msg::new().str(1, api_version).str(2, kind)).bytes(2, &raw.0).str(3, "").str(4, "");
     let mut body = b"k8s\0".to_vec();
     body.extend_from_slice(&unknown.0);
     body
@@ -20,15 +16,7 @@ fn envelope(api_version: &str, kind: &str, raw: &Msg) -> Vec<u8> {
 
 /// ObjectMeta as gogo writes it: the empty strings, generation 0, the zero creationTimestamp.
 fn object_meta(name: &str, namespace: &str) -> Msg {
-    Msg::new()
-        .str(1, name)
-        .str(2, "")
-        .str(3, namespace)
-        .str(4, "")
-        .str(5, "")
-        .str(6, "")
-        .int(7, 0)
-        .msg(8, Msg::new())
+    Msg::new().str(1, name).str(2, "").str(3, namespace).str(4, "").str(5, "").str(6, "").int(7, 0).msg(8, Msg::new())
 }
 
 fn int_or_string_int(v: i32) -> Msg {
@@ -41,10 +29,7 @@ fn int_or_string_str(v: &str) -> Msg {
 
 #[test]
 fn namespace() {
-    let raw = Msg::new()
-        .msg(1, object_meta("foo", ""))
-        .msg(2, Msg::new())
-        .msg(3, Msg::new().str(1, ""));
+    let raw = Msg::new().msg(1, object_meta("foo", "")).msg(2, Msg::new()).msg(3, Msg::new().str(1, ""));
     let got = decode(&envelope("v1", "Namespace", &raw)).unwrap();
     assert_eq!(
         got,
@@ -83,15 +68,7 @@ fn deployment(replicas: i64) -> Msg {
         .str(1, "nginx")
         .str(2, "nginx")
         .str(5, "")
-        .msg(
-            6,
-            Msg::new()
-                .str(1, "")
-                .int(2, 0)
-                .int(3, 80)
-                .str(4, "")
-                .str(5, ""),
-        )
+        .msg(6, Msg::new().str(1, "").int(2, 0).int(3, 80).str(4, "").str(5, ""))
         .msg(7, Msg::new().str(1, "MODE").str(2, "fast"))
         .msg(7, Msg::new().str(1, "EMPTY").str(2, ""))
         .msg(8, Msg::new())
@@ -101,39 +78,22 @@ fn deployment(replicas: i64) -> Msg {
         .bool(17, false)
         .bool(18, false)
         .str(20, "");
-    let pod_spec = Msg::new()
-        .msg(2, container)
-        .str(3, "")
-        .str(6, "")
-        .str(8, "")
-        .bool(11, false)
-        .bool(12, false)
-        .bool(13, false);
+    let pod_spec =
+        Msg::new().msg(2, container).str(3, "").str(6, "").str(8, "").bool(11, false).bool(12, false).bool(13, false);
     let spec = Msg::new()
         .int(1, replicas)
         .msg(2, Msg::new().entry(1, "app", b"web"))
-        .msg(
-            3,
-            Msg::new()
-                .msg(1, labels(object_meta("", "")))
-                .msg(2, pod_spec),
-        )
+        .msg(3, Msg::new().msg(1, labels(object_meta("", ""))).msg(2, pod_spec))
         .msg(
             4,
-            Msg::new().str(1, "RollingUpdate").msg(
-                2,
-                Msg::new()
-                    .msg(1, int_or_string_int(0))
-                    .msg(2, int_or_string_str("25%")),
-            ),
+            Msg::new()
+                .str(1, "RollingUpdate")
+                .msg(2, Msg::new().msg(1, int_or_string_int(0)).msg(2, int_or_string_str("25%"))),
         )
         .int(5, 0)
         .bool(7, false);
     let status = Msg::new().int(1, 0).int(2, 0).int(3, 0).int(4, 0).int(5, 0);
-    Msg::new()
-        .msg(1, labels(object_meta("web", "default")))
-        .msg(2, spec)
-        .msg(3, status)
+    Msg::new().msg(1, labels(object_meta("web", "default"))).msg(2, spec).msg(3, status)
 }
 
 #[test]
@@ -170,12 +130,7 @@ fn deployment_keeps_pointer_zeros_and_drops_value_zeros() {
 #[test]
 fn service_ports_with_int_and_named_target_ports() {
     let port = |name: &str, port: i64, target: Msg| {
-        Msg::new()
-            .str(1, name)
-            .str(2, "TCP")
-            .int(3, port)
-            .msg(4, target)
-            .int(5, 0)
+        Msg::new().str(1, name).str(2, "TCP").int(3, port).msg(4, target).int(5, 0)
     };
     let spec = Msg::new()
         .msg(1, port("http", 80, int_or_string_int(8080)))
@@ -186,10 +141,7 @@ fn service_ports_with_int_and_named_target_ports() {
         .str(7, "")
         .bool(13, false)
         .bool(20, false);
-    let raw = Msg::new()
-        .msg(1, object_meta("web", ""))
-        .msg(2, spec)
-        .msg(3, Msg::new().msg(1, Msg::new()));
+    let raw = Msg::new().msg(1, object_meta("web", "")).msg(2, spec).msg(3, Msg::new().msg(1, Msg::new()));
     assert_eq!(
         decode(&envelope("v1", "Service", &raw)).unwrap(),
         json!({
@@ -235,25 +187,12 @@ fn secret() {
 #[test]
 fn pod_volumes_inline_sources_and_quantities() {
     let empty_dir = Msg::new().str(1, "").msg(2, Msg::new().str(1, "1Gi"));
-    let volume = Msg::new()
-        .str(1, "scratch")
-        .msg(2, Msg::new().msg(2, empty_dir));
-    let bare = Msg::new()
-        .str(1, "cache")
-        .msg(2, Msg::new().msg(2, Msg::new().str(1, "")));
-    let resources = Msg::new()
-        .entry(1, "cpu", &Msg::new().str(1, "500m").0)
-        .entry(2, "memory", &Msg::new().str(1, "64Mi").0);
+    let volume = Msg::new().str(1, "scratch").msg(2, Msg::new().msg(2, empty_dir));
+    let bare = Msg::new().str(1, "cache").msg(2, Msg::new().msg(2, Msg::new().str(1, "")));
+    let resources =
+        Msg::new().entry(1, "cpu", &Msg::new().str(1, "500m").0).entry(2, "memory", &Msg::new().str(1, "64Mi").0);
     let probe = Msg::new()
-        .msg(
-            1,
-            Msg::new().msg(
-                2,
-                Msg::new()
-                    .str(1, "/healthz")
-                    .msg(2, int_or_string_str("http")),
-            ),
-        )
+        .msg(1, Msg::new().msg(2, Msg::new().str(1, "/healthz").msg(2, int_or_string_str("http"))))
         .int(2, 5)
         .int(3, 0);
     let container = Msg::new().str(1, "app").msg(8, resources).msg(10, probe);
@@ -289,9 +228,7 @@ fn lease_micro_time_and_go_zero_time() {
         .msg(3, Msg::new().int(1, 1_700_000_000).int(2, 123_456_789))
         .msg(4, Msg::new().int(1, GO_ZERO_TIME))
         .int(5, 0);
-    let raw = Msg::new()
-        .msg(1, object_meta("l", "kube-node-lease"))
-        .msg(2, spec);
+    let raw = Msg::new().msg(1, object_meta("l", "kube-node-lease")).msg(2, spec);
     assert_eq!(
         decode(&envelope("coordination.k8s.io/v1", "Lease", &raw)).unwrap()["spec"],
         json!({"holderIdentity": "node-a", "leaseDurationSeconds": 40, "acquireTime": "2023-11-14T22:13:20.123456Z", "leaseTransitions": 0})
@@ -312,11 +249,7 @@ fn delete_options_in_any_group_version() {
 #[test]
 fn negative_int32_and_unknown_fields() {
     // int32 -1 is a 10-byte varint; unknown fields of every wire type are skipped.
-    let spec = Msg::new()
-        .int(1, -1)
-        .fixed64(99, 5)
-        .fixed32(98, 5)
-        .str(97, "?");
+    let spec = Msg::new().int(1, -1).fixed64(99, 5).fixed32(98, 5).str(97, "?");
     let raw = Msg::new().msg(2, spec);
     let got = decode(&envelope("autoscaling/v1", "Scale", &raw)).unwrap();
     assert_eq!(got["spec"], json!({"replicas": -1}));
@@ -332,52 +265,34 @@ fn repeated_scalars_packed_or_not() {
     let security = Msg::new().int(4, 1).int(4, 2).bytes(4, &packed).int(2, 0);
     let raw = Msg::new().msg(2, Msg::new().msg(14, security));
     let got = decode(&envelope("v1", "Pod", &raw)).unwrap();
-    assert_eq!(
-        got["spec"]["securityContext"],
-        json!({"supplementalGroups": [1, 2, 3, 4], "runAsUser": 0})
-    );
+    assert_eq!(got["spec"]["securityContext"], json!({"supplementalGroups": [1, 2, 3, 4], "runAsUser": 0}));
 }
 
 #[test]
 fn errors_name_the_problem() {
-    assert_eq!(
-        decode(b"{\"kind\":\"Namespace\"}"),
-        Err(ProtobufError::BadMagic)
-    );
+    assert_eq!(decode(b"{\"kind\":\"Namespace\"}"), Err(ProtobufError::BadMagic));
     assert_eq!(decode(b"k8s"), Err(ProtobufError::BadMagic));
     assert_eq!(decode(b"k8s\0"), Err(ProtobufError::NoKind));
 
     let err = decode(&envelope("v1", "Widget", &Msg::new())).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "unknown kind \"Widget\" (apiVersion \"v1\"): not accepted in protobuf"
-    );
+    assert_eq!(err.to_string(), "unknown kind \"Widget\" (apiVersion \"v1\"): not accepted in protobuf");
 
     // ConfigMap.data (tag 2) sent as a varint.
     let body = envelope("v1", "ConfigMap", &Msg::new().int(2, 1));
     let err = decode(&body).unwrap_err();
-    assert!(
-        matches!(err, ProtobufError::WireType { found: 0, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, ProtobufError::WireType { found: 0, .. }), "{err}");
     assert_eq!(
         err.to_string(),
         "malformed protobuf: field 2 (data) of k8s.io.api.core.v1.ConfigMap has wire type 0, expected 2 (length-delimited)"
     );
 
     // A string field whose bytes are not UTF-8.
-    let body = envelope(
-        "v1",
-        "Namespace",
-        &Msg::new().msg(1, Msg::new().bytes(1, &[0xff])),
-    );
+    let body = envelope("v1", "Namespace", &Msg::new().msg(1, Msg::new().bytes(1, &[0xff])));
     assert!(matches!(decode(&body), Err(ProtobufError::Utf8 { .. })));
 
     // The object cut short inside metadata.name.
     let raw = Msg::new().msg(1, object_meta("foo", ""));
-    let mut truncated = Msg::new()
-        .msg(1, Msg::new().str(1, "v1").str(2, "Namespace"))
-        .0;
+    let mut truncated = Msg::new().msg(1, Msg::new().str(1, "v1").str(2, "Namespace")).0;
     truncated.push(0x12); // raw: bytes
     encode_len(&mut truncated, raw.0.len());
     truncated.extend_from_slice(&raw.0[..raw.0.len() - 3]);
@@ -387,29 +302,15 @@ fn errors_name_the_problem() {
     assert!(matches!(err, ProtobufError::Truncated { .. }), "{err}");
 
     let mut gzip = b"k8s\0".to_vec();
-    gzip.extend_from_slice(
-        &Msg::new()
-            .msg(1, Msg::new().str(1, "v1").str(2, "Namespace"))
-            .str(3, "gzip")
-            .0,
-    );
-    assert_eq!(
-        decode(&gzip),
-        Err(ProtobufError::ContentEncoding("gzip".into()))
-    );
+    gzip.extend_from_slice(&Msg::new().msg(1, Msg::new().str(1, "v1").str(2, "Namespace")).str(3, "gzip").0);
+    assert_eq!(decode(&gzip), Err(ProtobufError::ContentEncoding("gzip".into())));
 
     let bad_intstr = envelope(
         "v1",
         "Service",
-        &Msg::new().msg(
-            2,
-            Msg::new().msg(1, Msg::new().int(3, 80).msg(4, Msg::new().int(1, 7))),
-        ),
+        &Msg::new().msg(2, Msg::new().msg(1, Msg::new().int(3, 80).msg(4, Msg::new().int(1, 7)))),
     );
-    assert!(matches!(
-        decode(&bad_intstr),
-        Err(ProtobufError::BadValue { .. })
-    ));
+    assert!(matches!(decode(&bad_intstr), Err(ProtobufError::BadValue { .. })));
 }
 
 fn encode_len(out: &mut Vec<u8>, len: usize) {
@@ -453,10 +354,7 @@ fn doubles_and_durations() {
         f(3, "weights", Kind::F64, Card::Rep, false),
         f(4, "window", Kind::Duration, Card::Map, false),
     ];
-    let msg = Message {
-        name: "test.Durations",
-        fields: &FIELDS,
-    };
+    let msg = Message { name: "test.Durations", fields: &FIELDS };
     let duration = |nanos: i64| Msg::new().int(1, nanos).0;
     let buf = Msg::new()
         .fixed64(1, 0.25f64.to_bits())
@@ -474,26 +372,10 @@ fn doubles_and_durations() {
     let mut out = Map::new();
     decode_message(&msg, &Msg::new().fixed64(1, 0).0, &mut out, 0).unwrap();
     assert!(out.is_empty());
-    let err = decode_message(
-        &msg,
-        &Msg::new().fixed64(1, f64::NAN.to_bits()).0,
-        &mut Map::new(),
-        0,
-    )
-    .unwrap_err();
+    let err = decode_message(&msg, &Msg::new().fixed64(1, f64::NAN.to_bits()).0, &mut Map::new(), 0).unwrap_err();
     assert!(matches!(err, ProtobufError::BadValue { .. }), "{err}");
     let err = decode_message(&msg, &Msg::new().int(1, 1).0, &mut Map::new(), 0).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ProtobufError::WireType {
-                found: 0,
-                expected: "1 (64-bit)",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, ProtobufError::WireType { found: 0, expected: "1 (64-bit)", .. }), "{err}");
 }
 
 #[test]
@@ -516,35 +398,16 @@ fn go_durations() {
 #[test]
 fn the_table_is_consistent() {
     for (i, msg) in schema::MESSAGES.iter().enumerate() {
-        assert!(
-            msg.fields.windows(2).all(|w| w[0].tag < w[1].tag),
-            "{} fields not sorted",
-            msg.name
-        );
+        assert!(msg.fields.windows(2).all(|w| w[0].tag < w[1].tag), "{} fields not sorted", msg.name);
         for field in msg.fields {
             if let Kind::Msg(inner) = field.kind {
-                assert!(
-                    usize::from(inner) < schema::MESSAGES.len(),
-                    "{}.{}",
-                    msg.name,
-                    field.json
-                );
+                assert!(usize::from(inner) < schema::MESSAGES.len(), "{}.{}", msg.name, field.json);
             }
-            assert_eq!(
-                field.json.is_empty(),
-                field.card == Card::Inline,
-                "{i} {}",
-                msg.name
-            );
+            assert_eq!(field.json.is_empty(), field.card == Card::Inline, "{i} {}", msg.name);
         }
     }
     for root in &schema::ROOTS {
         let msg = message(root.message);
-        assert!(
-            msg.name.ends_with(&format!(".{}", root.kind)),
-            "{} → {}",
-            root.kind,
-            msg.name
-        );
+        assert!(msg.name.ends_with(&format!(".{}", root.kind)), "{} → {}", root.kind, msg.name);
     }
 }

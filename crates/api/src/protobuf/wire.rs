@@ -62,28 +62,20 @@ impl<'a> Fields<'a> {
         let tag = number as u32;
         let value = match (key & 7) as u8 {
             0 => Value::Varint(varint(self.buf, &mut self.pos).map_err(|e| e.in_field(tag))?),
-            1 => Value::Fixed64(u64::from_le_bytes(
-                self.take(8, tag)?.try_into().expect("8 bytes"),
-            )),
+            1 => Value::Fixed64(u64::from_le_bytes(self.take(8, tag)?.try_into().expect("8 bytes"))),
             2 => {
                 let len = varint(self.buf, &mut self.pos).map_err(|e| e.in_field(tag))?;
                 let len = usize::try_from(len).map_err(|_| WireError::Truncated(tag))?;
                 Value::Bytes(self.take(len, tag)?)
             }
-            5 => Value::Fixed32(u32::from_le_bytes(
-                self.take(4, tag)?.try_into().expect("4 bytes"),
-            )),
+            5 => Value::Fixed32(u32::from_le_bytes(self.take(4, tag)?.try_into().expect("4 bytes"))),
             wire_type => return Err(WireError::WireType { tag, wire_type }),
         };
         Ok(Some((tag, value)))
     }
 
     fn take(&mut self, len: usize, tag: u32) -> Result<&'a [u8], WireError> {
-        let end = self
-            .pos
-            .checked_add(len)
-            .filter(|&end| end <= self.buf.len())
-            .ok_or(WireError::Truncated(tag))?;
+        let end = self.pos.checked_add(len).filter(|&end| end <= self.buf.len()).ok_or(WireError::Truncated(tag))?;
         let bytes = &self.buf[self.pos..end];
         self.pos = end;
         Ok(bytes)
@@ -195,12 +187,7 @@ mod tests {
 
     #[test]
     fn reads_every_wire_type() {
-        let m = Msg::new()
-            .int(1, -1)
-            .fixed64(2, 7)
-            .str(3, "hi")
-            .fixed32(4, 9)
-            .int(536_870_911, 5);
+        let m = Msg::new().int(1, -1).fixed64(2, 7).str(3, "hi").fixed32(4, 9).int(536_870_911, 5);
         let mut f = Fields::new(&m.0);
         assert_eq!(f.next_field(), Ok(Some((1, Value::Varint(u64::MAX)))));
         assert_eq!(f.next_field(), Ok(Some((2, Value::Fixed64(7)))));
@@ -213,53 +200,22 @@ mod tests {
     #[test]
     fn malformed_input_is_an_error() {
         let m = Msg::new().str(3, "hello");
+        assert_eq!(Fields::new(&m.0[..4]).next_field(), Err(WireError::Truncated(3)));
+        assert_eq!(Fields::new(&[0x08]).next_field(), Err(WireError::Truncated(1)));
+        assert_eq!(Fields::new(&[0x80]).next_field(), Err(WireError::Truncated(0)));
         assert_eq!(
-            Fields::new(&m.0[..4]).next_field(),
-            Err(WireError::Truncated(3))
-        );
-        assert_eq!(
-            Fields::new(&[0x08]).next_field(),
-            Err(WireError::Truncated(1))
-        );
-        assert_eq!(
-            Fields::new(&[0x80]).next_field(),
-            Err(WireError::Truncated(0))
-        );
-        assert_eq!(
-            Fields::new(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])
-                .next_field(),
+            Fields::new(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]).next_field(),
             Err(WireError::Varint(1))
         );
         assert_eq!(Fields::new(&[0x00]).next_field(), Err(WireError::BadTag(0)));
-        assert_eq!(
-            Fields::new(&[0x0b]).next_field(),
-            Err(WireError::WireType {
-                tag: 1,
-                wire_type: 3
-            })
-        );
-        assert_eq!(
-            Fields::new(&[0x0f]).next_field(),
-            Err(WireError::WireType {
-                tag: 1,
-                wire_type: 7
-            })
-        );
+        assert_eq!(Fields::new(&[0x0b]).next_field(), Err(WireError::WireType { tag: 1, wire_type: 3 }));
+        assert_eq!(Fields::new(&[0x0f]).next_field(), Err(WireError::WireType { tag: 1, wire_type: 7 }));
         // A length beyond the buffer, and one that overflows usize arithmetic.
-        assert_eq!(
-            Fields::new(&[0x12, 0x05, b'a']).next_field(),
-            Err(WireError::Truncated(2))
-        );
+        assert_eq!(Fields::new(&[0x12, 0x05, b'a']).next_field(), Err(WireError::Truncated(2)));
         let mut huge = vec![0x12];
         encode::varint(&mut huge, u64::MAX);
-        assert_eq!(
-            Fields::new(&huge).next_field(),
-            Err(WireError::Truncated(2))
-        );
-        assert_eq!(
-            packed_varints(&[0x01, 0x96, 0x01], 4).unwrap(),
-            vec![1, 150]
-        );
+        assert_eq!(Fields::new(&huge).next_field(), Err(WireError::Truncated(2)));
+        assert_eq!(packed_varints(&[0x01, 0x96, 0x01], 4).unwrap(), vec![1, 150]);
         assert_eq!(packed_varints(&[0x96], 4), Err(WireError::Truncated(4)));
     }
 }

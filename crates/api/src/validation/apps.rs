@@ -5,8 +5,8 @@ use podnet_meta::labels::Selector;
 use serde_json::Value;
 
 use super::{
-    child, field, go_label_selector, go_string_map, int, invalid_go, label_selector, non_negative,
-    opt_string, pod, required_because, same, show, string, Errs,
+    child, field, go_label_selector, go_string_map, int, invalid_go, label_selector, non_negative, opt_string, pod,
+    required_because, same, show, string, Errs,
 };
 use crate::status::Cause;
 
@@ -40,18 +40,10 @@ pub(super) fn validate_deployment(obj: &Value, old: Option<&Value>, errs: &mut E
     non_negative(spec, "revisionHistoryLimit", "spec", errs);
     if let Some(deadline) = int(spec, "progressDeadlineSeconds") {
         if deadline < 0 {
-            errs.push(Cause::invalid(
-                "spec.progressDeadlineSeconds",
-                deadline,
-                "must be greater than or equal to 0",
-            ));
+            errs.push(Cause::invalid("spec.progressDeadlineSeconds", deadline, "must be greater than or equal to 0"));
         }
         if deadline <= int(spec, "minReadySeconds").unwrap_or(0) {
-            errs.push(Cause::invalid(
-                "spec.progressDeadlineSeconds",
-                deadline,
-                "must be greater than minReadySeconds",
-            ));
+            errs.push(Cause::invalid("spec.progressDeadlineSeconds", deadline, "must be greater than minReadySeconds"));
         }
     }
     selector_unchanged(spec, old, errs);
@@ -92,19 +84,12 @@ pub(super) fn validate_daemon_set(obj: &Value, old: Option<&Value>, errs: &mut E
                             "may not be set when maxUnavailable is non-zero",
                         ));
                     } else if !has_unavailable && !has_surge {
-                        errs.push(required_because(
-                            child(&rp, "maxUnavailable"),
-                            "cannot be 0 when maxSurge is 0",
-                        ));
+                        errs.push(required_because(child(&rp, "maxUnavailable"), "cannot be 0 when maxSurge is 0"));
                     }
                 }
             }
             "" => errs.push(Cause::required(child(p, "type"))),
-            other => errs.push(Cause::not_supported(
-                child(p, "type"),
-                other,
-                &["OnDelete", "RollingUpdate"],
-            )),
+            other => errs.push(Cause::not_supported(child(p, "type"), other, &["OnDelete", "RollingUpdate"])),
         }
     }
     selector_unchanged(spec, old, errs);
@@ -115,30 +100,17 @@ pub(super) fn validate_stateful_set(obj: &Value, old: Option<&Value>, errs: &mut
     workload_spec(spec, Workload::StatefulSet, errs);
     if let Some(policy) = opt_string(spec, "podManagementPolicy") {
         if policy != "OrderedReady" && policy != "Parallel" {
-            errs.push(Cause::not_supported(
-                "spec.podManagementPolicy",
-                policy,
-                &["OrderedReady", "Parallel"],
-            ));
+            errs.push(Cause::not_supported("spec.podManagementPolicy", policy, &["OrderedReady", "Parallel"]));
         }
     }
     if let Some(strategy) = field(spec, "updateStrategy") {
         match string(strategy, "type") {
             "OnDelete" | "RollingUpdate" => {}
             "" => errs.push(Cause::required("spec.updateStrategy.type")),
-            other => errs.push(Cause::not_supported(
-                "spec.updateStrategy.type",
-                other,
-                &["OnDelete", "RollingUpdate"],
-            )),
+            other => errs.push(Cause::not_supported("spec.updateStrategy.type", other, &["OnDelete", "RollingUpdate"])),
         }
         if let Some(rolling) = field(strategy, "rollingUpdate") {
-            non_negative(
-                rolling,
-                "partition",
-                "spec.updateStrategy.rollingUpdate",
-                errs,
-            );
+            non_negative(rolling, "partition", "spec.updateStrategy.rollingUpdate", errs);
         }
     }
     non_negative(spec, "minReadySeconds", "spec", errs);
@@ -153,13 +125,7 @@ pub(super) fn validate_job(obj: &Value, errs: &mut Errs) {
 }
 
 fn job_spec(spec: &Value, path: &str, errs: &mut Errs) {
-    for name in [
-        "parallelism",
-        "completions",
-        "backoffLimit",
-        "activeDeadlineSeconds",
-        "ttlSecondsAfterFinished",
-    ] {
+    for name in ["parallelism", "completions", "backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"] {
         non_negative(spec, name, path, errs);
     }
     match field(spec, "template") {
@@ -182,23 +148,13 @@ pub(super) fn validate_cron_job(obj: &Value, errs: &mut Errs) {
     }
     if let Some(policy) = opt_string(spec, "concurrencyPolicy") {
         if !matches!(policy, "Allow" | "Forbid" | "Replace") {
-            errs.push(Cause::not_supported(
-                "spec.concurrencyPolicy",
-                policy,
-                &["Allow", "Forbid", "Replace"],
-            ));
+            errs.push(Cause::not_supported("spec.concurrencyPolicy", policy, &["Allow", "Forbid", "Replace"]));
         }
     }
-    for name in [
-        "startingDeadlineSeconds",
-        "successfulJobsHistoryLimit",
-        "failedJobsHistoryLimit",
-    ] {
+    for name in ["startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"] {
         non_negative(spec, name, "spec", errs);
     }
-    let job_template = field(spec, "jobTemplate")
-        .and_then(|t| field(t, "spec"))
-        .unwrap_or(&Value::Null);
+    let job_template = field(spec, "jobTemplate").and_then(|t| field(t, "spec")).unwrap_or(&Value::Null);
     job_spec(job_template, "spec.jobTemplate.spec", errs);
 }
 
@@ -213,12 +169,8 @@ fn workload_spec(spec: &Value, kind: Workload, errs: &mut Errs) {
         None => errs.push(Cause::required("spec.selector")),
         Some(selector) => {
             label_selector(selector, "spec.selector", errs);
-            let empty = field(selector, "matchLabels")
-                .and_then(Value::as_object)
-                .is_none_or(|m| m.is_empty())
-                && field(selector, "matchExpressions")
-                    .and_then(Value::as_array)
-                    .is_none_or(|a| a.is_empty());
+            let empty = field(selector, "matchLabels").and_then(Value::as_object).is_none_or(|m| m.is_empty())
+                && field(selector, "matchExpressions").and_then(Value::as_array).is_none_or(|a| a.is_empty());
             if empty {
                 errs.push(invalid_go(
                     "spec.selector",
@@ -239,11 +191,7 @@ fn workload_spec(spec: &Value, kind: Workload, errs: &mut Errs) {
         None => sel.matches_lookup(|_| None),
     };
     match Selector::from_label_selector(selector.unwrap_or(&Value::Null)) {
-        Err(_) => errs.push(invalid_go(
-            "spec.selector",
-            &go_label_selector(selector),
-            "invalid label selector",
-        )),
+        Err(_) => errs.push(invalid_go("spec.selector", &go_label_selector(selector), "invalid label selector")),
         Ok(parsed) => {
             if parsed.as_ref().is_none_or(|s| !s.is_empty() && !matches(s)) {
                 errs.push(invalid_go(
@@ -257,11 +205,7 @@ fn workload_spec(spec: &Value, kind: Workload, errs: &mut Errs) {
     pod::validate_template(template, "spec.template", errs);
     let pod_spec = field(template, "spec").unwrap_or(&Value::Null);
     if let Some(policy) = opt_string(pod_spec, "restartPolicy").filter(|p| *p != "Always") {
-        errs.push(Cause::not_supported(
-            "spec.template.spec.restartPolicy",
-            policy,
-            &["Always"],
-        ));
+        errs.push(Cause::not_supported("spec.template.spec.restartPolicy", policy, &["Always"]));
     }
     if field(pod_spec, "activeDeadlineSeconds").is_some() {
         let what = match kind {
@@ -282,11 +226,7 @@ fn selector_unchanged(spec: &Value, old: Option<&Value>, errs: &mut Errs) {
     let old_selector = field(old, "spec").and_then(|s| field(s, "selector"));
     let selector = field(spec, "selector");
     if !same(selector, old_selector) {
-        errs.push(invalid_go(
-            "spec.selector",
-            &go_label_selector(selector),
-            "field is immutable",
-        ));
+        errs.push(invalid_go("spec.selector", &go_label_selector(selector), "field is immutable"));
     }
 }
 
@@ -321,11 +261,7 @@ fn deployment_strategy(strategy: &Value, errs: &mut Errs) {
             at_most_100_percent(unavailable, &child(&rp, "maxUnavailable"), errs);
         }
         "" => {}
-        other => errs.push(Cause::not_supported(
-            p,
-            other,
-            &["Recreate", "RollingUpdate"],
-        )),
+        other => errs.push(Cause::not_supported(p, other, &["Recreate", "RollingUpdate"])),
     }
 }
 
@@ -347,17 +283,9 @@ fn int_or_percent(value: Option<&Value>, path: &str, errs: &mut Errs) {
         return;
     }
     match value.as_i64() {
-        Some(n) if n < 0 => errs.push(Cause::invalid(
-            path,
-            n,
-            "must be greater than or equal to 0",
-        )),
+        Some(n) if n < 0 => errs.push(Cause::invalid(path, n, "must be greater than or equal to 0")),
         Some(_) => {}
-        None => errs.push(Cause::invalid(
-            path,
-            show(value),
-            "must be an integer or percentage (e.g '5%')",
-        )),
+        None => errs.push(Cause::invalid(path, show(value), "must be an integer or percentage (e.g '5%')")),
     }
 }
 

@@ -5,8 +5,8 @@ use podnet_meta::names;
 use serde_json::Value;
 
 use super::{
-    array, child, cidr, field, finalizers, go_string_slice, index, int, invalid_go, opt_string,
-    push_all, qualified_name, show, string, Errs,
+    array, child, cidr, field, finalizers, go_string_slice, index, int, invalid_go, opt_string, push_all,
+    qualified_name, show, string, Errs,
 };
 use crate::status::Cause;
 
@@ -16,11 +16,7 @@ pub(super) fn validate_namespace(obj: &Value, errs: &mut Errs) {
     finalizers(array(spec, "finalizers"), "spec.finalizers", errs);
     if let Some(phase) = field(obj, "status").and_then(|s| opt_string(s, "phase")) {
         if !phase.is_empty() && phase != "Active" && phase != "Terminating" {
-            errs.push(Cause::not_supported(
-                "status.phase",
-                phase,
-                &["Active", "Terminating"],
-            ));
+            errs.push(Cause::not_supported("status.phase", phase, &["Active", "Terminating"]));
         }
     }
 }
@@ -33,14 +29,10 @@ pub(super) fn validate_node(obj: &Value, old: Option<&Value>, errs: &mut Errs) {
         cidr(value, &index("spec.podCIDRs", i), errs);
     }
     if cidrs.len() > 1 {
-        let families: Vec<Option<bool>> = cidrs
-            .iter()
-            .map(|c| super::parse_cidr(c).map(|(ip, _)| ip.is_ipv4()))
-            .collect();
-        let dual_stack = cidrs.len() == 2
-            && families[0].is_some()
-            && families[1].is_some()
-            && families[0] != families[1];
+        let families: Vec<Option<bool>> =
+            cidrs.iter().map(|c| super::parse_cidr(c).map(|(ip, _)| ip.is_ipv4())).collect();
+        let dual_stack =
+            cidrs.len() == 2 && families[0].is_some() && families[1].is_some() && families[0] != families[1];
         if !dual_stack {
             let raw: Vec<Value> = cidrs.iter().map(|c| Value::String(c.clone())).collect();
             errs.push(invalid_go(
@@ -58,11 +50,7 @@ pub(super) fn validate_node(obj: &Value, old: Option<&Value>, errs: &mut Errs) {
         let value = string(taint, "value");
         let problems = names::is_valid_label_value(value);
         if !problems.is_empty() {
-            errs.push(Cause::invalid(
-                child(&p, "value"),
-                value,
-                problems.join(";"),
-            ));
+            errs.push(Cause::invalid(child(&p, "value"), value, problems.join(";")));
         }
         let effect = string(taint, "effect");
         match effect {
@@ -117,18 +105,10 @@ fn pod_cidrs(spec: &Value) -> Vec<String> {
 pub(super) fn validate_lease(obj: &Value, errs: &mut Errs) {
     let spec = field(obj, "spec").unwrap_or(&Value::Null);
     if let Some(duration) = int(spec, "leaseDurationSeconds").filter(|d| *d <= 0) {
-        errs.push(Cause::invalid(
-            "spec.leaseDurationSeconds",
-            duration,
-            "must be greater than 0",
-        ));
+        errs.push(Cause::invalid("spec.leaseDurationSeconds", duration, "must be greater than 0"));
     }
     if let Some(transitions) = int(spec, "leaseTransitions").filter(|t| *t < 0) {
-        errs.push(Cause::invalid(
-            "spec.leaseTransitions",
-            transitions,
-            "must be greater than or equal to 0",
-        ));
+        errs.push(Cause::invalid("spec.leaseTransitions", transitions, "must be greater than or equal to 0"));
     }
     if opt_string(spec, "strategy") == Some("") {
         errs.push(Cause::required("spec.strategy"));
@@ -150,9 +130,7 @@ pub(super) fn validate_event(obj: &Value, errs: &mut Errs) {
     } else {
         ("involvedObject", "reportingComponent", "message")
     };
-    let namespace = field(obj, "metadata")
-        .map(|m| string(m, "namespace"))
-        .unwrap_or("");
+    let namespace = field(obj, "metadata").map(|m| string(m, "namespace")).unwrap_or("");
     let involved = field(obj, object_field);
     if involved.is_none() && !new_api {
         errs.push(Cause::required(object_field));
@@ -163,38 +141,18 @@ pub(super) fn validate_event(obj: &Value, errs: &mut Errs) {
     if !event_time {
         if involved_ns.is_empty() {
             if !namespace.is_empty() && namespace != "default" {
-                errs.push(Cause::invalid(
-                    &ns_path,
-                    involved_ns,
-                    "does not match event.namespace",
-                ));
+                errs.push(Cause::invalid(&ns_path, involved_ns, "does not match event.namespace"));
             }
         } else if !namespace.is_empty() && namespace != involved_ns {
-            errs.push(Cause::invalid(
-                &ns_path,
-                involved_ns,
-                "does not match event.namespace",
-            ));
+            errs.push(Cause::invalid(&ns_path, involved_ns, "does not match event.namespace"));
         }
     } else {
-        if involved_ns.is_empty()
-            && !namespace.is_empty()
-            && namespace != "default"
-            && namespace != "kube-system"
-        {
-            errs.push(Cause::invalid(
-                &ns_path,
-                involved_ns,
-                "does not match event.namespace",
-            ));
+        if involved_ns.is_empty() && !namespace.is_empty() && namespace != "default" && namespace != "kube-system" {
+            errs.push(Cause::invalid(&ns_path, involved_ns, "does not match event.namespace"));
         }
         // The v1 name of the controller field is `reportingComponent`.
         let controller = string(obj, "reportingController").to_string();
-        let controller = if controller.is_empty() {
-            string(obj, "reportingComponent").to_string()
-        } else {
-            controller
-        };
+        let controller = if controller.is_empty() { string(obj, "reportingComponent").to_string() } else { controller };
         if controller.is_empty() {
             errs.push(Cause::required(controller_field));
         } else {
@@ -216,29 +174,17 @@ pub(super) fn validate_event(obj: &Value, errs: &mut Errs) {
             errs.push(Cause::required("action"));
         }
         if action.len() > ACTION_LIMIT {
-            errs.push(Cause::invalid(
-                "action",
-                "",
-                format!("can have at most {ACTION_LIMIT} characters"),
-            ));
+            errs.push(Cause::invalid("action", "", format!("can have at most {ACTION_LIMIT} characters")));
         }
         let reason = string(obj, "reason");
         if reason.is_empty() {
             errs.push(Cause::required("reason"));
         }
         if reason.len() > REASON_LIMIT {
-            errs.push(Cause::invalid(
-                "reason",
-                "",
-                format!("can have at most {REASON_LIMIT} characters"),
-            ));
+            errs.push(Cause::invalid("reason", "", format!("can have at most {REASON_LIMIT} characters")));
         }
         if string(obj, note_field).len() > NOTE_LIMIT {
-            errs.push(Cause::invalid(
-                note_field,
-                "",
-                format!("can have at most {NOTE_LIMIT} characters"),
-            ));
+            errs.push(Cause::invalid(note_field, "", format!("can have at most {NOTE_LIMIT} characters")));
         }
     }
     if new_api {
@@ -249,11 +195,6 @@ pub(super) fn validate_event(obj: &Value, errs: &mut Errs) {
         }
     }
     if !namespace.is_empty() {
-        push_all(
-            errs,
-            "namespace",
-            namespace,
-            names::is_dns1123_subdomain(namespace),
-        );
+        push_all(errs, "namespace", namespace, names::is_dns1123_subdomain(namespace));
     }
 }

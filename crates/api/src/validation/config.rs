@@ -18,11 +18,7 @@ pub(super) fn validate_config_map(obj: &Value, old: Option<&Value>, errs: &mut E
         let p = key("data", k);
         push_all(errs, &p, k, names::is_config_map_key(k));
         if binary.is_some_and(|b| b.contains_key(k)) {
-            errs.push(Cause::invalid(
-                &p,
-                k,
-                "duplicate of key present in binaryData",
-            ));
+            errs.push(Cause::invalid(&p, k, "duplicate of key present in binaryData"));
         }
         total += v.as_str().map_or(0, str::len);
     }
@@ -52,11 +48,7 @@ pub(super) fn validate_secret(obj: &Value, old: Option<&Value>, errs: &mut Errs)
         push_all(errs, &p, k, names::is_config_map_key(k));
         let encoded = v.as_str().unwrap_or("");
         if !is_base64(encoded) {
-            errs.push(Cause::invalid(
-                &p,
-                "<secret contents redacted>",
-                "illegal base64 data",
-            ));
+            errs.push(Cause::invalid(&p, "<secret contents redacted>", "illegal base64 data"));
         }
         if !string_data.is_some_and(|s| s.contains_key(k)) {
             total += decoded_len(encoded);
@@ -69,19 +61,13 @@ pub(super) fn validate_secret(obj: &Value, old: Option<&Value>, errs: &mut Errs)
     if total > MAX_SIZE {
         errs.push(too_long("data", MAX_SIZE));
     }
-    let has = |k: &str| {
-        data.is_some_and(|d| d.contains_key(k)) || string_data.is_some_and(|s| s.contains_key(k))
-    };
+    let has = |k: &str| data.is_some_and(|d| d.contains_key(k)) || string_data.is_some_and(|s| s.contains_key(k));
     let value_len = |k: &str| {
         string_data
             .and_then(|s| s.get(k))
             .and_then(Value::as_str)
             .map(str::len)
-            .or_else(|| {
-                data.and_then(|d| d.get(k))
-                    .and_then(Value::as_str)
-                    .map(decoded_len)
-            })
+            .or_else(|| data.and_then(|d| d.get(k)).and_then(Value::as_str).map(decoded_len))
             .unwrap_or(0)
     };
     match string(obj, "type") {
@@ -92,9 +78,7 @@ pub(super) fn validate_secret(obj: &Value, old: Option<&Value>, errs: &mut Errs)
                 .and_then(Value::as_str)
                 .unwrap_or("");
             if annotation.is_empty() {
-                errs.push(Cause::required(
-                    "metadata.annotations[kubernetes.io/service-account.name]",
-                ));
+                errs.push(Cause::required("metadata.annotations[kubernetes.io/service-account.name]"));
             }
         }
         "kubernetes.io/dockercfg" if !has(".dockercfg") => {
@@ -134,17 +118,11 @@ fn immutable_data(obj: &Value, old: &Value, fields: &[&str], errs: &mut Errs) {
         return;
     }
     if !boolean(obj, "immutable") {
-        errs.push(Cause::forbidden(
-            "immutable",
-            "field is immutable when `immutable` is set",
-        ));
+        errs.push(Cause::forbidden("immutable", "field is immutable when `immutable` is set"));
     }
     for name in fields {
         if !same(field(obj, name), field(old, name)) {
-            errs.push(Cause::forbidden(
-                *name,
-                "field is immutable when `immutable` is set",
-            ));
+            errs.push(Cause::forbidden(*name, "field is immutable when `immutable` is set"));
         }
     }
 }
@@ -156,10 +134,7 @@ fn is_base64(s: &str) -> bool {
         return false;
     }
     let padding = bytes.iter().rev().take_while(|b| **b == b'=').count();
-    padding <= 2
-        && bytes[..bytes.len() - padding]
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+    padding <= 2 && bytes[..bytes.len() - padding].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
 }
 
 /// The size of the data a base64 string encodes.

@@ -61,11 +61,7 @@ pub fn validate(kind: &str, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     }
     match kind {
         "Pod" => pod::validate_pod(obj, old, &mut errs),
-        "PodTemplate" => pod::validate_template(
-            field(obj, "template").unwrap_or(&Value::Null),
-            "template",
-            &mut errs,
-        ),
+        "PodTemplate" => pod::validate_template(field(obj, "template").unwrap_or(&Value::Null), "template", &mut errs),
         "Service" => service::validate_service(obj, old, &mut errs),
         "Deployment" => apps::validate_deployment(obj, old, &mut errs),
         "ReplicaSet" => apps::validate_replica_set(obj, old, &mut errs),
@@ -129,9 +125,7 @@ fn opt_string<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
 
 /// An array field, empty when absent.
 fn array<'a>(v: &'a Value, name: &str) -> &'a [Value] {
-    field(v, name)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
+    field(v, name).and_then(Value::as_array).map_or(&[], Vec::as_slice)
 }
 
 /// An object field, when present.
@@ -146,11 +140,7 @@ fn int(v: &Value, name: &str) -> Option<i64> {
 
 /// A JSON number as an integer (`80` or `80.0`).
 fn as_int(v: &Value) -> Option<i64> {
-    v.as_i64().or_else(|| {
-        v.as_f64()
-            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-            .map(|f| f as i64)
-    })
+    v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
 }
 
 /// A boolean field, `false` when absent.
@@ -216,11 +206,7 @@ fn quoted(v: &Value) -> String {
 
 /// `Required value: <detail>`.
 fn required_because(field: impl Into<String>, detail: &str) -> Cause {
-    Cause {
-        reason: "FieldValueRequired",
-        field: field.into(),
-        message: format!("Required value: {detail}"),
-    }
+    Cause { reason: "FieldValueRequired", field: field.into(), message: format!("Required value: {detail}") }
 }
 
 /// `Invalid value: <rendered>: <detail>`, with the value already rendered (Go's `%#v` of maps
@@ -231,20 +217,12 @@ fn invalid_go(field: impl Into<String>, rendered: &str, detail: impl Display) ->
     } else {
         format!("Invalid value: {rendered}: {detail}")
     };
-    Cause {
-        reason: "FieldValueInvalid",
-        field: field.into(),
-        message,
-    }
+    Cause { reason: "FieldValueInvalid", field: field.into(), message }
 }
 
 /// `Not found: "<value>"`.
 fn not_found(field: impl Into<String>, value: &str) -> Cause {
-    Cause {
-        reason: "FieldValueNotFound",
-        field: field.into(),
-        message: format!("Not found: \"{value}\""),
-    }
+    Cause { reason: "FieldValueNotFound", field: field.into(), message: format!("Not found: \"{value}\"") }
 }
 
 /// `Too long: may not be more than <max> bytes`.
@@ -272,10 +250,7 @@ fn go_string_map(map: Option<&Value>) -> String {
     };
     let mut entries: Vec<(&String, String)> = map.iter().map(|(k, v)| (k, show(v))).collect();
     entries.sort();
-    let body: Vec<String> = entries
-        .iter()
-        .map(|(k, v)| format!("{k:?}:{v:?}"))
-        .collect();
+    let body: Vec<String> = entries.iter().map(|(k, v)| format!("{k:?}:{v:?}")).collect();
     format!("map[string]string{{{}}}", body.join(", "))
 }
 
@@ -321,11 +296,7 @@ fn go_label_selector(selector: Option<&Value>) -> String {
 /// One `Invalid` cause per message of a name check.
 fn push_all(errs: &mut Errs, field: &str, value: impl Display, messages: Vec<String>) {
     let value = value.to_string();
-    errs.extend(
-        messages
-            .into_iter()
-            .map(|m| Cause::invalid(field, &value, m)),
-    );
+    errs.extend(messages.into_iter().map(|m| Cause::invalid(field, &value, m)));
 }
 
 fn dns_label(value: &str, field: &str, errs: &mut Errs) {
@@ -354,11 +325,7 @@ fn labels(map: Option<&Value>, field: &str, errs: &mut Errs) {
 
 /// `ValidateLabelSelector` (label values in expressions must be valid too).
 fn label_selector(selector: &Value, field: &str, errs: &mut Errs) {
-    labels(
-        self::field(selector, "matchLabels"),
-        &child(field, "matchLabels"),
-        errs,
-    );
+    labels(self::field(selector, "matchLabels"), &child(field, "matchLabels"), errs);
     for (i, expr) in array(selector, "matchExpressions").iter().enumerate() {
         let path = index(&child(field, "matchExpressions"), i);
         let values = array(expr, "values");
@@ -379,21 +346,12 @@ fn label_selector(selector: &Value, field: &str, errs: &mut Errs) {
                     ));
                 }
             }
-            other => errs.push(Cause::invalid(
-                child(&path, "operator"),
-                other,
-                "not a valid selector operator",
-            )),
+            other => errs.push(Cause::invalid(child(&path, "operator"), other, "not a valid selector operator")),
         }
         qualified_name(string(expr, "key"), &child(&path, "key"), errs);
         for (j, value) in values.iter().enumerate() {
             let value = show(value);
-            push_all(
-                errs,
-                &index(&child(&path, "values"), j),
-                &value,
-                names::is_valid_label_value(&value),
-            );
+            push_all(errs, &index(&child(&path, "values"), j), &value, names::is_valid_label_value(&value));
         }
     }
 }
@@ -422,11 +380,7 @@ fn protocol(value: Option<&str>, field: &str, errs: &mut Errs) {
 /// A value that must be `>= 0`.
 fn non_negative(v: &Value, name: &str, path: &str, errs: &mut Errs) {
     if let Some(n) = int(v, name).filter(|n| *n < 0) {
-        errs.push(Cause::invalid(
-            child(path, name),
-            n,
-            "must be greater than or equal to 0",
-        ));
+        errs.push(Cause::invalid(child(path, name), n, "must be greater than or equal to 0"));
     }
 }
 
@@ -449,11 +403,7 @@ fn parse_ip(value: &str) -> Option<IpAddr> {
         if digits.len() > 3 {
             return None;
         }
-        *octet = if digits.is_empty() {
-            0
-        } else {
-            digits.parse().ok()?
-        };
+        *octet = if digits.is_empty() { 0 } else { digits.parse().ok()? };
     }
     if parts.next().is_some() {
         return None;
@@ -504,11 +454,7 @@ fn ip_address(value: &str, field: &str, errs: &mut Errs) -> bool {
 fn cidr(value: &str, field: &str, errs: &mut Errs) -> Option<(IpAddr, u8)> {
     let parsed = parse_cidr(value);
     if parsed.is_none() {
-        errs.push(Cause::invalid(
-            field,
-            value,
-            "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
-        ));
+        errs.push(Cause::invalid(field, value, "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"));
     }
     parsed
 }
@@ -528,43 +474,21 @@ fn non_special_ip(value: &str, field: &str, allow_loopback: bool, errs: &mut Err
     let (unspecified, loopback, link_local, link_local_multicast) = match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();
-            (
-                v4.is_unspecified(),
-                v4.is_loopback(),
-                v4.is_link_local(),
-                o[0] == 224 && o[1] == 0 && o[2] == 0,
-            )
+            (v4.is_unspecified(), v4.is_loopback(), v4.is_link_local(), o[0] == 224 && o[1] == 0 && o[2] == 0)
         }
         IpAddr::V6(v6) => {
             let s = v6.segments();
-            (
-                v6.is_unspecified(),
-                v6.is_loopback(),
-                s[0] & 0xffc0 == 0xfe80,
-                s[0] & 0xff0f == 0xff02,
-            )
+            (v6.is_unspecified(), v6.is_loopback(), s[0] & 0xffc0 == 0xfe80, s[0] & 0xff0f == 0xff02)
         }
     };
     if unspecified {
-        errs.push(Cause::invalid(
-            field,
-            value,
-            format!("may not be unspecified ({value})"),
-        ));
+        errs.push(Cause::invalid(field, value, format!("may not be unspecified ({value})")));
     }
     if loopback && !allow_loopback {
-        errs.push(Cause::invalid(
-            field,
-            value,
-            "may not be in the loopback range (127.0.0.0/8, ::1/128)",
-        ));
+        errs.push(Cause::invalid(field, value, "may not be in the loopback range (127.0.0.0/8, ::1/128)"));
     }
     if link_local {
-        errs.push(Cause::invalid(
-            field,
-            value,
-            "may not be in the link-local range (169.254.0.0/16, fe80::/10)",
-        ));
+        errs.push(Cause::invalid(field, value, "may not be in the link-local range (169.254.0.0/16, fe80::/10)"));
     }
     if link_local_multicast {
         errs.push(Cause::invalid(
@@ -613,10 +537,7 @@ fn parse_quantity(s: &str) -> Option<f64> {
         exp if exp.starts_with(['e', 'E']) => {
             let e = &exp[1..];
             let unsigned = e.trim_start_matches(['+', '-']);
-            if unsigned.is_empty()
-                || !unsigned.bytes().all(|b| b.is_ascii_digit())
-                || e.len() - unsigned.len() > 1
-            {
+            if unsigned.is_empty() || !unsigned.bytes().all(|b| b.is_ascii_digit()) || e.len() - unsigned.len() > 1 {
                 return None;
             }
             10f64.powi(e.parse().ok()?)
@@ -732,36 +653,19 @@ fn annotations(map: Option<&Value>, field: &str, errs: &mut Errs) {
 /// references and finalizers.
 fn object_meta(obj: &Value, rule: NameRule, lenient_name: bool, errs: &mut Errs) {
     let meta = field(obj, "metadata").unwrap_or(&Value::Null);
-    let rule = if lenient_name {
-        NameRule::PathSegment
-    } else {
-        rule
-    };
+    let rule = if lenient_name { NameRule::PathSegment } else { rule };
     let name = string(meta, "name");
     let generate_name = string(meta, "generateName");
     if !name.is_empty() {
         push_all(errs, "metadata.name", name, check_name(rule, name, false));
     } else if !generate_name.is_empty() {
-        push_all(
-            errs,
-            "metadata.generateName",
-            generate_name,
-            check_name(rule, generate_name, true),
-        );
+        push_all(errs, "metadata.generateName", generate_name, check_name(rule, generate_name, true));
     } else {
-        errs.push(required_because(
-            "metadata.name",
-            "name or generateName is required",
-        ));
+        errs.push(required_because("metadata.name", "name or generateName is required"));
     }
     let namespace = string(meta, "namespace");
     if !namespace.is_empty() {
-        push_all(
-            errs,
-            "metadata.namespace",
-            namespace,
-            names::name_is_dns_label(namespace, false),
-        );
+        push_all(errs, "metadata.namespace", namespace, names::name_is_dns_label(namespace, false));
     }
     labels(field(meta, "labels"), "metadata.labels", errs);
     annotations(field(meta, "annotations"), "metadata.annotations", errs);
@@ -775,46 +679,29 @@ fn owner_references(refs: &[Value], errs: &mut Errs) {
     for r in refs {
         let gvk = format!("{}, Kind={}", string(r, "apiVersion"), string(r, "kind"));
         if string(r, "apiVersion").is_empty() {
-            errs.push(Cause::invalid(
-                child(FIELD, "apiVersion"),
-                string(r, "apiVersion"),
-                "version must not be empty",
-            ));
+            errs.push(Cause::invalid(child(FIELD, "apiVersion"), string(r, "apiVersion"), "version must not be empty"));
         }
         if string(r, "kind").is_empty() {
-            errs.push(Cause::invalid(
-                child(FIELD, "kind"),
-                string(r, "kind"),
-                "kind must not be empty",
-            ));
+            errs.push(Cause::invalid(child(FIELD, "kind"), string(r, "kind"), "kind must not be empty"));
         }
         if string(r, "name").is_empty() {
-            errs.push(Cause::invalid(
-                child(FIELD, "name"),
-                string(r, "name"),
-                "name must not be empty",
-            ));
+            errs.push(Cause::invalid(child(FIELD, "name"), string(r, "name"), "name must not be empty"));
         }
         if string(r, "uid").is_empty() {
-            errs.push(Cause::invalid(
-                child(FIELD, "uid"),
-                string(r, "uid"),
-                "uid must not be empty",
-            ));
+            errs.push(Cause::invalid(child(FIELD, "uid"), string(r, "uid"), "uid must not be empty"));
         }
         if boolean(r, "controller") {
-            controllers.push(format!(
-                "{}/{} ({gvk})",
-                string(r, "kind"),
-                string(r, "name")
-            ));
+            controllers.push(format!("{}/{} ({gvk})", string(r, "kind"), string(r, "name")));
         }
     }
     if controllers.len() > 1 {
         errs.push(Cause::invalid(
             FIELD,
             format!("[{}]", controllers.join(", ")),
-            format!("Only one reference can have Controller set to true. Found \"true\" in references for {}", controllers.join(" and ")),
+            format!(
+                "Only one reference can have Controller set to true. Found \"true\" in references for {}",
+                controllers.join(" and ")
+            ),
         ));
     }
 }
@@ -827,10 +714,7 @@ fn finalizers(items: &[Value], field: &str, errs: &mut Errs) {
         let name = show(item);
         if name.contains('/') {
             qualified_name(&name, field, errs);
-        } else if !matches!(
-            name.as_str(),
-            "kubernetes" | "orphan" | "foregroundDeletion"
-        ) {
+        } else if !matches!(name.as_str(), "kubernetes" | "orphan" | "foregroundDeletion") {
             errs.push(Cause::invalid(
                 field,
                 &name,

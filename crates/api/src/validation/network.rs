@@ -7,9 +7,9 @@ use podnet_meta::names;
 use serde_json::Value;
 
 use super::{
-    array, child, cidr, cidr_contains, dns_label, dns_subdomain, field, index, int, invalid_go,
-    ip_address, label_selector, labels, non_special_ip, opt_string, parse_ip, protocol, push_all,
-    qualified_name, required_because, show, string, too_long, too_many, Errs,
+    array, child, cidr, cidr_contains, dns_label, dns_subdomain, field, index, int, invalid_go, ip_address,
+    label_selector, labels, non_special_ip, opt_string, parse_ip, protocol, push_all, qualified_name, required_because,
+    show, string, too_long, too_many, Errs,
 };
 use crate::status::Cause;
 
@@ -22,10 +22,7 @@ pub(super) fn validate_endpoints(obj: &Value, errs: &mut Errs) {
         let addresses = array(subset, "addresses");
         let not_ready = array(subset, "notReadyAddresses");
         if addresses.is_empty() && not_ready.is_empty() {
-            errs.push(required_because(
-                &p,
-                "must specify `addresses` or `notReadyAddresses`",
-            ));
+            errs.push(required_because(&p, "must specify `addresses` or `notReadyAddresses`"));
         }
         for (list, items) in [("addresses", addresses), ("notReadyAddresses", not_ready)] {
             for (j, address) in items.iter().enumerate() {
@@ -42,12 +39,7 @@ pub(super) fn validate_endpoints(obj: &Value, errs: &mut Errs) {
                 dns_label(name, &child(&pp, "name"), errs);
             }
             let number = int(port, "port").unwrap_or(0);
-            push_all(
-                errs,
-                &child(&pp, "port"),
-                number,
-                names::is_valid_port_num(number),
-            );
+            push_all(errs, &child(&pp, "port"), number, names::is_valid_port_num(number));
             protocol(opt_string(port, "protocol"), &child(&pp, "protocol"), errs);
             if let Some(app_protocol) = opt_string(port, "appProtocol") {
                 qualified_name(app_protocol, &child(&pp, "appProtocol"), errs);
@@ -67,12 +59,7 @@ fn endpoint_address(address: &Value, path: &str, errs: &mut Errs) {
         dns_label(hostname, &child(path, "hostname"), errs);
     }
     if let Some(node) = opt_string(address, "nodeName") {
-        push_all(
-            errs,
-            &child(path, "nodeName"),
-            node,
-            names::name_is_dns_subdomain(node, false),
-        );
+        push_all(errs, &child(path, "nodeName"), node, names::name_is_dns_subdomain(node, false));
     }
 }
 
@@ -89,11 +76,7 @@ pub(super) fn validate_endpoint_slice(obj: &Value, old: Option<&Value>, errs: &m
     match address_type {
         "" => errs.push(Cause::required("addressType")),
         "IPv4" | "IPv6" | "FQDN" => {}
-        other => errs.push(Cause::not_supported(
-            "addressType",
-            other,
-            &["FQDN", "IPv4", "IPv6"],
-        )),
+        other => errs.push(Cause::not_supported("addressType", other, &["FQDN", "IPv4", "IPv6"])),
     }
 
     let endpoints = array(obj, "endpoints");
@@ -123,12 +106,7 @@ pub(super) fn validate_endpoint_slice(obj: &Value, old: Option<&Value>, errs: &m
                 protocol(proto.as_str(), &child(&p, "protocol"), errs);
             }
             if let Some(number) = int(port, "port") {
-                push_all(
-                    errs,
-                    &child(&p, "port"),
-                    number,
-                    names::is_valid_port_num(number),
-                );
+                push_all(errs, &child(&p, "port"), number, names::is_valid_port_num(number));
             }
             if let Some(app_protocol) = opt_string(port, "appProtocol") {
                 qualified_name(app_protocol, &child(&p, "appProtocol"), errs);
@@ -148,16 +126,9 @@ fn slice_endpoint(endpoint: &Value, address_type: &str, path: &str, errs: &mut E
     let addresses_path = child(path, "addresses");
     let addresses = array(endpoint, "addresses");
     if addresses.is_empty() {
-        errs.push(required_because(
-            &addresses_path,
-            "must contain at least 1 address",
-        ));
+        errs.push(required_because(&addresses_path, "must contain at least 1 address"));
     } else if addresses.len() > MAX_SLICE_ADDRESSES {
-        errs.push(too_many(
-            &addresses_path,
-            addresses.len(),
-            MAX_SLICE_ADDRESSES,
-        ));
+        errs.push(too_many(&addresses_path, addresses.len(), MAX_SLICE_ADDRESSES));
     }
     for (i, address) in addresses.iter().enumerate() {
         let address = show(address);
@@ -184,20 +155,11 @@ fn slice_endpoint(endpoint: &Value, address_type: &str, path: &str, errs: &mut E
         }
     }
     if let Some(node) = opt_string(endpoint, "nodeName") {
-        push_all(
-            errs,
-            &child(path, "nodeName"),
-            node,
-            names::name_is_dns_subdomain(node, false),
-        );
+        push_all(errs, &child(path, "nodeName"), node, names::name_is_dns_subdomain(node, false));
     }
     let topology = field(endpoint, "deprecatedTopology");
     let topology_path = child(path, "deprecatedTopology");
-    if let Some(count) = topology
-        .and_then(Value::as_object)
-        .map(|t| t.len())
-        .filter(|n| *n > MAX_TOPOLOGY_LABELS)
-    {
+    if let Some(count) = topology.and_then(Value::as_object).map(|t| t.len()).filter(|n| *n > MAX_TOPOLOGY_LABELS) {
         errs.push(too_many(&topology_path, count, MAX_TOPOLOGY_LABELS));
     }
     labels(topology, &topology_path, errs);
@@ -229,11 +191,7 @@ fn fully_qualified_domain_name(name: &str, path: &str, errs: &mut Errs) {
         return;
     }
     if !name.contains('.') {
-        errs.push(Cause::invalid(
-            path,
-            name,
-            "should be a domain with at least two segments separated by dots",
-        ));
+        errs.push(Cause::invalid(path, name, "should be a domain with at least two segments separated by dots"));
     }
     dns_subdomain(name, path, errs);
 }
@@ -246,9 +204,7 @@ fn wildcard_subdomain(host: &str, path: &str, errs: &mut Errs) {
     if host.len() > 253 {
         errs.push(Cause::invalid(path, host, names::max_len_error(253)));
     }
-    let ok = host
-        .strip_prefix("*.")
-        .is_some_and(|rest| names::is_dns1123_subdomain(rest).is_empty());
+    let ok = host.strip_prefix("*.").is_some_and(|rest| names::is_dns1123_subdomain(rest).is_empty());
     if !ok {
         errs.push(Cause::invalid(
             path,
@@ -265,11 +221,7 @@ fn wildcard_subdomain(host: &str, path: &str, errs: &mut Errs) {
 /// An ingress host: a DNS name, not an IP, optionally with a leading wildcard label.
 fn ingress_host(host: &str, path: &str, errs: &mut Errs) {
     if parse_ip(host).is_some() {
-        errs.push(Cause::invalid(
-            path,
-            host,
-            "must be a DNS name, not an IP address",
-        ));
+        errs.push(Cause::invalid(path, host, "must be a DNS name, not an IP address"));
     }
     if host.contains('*') {
         wildcard_subdomain(host, path, errs);
@@ -323,31 +275,18 @@ pub(super) fn validate_ingress(obj: &Value, errs: &mut Errs) {
         }
         let secret = string(tls, "secretName");
         if !secret.is_empty() {
-            push_all(
-                errs,
-                &child(&p, "secretName"),
-                secret,
-                names::name_is_dns_subdomain(secret, false),
-            );
+            push_all(errs, &child(&p, "secretName"), secret, names::name_is_dns_subdomain(secret, false));
         }
     }
     if let Some(class) = opt_string(spec, "ingressClassName") {
-        push_all(
-            errs,
-            "spec.ingressClassName",
-            class,
-            names::name_is_dns_subdomain(class, false),
-        );
+        push_all(errs, "spec.ingressClassName", class, names::name_is_dns_subdomain(class, false));
     }
 }
 
 /// `validateHTTPIngressPath`.
 fn ingress_path(path: &Value, p: &str, errs: &mut Errs) {
     let Some(path_type) = opt_string(path, "pathType") else {
-        errs.push(required_because(
-            child(p, "pathType"),
-            "pathType must be specified",
-        ));
+        errs.push(required_because(child(p, "pathType"), "pathType must be specified"));
         return;
     };
     let value = string(path, "path");
@@ -355,63 +294,37 @@ fn ingress_path(path: &Value, p: &str, errs: &mut Errs) {
     match path_type {
         "Exact" | "Prefix" => {
             if !value.starts_with('/') {
-                errs.push(Cause::invalid(
-                    &path_field,
-                    value,
-                    "must be an absolute path",
-                ));
+                errs.push(Cause::invalid(&path_field, value, "must be an absolute path"));
             }
             if !value.is_empty() {
                 for bad in ["//", "/./", "/../", "%2f", "%2F"] {
                     if value.contains(bad) {
-                        errs.push(Cause::invalid(
-                            &path_field,
-                            value,
-                            format!("must not contain '{bad}'"),
-                        ));
+                        errs.push(Cause::invalid(&path_field, value, format!("must not contain '{bad}'")));
                     }
                 }
                 for bad in ["/..", "/."] {
                     if value.ends_with(bad) {
-                        errs.push(Cause::invalid(
-                            &path_field,
-                            value,
-                            format!("cannot end with '{bad}'"),
-                        ));
+                        errs.push(Cause::invalid(&path_field, value, format!("cannot end with '{bad}'")));
                     }
                 }
             }
         }
         "ImplementationSpecific" => {
             if !value.is_empty() && !value.starts_with('/') {
-                errs.push(Cause::invalid(
-                    &path_field,
-                    value,
-                    "must be an absolute path",
-                ));
+                errs.push(Cause::invalid(&path_field, value, "must be an absolute path"));
             }
         }
-        other => errs.push(Cause::not_supported(
-            child(p, "pathType"),
-            other,
-            &["Exact", "ImplementationSpecific", "Prefix"],
-        )),
+        other => {
+            errs.push(Cause::not_supported(child(p, "pathType"), other, &["Exact", "ImplementationSpecific", "Prefix"]))
+        }
     }
-    ingress_backend(
-        field(path, "backend").unwrap_or(&Value::Null),
-        &child(p, "backend"),
-        errs,
-    );
+    ingress_backend(field(path, "backend").unwrap_or(&Value::Null), &child(p, "backend"), errs);
 }
 
 /// `validateIngressBackend`: a service (name and port number or name) or a resource.
 fn ingress_backend(backend: &Value, path: &str, errs: &mut Errs) {
     match (field(backend, "resource"), field(backend, "service")) {
-        (Some(_), Some(_)) => errs.push(Cause::invalid(
-            path,
-            "",
-            "cannot set both resource and service backends",
-        )),
+        (Some(_), Some(_)) => errs.push(Cause::invalid(path, "", "cannot set both resource and service backends")),
         (Some(resource), None) => {
             let rp = child(path, "resource");
             if let Some(group) = opt_string(resource, "apiGroup").filter(|g| !g.is_empty()) {
@@ -422,12 +335,7 @@ fn ingress_backend(backend: &Value, path: &str, errs: &mut Errs) {
                 if value.is_empty() {
                     errs.push(Cause::required(child(&rp, name)));
                 } else {
-                    push_all(
-                        errs,
-                        &child(&rp, name),
-                        value,
-                        super::path_segment_name(value, false),
-                    );
+                    push_all(errs, &child(&rp, name), value, super::path_segment_name(value, false));
                 }
             }
         }
@@ -437,45 +345,20 @@ fn ingress_backend(backend: &Value, path: &str, errs: &mut Errs) {
             if name.is_empty() {
                 errs.push(Cause::required(child(&sp, "name")));
             } else {
-                push_all(
-                    errs,
-                    &child(&sp, "name"),
-                    name,
-                    names::name_is_dns1035_label(name, false),
-                );
+                push_all(errs, &child(&sp, "name"), name, names::name_is_dns1035_label(name, false));
             }
             let port = field(service, "port").unwrap_or(&Value::Null);
             let port_name = string(port, "name");
             let number = int(port, "number").unwrap_or(0);
             let pp = child(&sp, "port");
             match (port_name.is_empty(), number == 0) {
-                (false, false) => errs.push(Cause::invalid(
-                    path,
-                    "",
-                    "cannot set both port name & port number",
-                )),
-                (false, true) => push_all(
-                    errs,
-                    &child(&pp, "name"),
-                    port_name,
-                    names::is_valid_port_name(port_name),
-                ),
-                (true, false) => push_all(
-                    errs,
-                    &child(&pp, "number"),
-                    number,
-                    names::is_valid_port_num(number),
-                ),
-                (true, true) => {
-                    errs.push(required_because(path, "port name or number is required"))
-                }
+                (false, false) => errs.push(Cause::invalid(path, "", "cannot set both port name & port number")),
+                (false, true) => push_all(errs, &child(&pp, "name"), port_name, names::is_valid_port_name(port_name)),
+                (true, false) => push_all(errs, &child(&pp, "number"), number, names::is_valid_port_num(number)),
+                (true, true) => errs.push(required_because(path, "port name or number is required")),
             }
         }
-        (None, None) => errs.push(Cause::invalid(
-            path,
-            "",
-            "resource or service backend is required",
-        )),
+        (None, None) => errs.push(Cause::invalid(path, "", "resource or service backend is required")),
     }
 }
 
@@ -498,42 +381,27 @@ pub(super) fn validate_ingress_class(obj: &Value, old: Option<&Value>, errs: &mu
             if value.is_empty() {
                 errs.push(Cause::required(child(pp, name)));
             } else {
-                push_all(
-                    errs,
-                    &child(pp, name),
-                    value,
-                    super::path_segment_name(value, false),
-                );
+                push_all(errs, &child(pp, name), value, super::path_segment_name(value, false));
             }
         }
         let namespace = opt_string(params, "namespace");
         match opt_string(params, "scope") {
             None | Some("Cluster") => {
                 if namespace.is_some() {
-                    errs.push(Cause::forbidden(
-                        child(pp, "namespace"),
-                        "`parameters.scope` is set to 'Cluster'",
-                    ));
+                    errs.push(Cause::forbidden(child(pp, "namespace"), "`parameters.scope` is set to 'Cluster'"));
                 }
             }
             Some("Namespace") => match namespace {
-                None | Some("") => errs.push(required_because(
-                    child(pp, "namespace"),
-                    "`parameters.scope` is set to 'Namespace'",
-                )),
+                None | Some("") => {
+                    errs.push(required_because(child(pp, "namespace"), "`parameters.scope` is set to 'Namespace'"))
+                }
                 Some(ns) => dns_label(ns, &child(pp, "namespace"), errs),
             },
-            Some(other) => errs.push(Cause::not_supported(
-                child(pp, "scope"),
-                other,
-                &["Cluster", "Namespace"],
-            )),
+            Some(other) => errs.push(Cause::not_supported(child(pp, "scope"), other, &["Cluster", "Namespace"])),
         }
     }
     if let Some(old) = old {
-        let old_controller = field(old, "spec")
-            .map(|s| string(s, "controller"))
-            .unwrap_or("");
+        let old_controller = field(old, "spec").map(|s| string(s, "controller")).unwrap_or("");
         if !old_controller.is_empty() && old_controller != controller {
             errs.push(Cause::immutable(p, controller));
         }
@@ -546,21 +414,12 @@ fn domain_prefixed_path(value: &str, path: &str, errs: &mut Errs) {
         errs.push(Cause::required(path));
         return;
     }
-    let Some((host, rest)) = value
-        .split_once('/')
-        .filter(|(h, r)| !h.is_empty() && !r.is_empty())
-    else {
-        errs.push(Cause::invalid(
-            path,
-            value,
-            "must be a domain-prefixed path (such as \"acme.io/foo\")",
-        ));
+    let Some((host, rest)) = value.split_once('/').filter(|(h, r)| !h.is_empty() && !r.is_empty()) else {
+        errs.push(Cause::invalid(path, value, "must be a domain-prefixed path (such as \"acme.io/foo\")"));
         return;
     };
     dns_subdomain(host, path, errs);
-    let valid_path = rest
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:".contains(&b));
+    let valid_path = rest.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:".contains(&b));
     if !valid_path {
         errs.push(Cause::invalid(
             path,
@@ -608,11 +467,7 @@ pub(super) fn validate_network_policy(obj: &Value, errs: &mut Errs) {
     for (i, t) in types.iter().enumerate() {
         let t = show(t);
         if t != "Ingress" && t != "Egress" {
-            errs.push(Cause::not_supported(
-                index("spec.policyTypes", i),
-                t,
-                &["Ingress", "Egress"],
-            ));
+            errs.push(Cause::not_supported(index("spec.policyTypes", i), t, &["Ingress", "Egress"]));
         }
     }
 }
@@ -621,11 +476,7 @@ pub(super) fn validate_network_policy(obj: &Value, errs: &mut Errs) {
 fn policy_port(port: &Value, path: &str, errs: &mut Errs) {
     if let Some(proto) = opt_string(port, "protocol") {
         if !matches!(proto, "TCP" | "UDP" | "SCTP") {
-            errs.push(Cause::not_supported(
-                child(path, "protocol"),
-                proto,
-                &["TCP", "UDP", "SCTP"],
-            ));
+            errs.push(Cause::not_supported(child(path, "protocol"), proto, &["TCP", "UDP", "SCTP"]));
         }
     }
     let end_port = int(port, "endPort");
@@ -633,45 +484,23 @@ fn policy_port(port: &Value, path: &str, errs: &mut Errs) {
     match field(port, "port") {
         Some(Value::String(name)) => {
             if let Some(end) = end_port {
-                errs.push(Cause::invalid(
-                    &end_path,
-                    end,
-                    "may not be specified when `port` is non-numeric",
-                ));
+                errs.push(Cause::invalid(&end_path, end, "may not be specified when `port` is non-numeric"));
             }
-            push_all(
-                errs,
-                &child(path, "port"),
-                name,
-                names::is_valid_port_name(name),
-            );
+            push_all(errs, &child(path, "port"), name, names::is_valid_port_name(name));
         }
         Some(number) => {
             let number = super::as_int(number).unwrap_or(0);
-            push_all(
-                errs,
-                &child(path, "port"),
-                number,
-                names::is_valid_port_num(number),
-            );
+            push_all(errs, &child(path, "port"), number, names::is_valid_port_num(number));
             if let Some(end) = end_port {
                 if end < number {
-                    errs.push(Cause::invalid(
-                        &end_path,
-                        number,
-                        "must be greater than or equal to `port`",
-                    ));
+                    errs.push(Cause::invalid(&end_path, number, "must be greater than or equal to `port`"));
                 }
                 push_all(errs, &end_path, end, names::is_valid_port_num(end));
             }
         }
         None => {
             if let Some(end) = end_port {
-                errs.push(Cause::invalid(
-                    &end_path,
-                    end,
-                    "may not be specified when `port` is not specified",
-                ));
+                errs.push(Cause::invalid(&end_path, end, "may not be specified when `port` is not specified"));
             }
         }
     }
@@ -699,11 +528,7 @@ fn policy_peer(peer: &Value, path: &str, errs: &mut Errs) {
                 let ep = index(&child(&bp, "except"), i);
                 if let Some(inner) = cidr(&except, &ep, errs) {
                     if !cidr_contains(outer, inner.0) || outer.1 >= inner.1 {
-                        errs.push(Cause::invalid(
-                            &ep,
-                            &except,
-                            "must be a strict subset of `cidr`",
-                        ));
+                        errs.push(Cause::invalid(&ep, &except, "must be a strict subset of `cidr`"));
                     }
                 }
             }
@@ -712,9 +537,6 @@ fn policy_peer(peer: &Value, path: &str, errs: &mut Errs) {
     if peers == 0 {
         errs.push(required_because(path, "must specify a peer"));
     } else if peers > 1 && ip_block.is_some() {
-        errs.push(Cause::forbidden(
-            path,
-            "may not specify both ipBlock and another peer",
-        ));
+        errs.push(Cause::forbidden(path, "may not specify both ipBlock and another peer"));
     }
 }

@@ -8,10 +8,9 @@ use podnet_meta::names;
 use serde_json::{Map, Value};
 
 use super::{
-    array, as_int, boolean, child, dns_label, dns_subdomain, field, go_string_slice, index, int,
-    invalid_go, ip_address, key, label_selector, labels, non_negative, normalized, not_found,
-    object, opt_string, port_num_or_name, protocol, push_all, qualified_name, quantity, quoted,
-    required_because, same, show, string, Errs, QUANTITY_ERROR,
+    array, as_int, boolean, child, dns_label, dns_subdomain, field, go_string_slice, index, int, invalid_go,
+    ip_address, key, label_selector, labels, non_negative, normalized, not_found, object, opt_string, port_num_or_name,
+    protocol, push_all, qualified_name, quantity, quoted, required_because, same, show, string, Errs, QUANTITY_ERROR,
 };
 use crate::status::Cause;
 
@@ -69,10 +68,7 @@ pub(super) fn validate_pod(obj: &Value, old: Option<&Value>, errs: &mut Errs) {
     match old {
         None => {
             if !array(spec, "ephemeralContainers").is_empty() {
-                errs.push(Cause::forbidden(
-                    "spec.ephemeralContainers",
-                    "cannot be set on create",
-                ));
+                errs.push(Cause::forbidden("spec.ephemeralContainers", "cannot be set on create"));
             }
         }
         Some(old) => validate_pod_update(spec, field(old, "spec").unwrap_or(&Value::Null), errs),
@@ -83,11 +79,7 @@ pub(super) fn validate_pod(obj: &Value, old: Option<&Value>, errs: &mut Errs) {
 pub(super) fn validate_template(template: &Value, path: &str, errs: &mut Errs) {
     let meta = field(template, "metadata").unwrap_or(&Value::Null);
     labels(field(meta, "labels"), &child(path, "labels"), errs);
-    super::annotations(
-        field(meta, "annotations"),
-        &child(path, "annotations"),
-        errs,
-    );
+    super::annotations(field(meta, "annotations"), &child(path, "annotations"), errs);
     let spec = field(template, "spec").unwrap_or(&Value::Null);
     validate_pod_spec(spec, &child(path, "spec"), errs);
     if !array(spec, "ephemeralContainers").is_empty() {
@@ -121,29 +113,11 @@ pub(super) fn validate_pod_spec(spec: &Value, path: &str, errs: &mut Errs) {
         if let Some(lifecycle) = field(c, "lifecycle") {
             validate_lifecycle(lifecycle, grace, &child(&p, "lifecycle"), errs);
         }
-        validate_probe(
-            field(c, "livenessProbe"),
-            &child(&p, "livenessProbe"),
-            ProbeKind::Liveness,
-            errs,
-        );
-        validate_probe(
-            field(c, "readinessProbe"),
-            &child(&p, "readinessProbe"),
-            ProbeKind::Readiness,
-            errs,
-        );
-        validate_probe(
-            field(c, "startupProbe"),
-            &child(&p, "startupProbe"),
-            ProbeKind::Startup,
-            errs,
-        );
+        validate_probe(field(c, "livenessProbe"), &child(&p, "livenessProbe"), ProbeKind::Liveness, errs);
+        validate_probe(field(c, "readinessProbe"), &child(&p, "readinessProbe"), ProbeKind::Readiness, errs);
+        validate_probe(field(c, "startupProbe"), &child(&p, "startupProbe"), ProbeKind::Startup, errs);
         if field(c, "restartPolicy").is_some() {
-            errs.push(Cause::forbidden(
-                child(&p, "restartPolicy"),
-                "may not be set for non-init containers",
-            ));
+            errs.push(Cause::forbidden(child(&p, "restartPolicy"), "may not be set for non-init containers"));
         }
     }
     host_port_conflicts(containers, &containers_path, 0, errs);
@@ -156,11 +130,7 @@ pub(super) fn validate_pod_spec(spec: &Value, path: &str, errs: &mut Errs) {
         let restart_always = match opt_string(c, "restartPolicy") {
             Some("Always") => true,
             Some(other) => {
-                errs.push(Cause::not_supported(
-                    child(&p, "restartPolicy"),
-                    other,
-                    &["Always"],
-                ));
+                errs.push(Cause::not_supported(child(&p, "restartPolicy"), other, &["Always"]));
                 false
             }
             None => false,
@@ -176,31 +146,11 @@ pub(super) fn validate_pod_spec(spec: &Value, path: &str, errs: &mut Errs) {
             if let Some(lifecycle) = field(c, "lifecycle") {
                 validate_lifecycle(lifecycle, grace, &child(&p, "lifecycle"), errs);
             }
-            validate_probe(
-                field(c, "livenessProbe"),
-                &child(&p, "livenessProbe"),
-                ProbeKind::Liveness,
-                errs,
-            );
-            validate_probe(
-                field(c, "readinessProbe"),
-                &child(&p, "readinessProbe"),
-                ProbeKind::Readiness,
-                errs,
-            );
-            validate_probe(
-                field(c, "startupProbe"),
-                &child(&p, "startupProbe"),
-                ProbeKind::Startup,
-                errs,
-            );
+            validate_probe(field(c, "livenessProbe"), &child(&p, "livenessProbe"), ProbeKind::Liveness, errs);
+            validate_probe(field(c, "readinessProbe"), &child(&p, "readinessProbe"), ProbeKind::Readiness, errs);
+            validate_probe(field(c, "startupProbe"), &child(&p, "startupProbe"), ProbeKind::Startup, errs);
         } else {
-            for name in [
-                "lifecycle",
-                "livenessProbe",
-                "readinessProbe",
-                "startupProbe",
-            ] {
+            for name in ["lifecycle", "livenessProbe", "readinessProbe", "startupProbe"] {
                 if field(c, name).is_some() {
                     errs.push(Cause::forbidden(
                         child(&p, name),
@@ -221,38 +171,20 @@ pub(super) fn validate_pod_spec(spec: &Value, path: &str, errs: &mut Errs) {
             errs.push(Cause::duplicate(child(&p, "name"), name));
         }
         let target = string(c, "targetContainerName");
-        let targets_known = containers
-            .iter()
-            .chain(init_containers)
-            .any(|other| string(other, "name") == target);
+        let targets_known = containers.iter().chain(init_containers).any(|other| string(other, "name") == target);
         if !target.is_empty() && !targets_known {
             errs.push(not_found(child(&p, "targetContainerName"), target));
         }
-        for name in [
-            "ports",
-            "resources",
-            "livenessProbe",
-            "readinessProbe",
-            "startupProbe",
-            "lifecycle",
-        ] {
+        for name in ["ports", "resources", "livenessProbe", "readinessProbe", "startupProbe", "lifecycle"] {
             if !super::is_zero(field(c, name)) {
-                errs.push(Cause::forbidden(
-                    child(&p, name),
-                    "cannot be set for an Ephemeral Container",
-                ));
+                errs.push(Cause::forbidden(child(&p, name), "cannot be set for an Ephemeral Container"));
             }
         }
     }
 
     host_network_deps(spec, path, errs);
     if let Some(policy) = opt_string(spec, "restartPolicy") {
-        enum_value(
-            policy,
-            &child(path, "restartPolicy"),
-            &["Always", "OnFailure", "Never"],
-            errs,
-        );
+        enum_value(policy, &child(path, "restartPolicy"), &["Always", "OnFailure", "Never"], errs);
     }
     if let Some(policy) = opt_string(spec, "dnsPolicy") {
         enum_value(
@@ -262,11 +194,7 @@ pub(super) fn validate_pod_spec(spec: &Value, path: &str, errs: &mut Errs) {
             errs,
         );
     }
-    labels(
-        field(spec, "nodeSelector"),
-        &child(path, "nodeSelector"),
-        errs,
-    );
+    labels(field(spec, "nodeSelector"), &child(path, "nodeSelector"), errs);
     validate_affinity(field(spec, "affinity"), &child(path, "affinity"), errs);
     validate_dns_config(spec, path, errs);
     for (i, gate) in array(spec, "readinessGates").iter().enumerate() {
@@ -285,20 +213,11 @@ pub(super) fn validate_pod_spec(spec: &Value, path: &str, errs: &mut Errs) {
             errs.push(Cause::duplicate(&p, name));
         }
     }
-    validate_topology_spread(
-        array(spec, "topologySpreadConstraints"),
-        &child(path, "topologySpreadConstraints"),
-        errs,
-    );
+    validate_topology_spread(array(spec, "topologySpreadConstraints"), &child(path, "topologySpreadConstraints"), errs);
     for name in ["serviceAccountName", "nodeName", "priorityClassName"] {
         let value = string(spec, name);
         if !value.is_empty() {
-            push_all(
-                errs,
-                &child(path, name),
-                value,
-                names::name_is_dns_subdomain(value, false),
-            );
+            push_all(errs, &child(path, name), value, names::name_is_dns_subdomain(value, false));
         }
     }
     if let Some(runtime_class) = opt_string(spec, "runtimeClassName") {
@@ -324,11 +243,7 @@ pub(super) fn validate_pod_spec(spec: &Value, path: &str, errs: &mut Errs) {
             dns_label(value, &child(path, name), errs);
         }
     }
-    validate_tolerations(
-        array(spec, "tolerations"),
-        &child(path, "tolerations"),
-        errs,
-    );
+    validate_tolerations(array(spec, "tolerations"), &child(path, "tolerations"), errs);
     for (i, alias) in array(spec, "hostAliases").iter().enumerate() {
         let p = index(&child(path, "hostAliases"), i);
         ip_address(string(alias, "ip"), &child(&p, "ip"), errs);
@@ -337,23 +252,14 @@ pub(super) fn validate_pod_spec(spec: &Value, path: &str, errs: &mut Errs) {
         }
     }
     if let Some(policy) = opt_string(spec, "preemptionPolicy") {
-        enum_value(
-            policy,
-            &child(path, "preemptionPolicy"),
-            &["PreemptLowerPriority", "Never"],
-            errs,
-        );
+        enum_value(policy, &child(path, "preemptionPolicy"), &["PreemptLowerPriority", "Never"], errs);
     }
     if let Some(os) = field(spec, "os") {
         let name = string(os, "name");
         if name.is_empty() {
             errs.push(Cause::required(child(&child(path, "os"), "name")));
         } else if name != "linux" && name != "windows" {
-            errs.push(Cause::not_supported(
-                child(&child(path, "os"), "name"),
-                name,
-                &["linux", "windows"],
-            ));
+            errs.push(Cause::not_supported(child(&child(path, "os"), "name"), name, &["linux", "windows"]));
         }
     }
 }
@@ -381,22 +287,12 @@ fn container_common(c: &Value, path: &str, volumes: &HashSet<String>, errs: &mut
         errs.push(Cause::required(child(path, "image")));
     }
     if let Some(policy) = opt_string(c, "terminationMessagePolicy") {
-        enum_value(
-            policy,
-            &child(path, "terminationMessagePolicy"),
-            &["File", "FallbackToLogsOnError"],
-            errs,
-        );
+        enum_value(policy, &child(path, "terminationMessagePolicy"), &["File", "FallbackToLogsOnError"], errs);
     }
     validate_container_ports(array(c, "ports"), &child(path, "ports"), errs);
     validate_env(array(c, "env"), &child(path, "env"), errs);
     validate_env_from(array(c, "envFrom"), &child(path, "envFrom"), errs);
-    validate_volume_mounts(
-        array(c, "volumeMounts"),
-        &child(path, "volumeMounts"),
-        volumes,
-        errs,
-    );
+    validate_volume_mounts(array(c, "volumeMounts"), &child(path, "volumeMounts"), volumes, errs);
     for (i, device) in array(c, "volumeDevices").iter().enumerate() {
         let p = index(&child(path, "volumeDevices"), i);
         let name = string(device, "name");
@@ -410,12 +306,7 @@ fn container_common(c: &Value, path: &str, volumes: &HashSet<String>, errs: &mut
         }
     }
     if let Some(policy) = opt_string(c, "imagePullPolicy") {
-        enum_value(
-            policy,
-            &child(path, "imagePullPolicy"),
-            &["Always", "IfNotPresent", "Never"],
-            errs,
-        );
+        enum_value(policy, &child(path, "imagePullPolicy"), &["Always", "IfNotPresent", "Never"], errs);
     }
     validate_resources(field(c, "resources"), &child(path, "resources"), errs);
 }
@@ -436,20 +327,10 @@ fn validate_container_ports(ports: &[Value], path: &str, errs: &mut Errs) {
         }
         match int(port, "containerPort") {
             None | Some(0) => errs.push(Cause::required(child(&p, "containerPort"))),
-            Some(n) => push_all(
-                errs,
-                &child(&p, "containerPort"),
-                n,
-                names::is_valid_port_num(n),
-            ),
+            Some(n) => push_all(errs, &child(&p, "containerPort"), n, names::is_valid_port_num(n)),
         }
         if let Some(host_port) = int(port, "hostPort").filter(|n| *n != 0) {
-            push_all(
-                errs,
-                &child(&p, "hostPort"),
-                host_port,
-                names::is_valid_port_num(host_port),
-            );
+            push_all(errs, &child(&p, "hostPort"), host_port, names::is_valid_port_num(host_port));
         }
         if let Some(proto) = opt_string(port, "protocol") {
             protocol(Some(proto), &child(&p, "protocol"), errs);
@@ -502,10 +383,7 @@ fn host_network_deps(spec: &Value, path: &str, errs: &mut Errs) {
 
 /// `IsRelaxedEnvVarName` (the rule since `RelaxedEnvironmentVariableValidation`).
 fn env_var_name(name: &str, path: &str, errs: &mut Errs) {
-    if !name
-        .bytes()
-        .all(|b| (b' '..=b'~').contains(&b) && b != b'=')
-    {
+    if !name.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'=') {
         errs.push(Cause::invalid(
             path,
             name,
@@ -528,13 +406,8 @@ const ENV_FIELD_PATHS: &[&str] = &[
 ];
 
 /// The downward API fields a volume file may hold.
-const VOLUME_FIELD_PATHS: &[&str] = &[
-    "metadata.annotations",
-    "metadata.labels",
-    "metadata.name",
-    "metadata.namespace",
-    "metadata.uid",
-];
+const VOLUME_FIELD_PATHS: &[&str] =
+    &["metadata.annotations", "metadata.labels", "metadata.name", "metadata.namespace", "metadata.uid"];
 
 const RESOURCE_FIELD_PATHS: &[&str] = &[
     "limits.cpu",
@@ -562,33 +435,18 @@ fn validate_env(vars: &[Value], path: &str, errs: &mut Errs) {
         let mut sources = 0;
         if let Some(field_ref) = field(from, "fieldRef") {
             sources += 1;
-            object_field_selector(
-                field_ref,
-                ENV_FIELD_PATHS,
-                &child(&from_path, "fieldRef"),
-                errs,
-            );
+            object_field_selector(field_ref, ENV_FIELD_PATHS, &child(&from_path, "fieldRef"), errs);
         }
         if let Some(resource_ref) = field(from, "resourceFieldRef") {
             sources += 1;
-            resource_field_selector(
-                resource_ref,
-                false,
-                &child(&from_path, "resourceFieldRef"),
-                errs,
-            );
+            resource_field_selector(resource_ref, false, &child(&from_path, "resourceFieldRef"), errs);
         }
         for source in ["configMapKeyRef", "secretKeyRef"] {
             if let Some(selector) = field(from, source) {
                 sources += 1;
                 let sp = child(&from_path, source);
                 let name = string(selector, "name");
-                push_all(
-                    errs,
-                    &child(&sp, "name"),
-                    name,
-                    names::name_is_dns_subdomain(name, false),
-                );
+                push_all(errs, &child(&sp, "name"), name, names::name_is_dns_subdomain(name, false));
                 let key = string(selector, "key");
                 if key.is_empty() {
                     errs.push(Cause::required(child(&sp, "key")));
@@ -604,17 +462,9 @@ fn validate_env(vars: &[Value], path: &str, errs: &mut Errs) {
                 "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
             ));
         } else if !string(var, "value").is_empty() {
-            errs.push(Cause::invalid(
-                &from_path,
-                "",
-                "may not be specified when `value` is not empty",
-            ));
+            errs.push(Cause::invalid(&from_path, "", "may not be specified when `value` is not empty"));
         } else if sources > 1 {
-            errs.push(Cause::invalid(
-                &from_path,
-                "",
-                "may not have more than one field specified at a time",
-            ));
+            errs.push(Cause::invalid(&from_path, "", "may not have more than one field specified at a time"));
         }
     }
 }
@@ -639,11 +489,7 @@ fn object_field_selector(selector: &Value, supported: &[&str], path: &str, errs:
     } else if !supported.contains(&field_path) {
         let mut list = supported.to_vec();
         list.sort_unstable();
-        errs.push(Cause::not_supported(
-            child(path, "fieldPath"),
-            field_path,
-            &list,
-        ));
+        errs.push(Cause::not_supported(child(path, "fieldPath"), field_path, &list));
     }
 }
 
@@ -665,11 +511,7 @@ fn resource_field_selector(selector: &Value, volume: bool, path: &str, errs: &mu
         && !resource.starts_with("requests.hugepages-")
         && !resource.starts_with("limits.hugepages-")
     {
-        errs.push(Cause::not_supported(
-            child(path, "resource"),
-            resource,
-            RESOURCE_FIELD_PATHS,
-        ));
+        errs.push(Cause::not_supported(child(path, "resource"), resource, RESOURCE_FIELD_PATHS));
     }
 }
 
@@ -690,27 +532,14 @@ fn validate_env_from(sources: &[Value], path: &str, errs: &mut Errs) {
                 if ref_name.is_empty() {
                     errs.push(Cause::required(np));
                 } else {
-                    push_all(
-                        errs,
-                        &np,
-                        ref_name,
-                        names::name_is_dns_subdomain(ref_name, true),
-                    );
+                    push_all(errs, &np, ref_name, names::name_is_dns_subdomain(ref_name, true));
                 }
             }
         }
         if count == 0 {
-            errs.push(Cause::invalid(
-                path,
-                "",
-                "must specify one of: `configMapRef` or `secretRef`",
-            ));
+            errs.push(Cause::invalid(path, "", "must specify one of: `configMapRef` or `secretRef`"));
         } else if count > 1 {
-            errs.push(Cause::invalid(
-                path,
-                "",
-                "may not have more than one field specified at a time",
-            ));
+            errs.push(Cause::invalid(path, "", "may not have more than one field specified at a time"));
         }
     }
 }
@@ -734,12 +563,7 @@ fn local_non_reserved_path(target: &str, path: &str, errs: &mut Errs) {
 }
 
 /// `ValidateVolumeMounts`.
-fn validate_volume_mounts(
-    mounts: &[Value],
-    path: &str,
-    volumes: &HashSet<String>,
-    errs: &mut Errs,
-) {
+fn validate_volume_mounts(mounts: &[Value], path: &str, volumes: &HashSet<String>, errs: &mut Errs) {
     let mut mount_points = HashSet::new();
     for (i, mount) in mounts.iter().enumerate() {
         let p = index(path, i);
@@ -755,11 +579,7 @@ fn validate_volume_mounts(
             errs.push(Cause::required(child(&p, "mountPath")));
         }
         if !mount_points.insert(mount_path) {
-            errs.push(Cause::invalid(
-                child(&p, "mountPath"),
-                mount_path,
-                "must be unique",
-            ));
+            errs.push(Cause::invalid(child(&p, "mountPath"), mount_path, "must be unique"));
         }
         let sub_path = string(mount, "subPath");
         if !sub_path.is_empty() {
@@ -779,11 +599,7 @@ fn validate_volume_mounts(
         if let Some(propagation) = opt_string(mount, "mountPropagation") {
             let supported = ["Bidirectional", "HostToContainer", "None"];
             if !supported.contains(&propagation) {
-                errs.push(Cause::not_supported(
-                    child(path, "mountPropagation"),
-                    propagation,
-                    &supported,
-                ));
+                errs.push(Cause::not_supported(child(path, "mountPropagation"), propagation, &supported));
             }
         }
     }
@@ -805,20 +621,10 @@ fn container_resource_name(name: &str, path: &str, errs: &mut Errs) {
     qualified_name(name, path, errs);
     if !name.contains('/') {
         if !matches!(name, "cpu" | "memory" | "ephemeral-storage") && !is_huge_pages(name) {
-            errs.push(Cause::invalid(
-                path,
-                name,
-                "must be a standard resource for containers",
-            ));
+            errs.push(Cause::invalid(path, name, "must be a standard resource for containers"));
         }
-    } else if !is_native_resource(name)
-        && !names::is_qualified_name(&format!("requests.{name}")).is_empty()
-    {
-        errs.push(Cause::invalid(
-            path,
-            name,
-            "doesn't follow extended resource name standard",
-        ));
+    } else if !is_native_resource(name) && !names::is_qualified_name(&format!("requests.{name}")).is_empty() {
+        errs.push(Cause::invalid(path, name, "doesn't follow extended resource name standard"));
     }
 }
 
@@ -830,11 +636,7 @@ fn checked_quantity(v: &Value, path: &str, errs: &mut Errs) -> Option<f64> {
             None
         }
         Some(q) if q < 0.0 => {
-            errs.push(Cause::invalid(
-                path,
-                show(v),
-                "must be greater than or equal to 0",
-            ));
+            errs.push(Cause::invalid(path, show(v), "must be greater than or equal to 0"));
             None
         }
         Some(q) => Some(q),
@@ -876,18 +678,12 @@ fn validate_resources(resources: Option<&Value>, path: &str, errs: &mut Errs) {
                     errs.push(invalid_go(
                         &requests_path,
                         &quoted(value),
-                        format!(
-                            "must be less than or equal to {name} limit of {}",
-                            show(limit_value)
-                        ),
+                        format!("must be less than or equal to {name} limit of {}", show(limit_value)),
                     ));
                 }
             }
             None if !overcommit => {
-                errs.push(required_because(
-                    &limits_path,
-                    "Limit must be set for non overcommitable resources",
-                ));
+                errs.push(required_because(&limits_path, "Limit must be set for non overcommitable resources"));
             }
             None => {}
         }
@@ -907,13 +703,7 @@ enum ProbeKind {
 fn validate_probe(probe: Option<&Value>, path: &str, kind: ProbeKind, errs: &mut Errs) {
     let Some(probe) = probe else { return };
     validate_handler(probe, path, &["exec", "httpGet", "tcpSocket", "grpc"], errs);
-    for name in [
-        "initialDelaySeconds",
-        "timeoutSeconds",
-        "periodSeconds",
-        "successThreshold",
-        "failureThreshold",
-    ] {
+    for name in ["initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold"] {
         non_negative(probe, name, path, errs);
     }
     if let Some(grace) = int(probe, "terminationGracePeriodSeconds") {
@@ -924,20 +714,12 @@ fn validate_probe(probe: Option<&Value>, path: &str, kind: ProbeKind, errs: &mut
                 "must not be set for readinessProbes",
             ));
         } else if grace <= 0 {
-            errs.push(Cause::invalid(
-                child(path, "terminationGracePeriodSeconds"),
-                grace,
-                "must be greater than 0",
-            ));
+            errs.push(Cause::invalid(child(path, "terminationGracePeriodSeconds"), grace, "must be greater than 0"));
         }
     }
     if kind != ProbeKind::Readiness {
         if let Some(threshold) = int(probe, "successThreshold").filter(|t| *t != 1) {
-            errs.push(Cause::invalid(
-                child(path, "successThreshold"),
-                threshold,
-                "must be 1",
-            ));
+            errs.push(Cause::invalid(child(path, "successThreshold"), threshold, "must be 1"));
         }
     }
 }
@@ -947,33 +729,20 @@ fn validate_lifecycle(lifecycle: &Value, grace: Option<i64>, path: &str, errs: &
     for hook in ["postStart", "preStop"] {
         if let Some(handler) = field(lifecycle, hook) {
             let p = child(path, hook);
-            validate_handler(
-                handler,
-                &p,
-                &["exec", "httpGet", "tcpSocket", "sleep"],
-                errs,
-            );
+            validate_handler(handler, &p, &["exec", "httpGet", "tcpSocket", "sleep"], errs);
             if let Some(seconds) = field(handler, "sleep").and_then(|s| int(s, "seconds")) {
                 let sp = child(&child(&p, "sleep"), "seconds");
                 if seconds < 0 {
                     errs.push(Cause::invalid(&sp, seconds, "must be non-negative"));
                 } else if grace.is_some_and(|g| seconds > g) {
-                    errs.push(Cause::invalid(
-                        &sp,
-                        seconds,
-                        "must be less than terminationGracePeriodSeconds",
-                    ));
+                    errs.push(Cause::invalid(&sp, seconds, "must be less than terminationGracePeriodSeconds"));
                 }
             }
         }
     }
     if let Some(signal) = opt_string(lifecycle, "stopSignal") {
         if !signal.starts_with("SIG") {
-            errs.push(Cause::invalid(
-                child(path, "stopSignal"),
-                signal,
-                "must be a valid signal name",
-            ));
+            errs.push(Cause::invalid(child(path, "stopSignal"), signal, "must be a valid signal name"));
         }
     }
 }
@@ -987,10 +756,7 @@ fn validate_handler(handler: &Value, path: &str, kinds: &[&str], errs: &mut Errs
         };
         let p = child(path, kind);
         if count > 0 {
-            errs.push(Cause::forbidden(
-                &p,
-                "may not specify more than 1 handler type",
-            ));
+            errs.push(Cause::forbidden(&p, "may not specify more than 1 handler type"));
             continue;
         }
         count += 1;
@@ -1005,18 +771,12 @@ fn validate_handler(handler: &Value, path: &str, kinds: &[&str], errs: &mut Errs
                 port_num_or_name(field(action, "port"), &child(&p, "port"), errs);
                 if let Some(scheme) = opt_string(action, "scheme") {
                     if scheme != "HTTP" && scheme != "HTTPS" {
-                        errs.push(Cause::not_supported(
-                            child(&p, "scheme"),
-                            scheme,
-                            &["HTTP", "HTTPS"],
-                        ));
+                        errs.push(Cause::not_supported(child(&p, "scheme"), scheme, &["HTTP", "HTTPS"]));
                     }
                 }
                 for header in array(action, "httpHeaders") {
                     let name = string(header, "name");
-                    if name.is_empty()
-                        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    {
+                    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
                         errs.push(Cause::invalid(
                             child(&p, "httpHeaders"),
                             name,
@@ -1032,12 +792,7 @@ fn validate_handler(handler: &Value, path: &str, kinds: &[&str], errs: &mut Errs
             "tcpSocket" => port_num_or_name(field(action, "port"), &child(&p, "port"), errs),
             "grpc" => {
                 let port = int(action, "port").unwrap_or(0);
-                push_all(
-                    errs,
-                    &child(&p, "port"),
-                    port,
-                    names::is_valid_port_num(port),
-                );
+                push_all(errs, &child(&p, "port"), port, names::is_valid_port_num(port));
             }
             _ => {}
         }
@@ -1054,20 +809,13 @@ fn validate_volumes(volumes: &[Value], path: &str, errs: &mut Errs) -> HashSet<S
     let mut all = HashSet::new();
     for (i, volume) in volumes.iter().enumerate() {
         let p = index(path, i);
-        let sources: Vec<&str> = VOLUME_SOURCES
-            .iter()
-            .copied()
-            .filter(|s| field(volume, s).is_some())
-            .collect();
+        let sources: Vec<&str> = VOLUME_SOURCES.iter().copied().filter(|s| field(volume, s).is_some()).collect();
         match sources.as_slice() {
             [] => errs.push(required_because(&p, "must specify a volume type")),
             [first, rest @ ..] => {
                 volume_source(first, &volume[*first], &child(&p, first), errs);
                 for extra in rest {
-                    errs.push(Cause::forbidden(
-                        child(&p, extra),
-                        "may not specify more than 1 volume type",
-                    ));
+                    errs.push(Cause::forbidden(child(&p, extra), "may not specify more than 1 volume type"));
                 }
             }
         }
@@ -1128,10 +876,7 @@ fn downward_api_items(items: &[Value], path: &str, errs: &mut Errs) {
             (None, Some(resource_ref)) => {
                 resource_field_selector(resource_ref, true, &child(&p, "resourceFieldRef"), errs)
             }
-            (None, None) => errs.push(required_because(
-                &p,
-                "one of fieldRef and resourceFieldRef is required",
-            )),
+            (None, None) => errs.push(required_because(&p, "one of fieldRef and resourceFieldRef is required")),
         }
     }
 }
@@ -1144,11 +889,7 @@ fn volume_source(kind: &str, source: &Value, path: &str, errs: &mut Errs) {
             if host_path.is_empty() {
                 errs.push(Cause::required(child(path, "path")));
             } else if host_path.split('/').any(|part| part == "..") {
-                errs.push(Cause::invalid(
-                    child(path, "path"),
-                    host_path,
-                    "must not contain '..'",
-                ));
+                errs.push(Cause::invalid(child(path, "path"), host_path, "must not contain '..'"));
             }
             if let Some(kind) = opt_string(source, "type") {
                 let supported = [
@@ -1183,12 +924,7 @@ fn volume_source(kind: &str, source: &Value, path: &str, errs: &mut Errs) {
             if name.is_empty() {
                 errs.push(Cause::required(child(path, "name")));
             } else {
-                push_all(
-                    errs,
-                    &child(path, "name"),
-                    name,
-                    names::name_is_dns_subdomain(name, false),
-                );
+                push_all(errs, &child(path, "name"), name, names::name_is_dns_subdomain(name, false));
             }
             file_mode(source, "defaultMode", path, errs);
             key_to_path_items(array(source, "items"), path, errs);
@@ -1204,11 +940,7 @@ fn volume_source(kind: &str, source: &Value, path: &str, errs: &mut Errs) {
             if nfs_path.is_empty() {
                 errs.push(Cause::required(child(path, "path")));
             } else if !nfs_path.starts_with('/') {
-                errs.push(Cause::invalid(
-                    child(path, "path"),
-                    nfs_path,
-                    "must be an absolute path",
-                ));
+                errs.push(Cause::invalid(child(path, "path"), nfs_path, "must be an absolute path"));
             }
         }
         "csi" if string(source, "driver").is_empty() => {
@@ -1236,16 +968,9 @@ fn volume_source(kind: &str, source: &Value, path: &str, errs: &mut Errs) {
                     "clusterTrustBundle",
                     "podCertificate",
                 ];
-                let present: Vec<&str> = kinds
-                    .iter()
-                    .copied()
-                    .filter(|k| field(projection, k).is_some())
-                    .collect();
+                let present: Vec<&str> = kinds.iter().copied().filter(|k| field(projection, k).is_some()).collect();
                 if present.len() != 1 {
-                    errs.push(Cause::forbidden(
-                        &p,
-                        "may not specify more than 1 volume type per source",
-                    ));
+                    errs.push(Cause::forbidden(&p, "may not specify more than 1 volume type per source"));
                 }
                 if let Some(token) = field(projection, "serviceAccountToken") {
                     let tp = child(&p, "serviceAccountToken");
@@ -1313,11 +1038,7 @@ pub(super) fn validate_tolerations(tolerations: &[Value], path: &str, errs: &mut
             "" | "Equal" => {
                 let problems = names::is_valid_label_value(value);
                 if !problems.is_empty() {
-                    errs.push(Cause::invalid(
-                        child(&p, "operator"),
-                        value,
-                        problems.join(";"),
-                    ));
+                    errs.push(Cause::invalid(child(&p, "operator"), value, problems.join(";")));
                 }
             }
             "Exists" => {
@@ -1329,14 +1050,9 @@ pub(super) fn validate_tolerations(tolerations: &[Value], path: &str, errs: &mut
                     ));
                 }
             }
-            other => errs.push(Cause::not_supported(
-                child(&p, "operator"),
-                other,
-                &["Equal", "Exists"],
-            )),
+            other => errs.push(Cause::not_supported(child(&p, "operator"), other, &["Equal", "Exists"])),
         }
-        if !effect.is_empty() && !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute")
-        {
+        if !effect.is_empty() && !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
             errs.push(Cause::not_supported(
                 child(&p, "effect"),
                 effect,
@@ -1357,7 +1073,10 @@ fn node_selector_requirement(req: &Value, path: &str, fields: bool, errs: &mut E
                     "must be specified when `operator` is 'In' or 'NotIn'",
                 ));
             } else if fields && values.len() != 1 {
-                errs.push(required_because(child(path, "values"), "must be only one value when `operator` is 'In' or 'NotIn' for node field selector"));
+                errs.push(required_because(
+                    child(path, "values"),
+                    "must be only one value when `operator` is 'In' or 'NotIn' for node field selector",
+                ));
             }
         }
         "Exists" | "DoesNotExist" if !fields => {
@@ -1376,20 +1095,12 @@ fn node_selector_requirement(req: &Value, path: &str, fields: bool, errs: &mut E
                 ));
             }
         }
-        other => errs.push(Cause::invalid(
-            child(path, "operator"),
-            other,
-            "not a valid selector operator",
-        )),
+        other => errs.push(Cause::invalid(child(path, "operator"), other, "not a valid selector operator")),
     }
     let req_key = string(req, "key");
     if fields {
         if req_key != "metadata.name" {
-            errs.push(Cause::invalid(
-                child(path, "key"),
-                req_key,
-                "not a valid field selector key",
-            ));
+            errs.push(Cause::invalid(child(path, "key"), req_key, "not a valid field selector key"));
         }
     } else {
         qualified_name(req_key, &child(path, "key"), errs);
@@ -1398,12 +1109,7 @@ fn node_selector_requirement(req: &Value, path: &str, fields: bool, errs: &mut E
 
 fn node_selector_term(term: &Value, path: &str, errs: &mut Errs) {
     for (i, req) in array(term, "matchExpressions").iter().enumerate() {
-        node_selector_requirement(
-            req,
-            &index(&child(path, "matchExpressions"), i),
-            false,
-            errs,
-        );
+        node_selector_requirement(req, &index(&child(path, "matchExpressions"), i), false, errs);
     }
     for (i, req) in array(term, "matchFields").iter().enumerate() {
         node_selector_requirement(req, &index(&child(path, "matchFields"), i), true, errs);
@@ -1413,11 +1119,7 @@ fn node_selector_term(term: &Value, path: &str, errs: &mut Errs) {
 fn weight(term: &Value, path: &str, errs: &mut Errs) {
     let w = int(term, "weight").unwrap_or(0);
     if !(1..=100).contains(&w) {
-        errs.push(Cause::invalid(
-            child(path, "weight"),
-            w,
-            "must be in the range 1-100",
-        ));
+        errs.push(Cause::invalid(child(path, "weight"), w, "must be in the range 1-100"));
     }
 }
 
@@ -1433,10 +1135,7 @@ fn pod_affinity_term(term: &Value, path: &str, errs: &mut Errs) {
     }
     let topology = string(term, "topologyKey");
     if topology.is_empty() {
-        errs.push(required_because(
-            child(path, "topologyKey"),
-            "can not be empty",
-        ));
+        errs.push(required_because(child(path, "topologyKey"), "can not be empty"));
     } else {
         qualified_name(topology, &child(path, "topologyKey"), errs);
     }
@@ -1461,17 +1160,10 @@ fn validate_affinity(affinity: Option<&Value>, path: &str, errs: &mut Errs) {
             }
         }
         let pp = child(&np, "preferredDuringSchedulingIgnoredDuringExecution");
-        for (i, term) in array(node, "preferredDuringSchedulingIgnoredDuringExecution")
-            .iter()
-            .enumerate()
-        {
+        for (i, term) in array(node, "preferredDuringSchedulingIgnoredDuringExecution").iter().enumerate() {
             let p = index(&pp, i);
             weight(term, &p, errs);
-            node_selector_term(
-                field(term, "preference").unwrap_or(&Value::Null),
-                &child(&p, "preference"),
-                errs,
-            );
+            node_selector_term(field(term, "preference").unwrap_or(&Value::Null), &child(&p, "preference"), errs);
         }
     }
     for kind in ["podAffinity", "podAntiAffinity"] {
@@ -1480,17 +1172,11 @@ fn validate_affinity(affinity: Option<&Value>, path: &str, errs: &mut Errs) {
         };
         let kp = child(path, kind);
         let rp = child(&kp, "requiredDuringSchedulingIgnoredDuringExecution");
-        for (i, term) in array(pod, "requiredDuringSchedulingIgnoredDuringExecution")
-            .iter()
-            .enumerate()
-        {
+        for (i, term) in array(pod, "requiredDuringSchedulingIgnoredDuringExecution").iter().enumerate() {
             pod_affinity_term(term, &index(&rp, i), errs);
         }
         let pp = child(&kp, "preferredDuringSchedulingIgnoredDuringExecution");
-        for (i, term) in array(pod, "preferredDuringSchedulingIgnoredDuringExecution")
-            .iter()
-            .enumerate()
-        {
+        for (i, term) in array(pod, "preferredDuringSchedulingIgnoredDuringExecution").iter().enumerate() {
             let p = index(&pp, i);
             weight(term, &p, errs);
             pod_affinity_term(
@@ -1509,18 +1195,11 @@ fn validate_topology_spread(constraints: &[Value], path: &str, errs: &mut Errs) 
         let p = index(path, i);
         let skew = int(c, "maxSkew").unwrap_or(0);
         if skew <= 0 {
-            errs.push(Cause::invalid(
-                child(&p, "maxSkew"),
-                skew,
-                "must be greater than zero",
-            ));
+            errs.push(Cause::invalid(child(&p, "maxSkew"), skew, "must be greater than zero"));
         }
         let topology = string(c, "topologyKey");
         if topology.is_empty() {
-            errs.push(required_because(
-                child(&p, "topologyKey"),
-                "can not be empty",
-            ));
+            errs.push(required_because(child(&p, "topologyKey"), "can not be empty"));
         } else {
             qualified_name(topology, &child(&p, "topologyKey"), errs);
         }
@@ -1537,39 +1216,25 @@ fn validate_topology_spread(constraints: &[Value], path: &str, errs: &mut Errs) 
         }
         if let Some(min_domains) = int(c, "minDomains") {
             if min_domains <= 0 {
-                errs.push(Cause::invalid(
-                    child(&p, "minDomains"),
-                    min_domains,
-                    "must be greater than zero",
-                ));
+                errs.push(Cause::invalid(child(&p, "minDomains"), min_domains, "must be greater than zero"));
             } else if action != "DoNotSchedule" {
                 errs.push(Cause::invalid(
                     child(&p, "minDomains"),
                     min_domains,
-                    format!(
-                        "can only use minDomains if whenUnsatisfiable=DoNotSchedule, not {action}"
-                    ),
+                    format!("can only use minDomains if whenUnsatisfiable=DoNotSchedule, not {action}"),
                 ));
             }
         }
         for name in ["nodeAffinityPolicy", "nodeTaintsPolicy"] {
             if let Some(policy) = opt_string(c, name).filter(|p| *p != "Honor" && *p != "Ignore") {
-                errs.push(Cause::not_supported(
-                    child(&p, name),
-                    policy,
-                    &["Honor", "Ignore"],
-                ));
+                errs.push(Cause::not_supported(child(&p, name), policy, &["Honor", "Ignore"]));
             }
         }
         if let Some(selector) = field(c, "labelSelector") {
             label_selector(selector, &child(&p, "labelSelector"), errs);
         }
         for (j, label_key) in array(c, "matchLabelKeys").iter().enumerate() {
-            qualified_name(
-                &show(label_key),
-                &index(&child(&p, "matchLabelKeys"), j),
-                errs,
-            );
+            qualified_name(&show(label_key), &index(&child(&p, "matchLabelKeys"), j), errs);
         }
     }
 }
@@ -1581,10 +1246,7 @@ fn validate_dns_config(spec: &Value, path: &str, errs: &mut Errs) {
     if string(spec, "dnsPolicy") == "None" {
         match config {
             None => {
-                errs.push(required_because(
-                    &config_path,
-                    "must provide `dnsConfig` when `dnsPolicy` is None",
-                ));
+                errs.push(required_because(&config_path, "must provide `dnsConfig` when `dnsPolicy` is None"));
                 return;
             }
             Some(c) if array(c, "nameservers").is_empty() => {
@@ -1607,11 +1269,7 @@ fn validate_dns_config(spec: &Value, path: &str, errs: &mut Errs) {
         ));
     }
     for (i, ns) in nameservers.iter().enumerate() {
-        ip_address(
-            &show(ns),
-            &index(&child(&config_path, "nameservers"), i),
-            errs,
-        );
+        ip_address(&show(ns), &index(&child(&config_path, "nameservers"), i), errs);
     }
     let searches = array(config, "searches");
     if searches.len() > 32 {
@@ -1633,18 +1291,11 @@ fn validate_dns_config(spec: &Value, path: &str, errs: &mut Errs) {
         if search == "." {
             continue;
         }
-        dns_subdomain(
-            search.strip_suffix('.').unwrap_or(search),
-            &index(&child(&config_path, "searches"), i),
-            errs,
-        );
+        dns_subdomain(search.strip_suffix('.').unwrap_or(search), &index(&child(&config_path, "searches"), i), errs);
     }
     for (i, option) in array(config, "options").iter().enumerate() {
         if string(option, "name").is_empty() {
-            errs.push(required_because(
-                index(&child(&config_path, "options"), i),
-                "Option.Name must not be empty",
-            ));
+            errs.push(required_because(index(&child(&config_path, "options"), i), "Option.Name must not be empty"));
         }
     }
 }
@@ -1661,10 +1312,7 @@ fn validate_pod_update(spec: &Value, old: &Value, errs: &mut Errs) {
         let (new_list, old_list) = (array(spec, list), array(old, list));
         let p = child("spec", list);
         if new_list.len() != old_list.len() {
-            errs.push(Cause::forbidden(
-                p,
-                "pod updates may not add or remove containers",
-            ));
+            errs.push(Cause::forbidden(p, "pod updates may not add or remove containers"));
             return;
         }
         for (i, c) in new_list.iter().enumerate() {
@@ -1679,10 +1327,7 @@ fn validate_pod_update(spec: &Value, old: &Value, errs: &mut Errs) {
         }
     }
 
-    match (
-        int(spec, "activeDeadlineSeconds"),
-        int(old, "activeDeadlineSeconds"),
-    ) {
+    match (int(spec, "activeDeadlineSeconds"), int(old, "activeDeadlineSeconds")) {
         (Some(new), old_value) => {
             if !(0..=MAX_INT32).contains(&new) {
                 errs.push(Cause::invalid(
@@ -1733,19 +1378,10 @@ fn validate_pod_update(spec: &Value, old: &Value, errs: &mut Errs) {
     }
 
     // Scheduling gates: only removals.
-    let new_gates: Vec<&str> = array(spec, "schedulingGates")
-        .iter()
-        .map(|g| string(g, "name"))
-        .collect();
-    let old_gates: Vec<&str> = array(old, "schedulingGates")
-        .iter()
-        .map(|g| string(g, "name"))
-        .collect();
+    let new_gates: Vec<&str> = array(spec, "schedulingGates").iter().map(|g| string(g, "name")).collect();
+    let old_gates: Vec<&str> = array(old, "schedulingGates").iter().map(|g| string(g, "name")).collect();
     if new_gates.iter().any(|g| !old_gates.contains(g)) {
-        errs.push(Cause::forbidden(
-            "spec.schedulingGates",
-            "only deletion is allowed, but found new scheduling gate",
-        ));
+        errs.push(Cause::forbidden("spec.schedulingGates", "only deletion is allowed, but found new scheduling gate"));
     }
 
     if same(Some(spec), Some(old)) {
@@ -1758,11 +1394,7 @@ fn validate_pod_update(spec: &Value, old: &Value, errs: &mut Errs) {
         for list in ["containers", "initContainers"] {
             if let Some(items) = m.get_mut(list).and_then(Value::as_array_mut) {
                 for (i, c) in items.iter_mut().enumerate() {
-                    let old_image = old_n
-                        .get(list)
-                        .and_then(|l| l.get(i))
-                        .and_then(|c| c.get("image"))
-                        .cloned();
+                    let old_image = old_n.get(list).and_then(|l| l.get(i)).and_then(|c| c.get("image")).cloned();
                     if let Some(c) = c.as_object_mut() {
                         match old_image {
                             Some(image) => c.insert("image".into(), image),
@@ -1779,13 +1411,8 @@ fn validate_pod_update(spec: &Value, old: &Value, errs: &mut Errs) {
             };
         }
         let old_grace = old_n.get("terminationGracePeriodSeconds").and_then(as_int);
-        if old_grace.is_some_and(|g| g < 0)
-            && m.get("terminationGracePeriodSeconds").and_then(as_int) == Some(1)
-        {
-            m.insert(
-                "terminationGracePeriodSeconds".into(),
-                old_n["terminationGracePeriodSeconds"].clone(),
-            );
+        if old_grace.is_some_and(|g| g < 0) && m.get("terminationGracePeriodSeconds").and_then(as_int) == Some(1) {
+            m.insert("terminationGracePeriodSeconds".into(), old_n["terminationGracePeriodSeconds"].clone());
         }
         if !old_gates.is_empty() {
             // Gated pods may gain node selectors and node affinity.
@@ -1825,10 +1452,7 @@ fn diff_into(path: &str, old: &Value, new: &Value, lines: &mut Vec<String>) {
             keys.sort();
             keys.dedup();
             for k in keys {
-                let (x, y) = (
-                    a.get(k).unwrap_or(&Value::Null),
-                    b.get(k).unwrap_or(&Value::Null),
-                );
+                let (x, y) = (a.get(k).unwrap_or(&Value::Null), b.get(k).unwrap_or(&Value::Null));
                 if x != y {
                     diff_into(&child(path, k), x, y, lines);
                 }
@@ -1852,10 +1476,6 @@ fn diff_into(path: &str, old: &Value, new: &Value, lines: &mut Vec<String>) {
 pub(super) fn job_restart_policy(spec: &Value, path: &str, errs: &mut Errs) {
     let policy = string(spec, "restartPolicy");
     if policy != "OnFailure" && policy != "Never" {
-        errs.push(Cause::not_supported(
-            child(path, "restartPolicy"),
-            policy,
-            &["OnFailure", "Never"],
-        ));
+        errs.push(Cause::not_supported(child(path, "restartPolicy"), policy, &["OnFailure", "Never"]));
     }
 }

@@ -8,9 +8,8 @@ use podnet_meta::names;
 use serde_json::Value;
 
 use super::{
-    array, child, cidr, dns_label, dns_subdomain, field, go_string_slice, index, int, invalid_go,
-    labels, non_special_ip, opt_string, parse_ip, port_num_or_name, protocol, push_all,
-    qualified_name, show, string, Errs,
+    array, child, cidr, dns_label, dns_subdomain, field, go_string_slice, index, int, invalid_go, labels,
+    non_special_ip, opt_string, parse_ip, port_num_or_name, protocol, push_all, qualified_name, show, string, Errs,
 };
 use crate::status::Cause;
 
@@ -68,22 +67,13 @@ pub(super) fn validate_service(obj: &Value, old: Option<&Value>, errs: &mut Errs
         }
         "ExternalName" => {
             if !cluster_ips(spec).is_empty() {
-                errs.push(Cause::forbidden(
-                    "spec.clusterIPs",
-                    "may not be set for ExternalName services",
-                ));
+                errs.push(Cause::forbidden("spec.clusterIPs", "may not be set for ExternalName services"));
             }
             if !array(spec, "ipFamilies").is_empty() {
-                errs.push(Cause::forbidden(
-                    "spec.ipFamilies",
-                    "may not be set for ExternalName services",
-                ));
+                errs.push(Cause::forbidden("spec.ipFamilies", "may not be set for ExternalName services"));
             }
             if field(spec, "ipFamilyPolicy").is_some() {
-                errs.push(Cause::forbidden(
-                    "spec.ipFamilyPolicy",
-                    "may not be set for ExternalName services",
-                ));
+                errs.push(Cause::forbidden("spec.ipFamilyPolicy", "may not be set for ExternalName services"));
             }
             let external_name = string(spec, "externalName");
             let cname = external_name.strip_suffix('.').unwrap_or(external_name);
@@ -98,13 +88,7 @@ pub(super) fn validate_service(obj: &Value, old: Option<&Value>, errs: &mut Errs
 
     let mut port_names = HashSet::new();
     for (i, port) in ports.iter().enumerate() {
-        validate_port(
-            port,
-            ports.len() > 1,
-            &mut port_names,
-            &index("spec.ports", i),
-            errs,
-        );
+        validate_port(port, ports.len() > 1, &mut port_names, &index("spec.ports", i), errs);
     }
     labels(field(spec, "selector"), "spec.selector", errs);
 
@@ -126,11 +110,7 @@ pub(super) fn validate_service(obj: &Value, old: Option<&Value>, errs: &mut Errs
                     }
                 }
             }
-            other => errs.push(Cause::not_supported(
-                "spec.sessionAffinity",
-                other,
-                &["ClientIP", "None"],
-            )),
+            other => errs.push(Cause::not_supported("spec.sessionAffinity", other, &["ClientIP", "None"])),
         }
     }
 
@@ -171,20 +151,14 @@ pub(super) fn validate_service(obj: &Value, old: Option<&Value>, errs: &mut Errs
     for (i, port) in ports.iter().enumerate() {
         let node_port = int(port, "nodePort").unwrap_or(0);
         if node_port != 0 && !node_ports.insert((string(port, "protocol"), node_port)) {
-            errs.push(Cause::duplicate(
-                child(&index("spec.ports", i), "nodePort"),
-                node_port,
-            ));
+            errs.push(Cause::duplicate(child(&index("spec.ports", i), "nodePort"), node_port));
         }
     }
     let mut seen = HashSet::new();
     for (i, port) in ports.iter().enumerate() {
         let (proto, number) = (string(port, "protocol"), int(port, "port").unwrap_or(0));
         if !seen.insert((proto, number)) {
-            errs.push(Cause::duplicate(
-                index("spec.ports", i),
-                format!("{number}/{proto}"),
-            ));
+            errs.push(Cause::duplicate(index("spec.ports", i), format!("{number}/{proto}")));
         }
     }
 
@@ -196,10 +170,7 @@ pub(super) fn validate_service(obj: &Value, old: Option<&Value>, errs: &mut Errs
     if !ranges.is_empty() {
         let p = "spec.LoadBalancerSourceRanges";
         if ty != "LoadBalancer" {
-            errs.push(Cause::forbidden(
-                p,
-                "may only be used when `type` is 'LoadBalancer'",
-            ));
+            errs.push(Cause::forbidden(p, "may only be used when `type` is 'LoadBalancer'"));
         }
         for (i, range) in ranges.iter().enumerate() {
             cidr(show(range).trim(), &index(p, i), errs);
@@ -207,10 +178,7 @@ pub(super) fn validate_service(obj: &Value, old: Option<&Value>, errs: &mut Errs
     } else if let Some(value) = annotation {
         let p = format!("metadata.annotations[{LB_SOURCE_RANGES_ANNOTATION}]");
         if ty != "LoadBalancer" {
-            errs.push(Cause::forbidden(
-                &p,
-                "may only be used when `type` is 'LoadBalancer'",
-            ));
+            errs.push(Cause::forbidden(&p, "may only be used when `type` is 'LoadBalancer'"));
         }
         let value = value.trim();
         if !value.is_empty() {
@@ -227,19 +195,15 @@ pub(super) fn validate_service(obj: &Value, old: Option<&Value>, errs: &mut Errs
     }
     if let Some(class) = opt_string(spec, "loadBalancerClass") {
         if ty != "LoadBalancer" {
-            errs.push(Cause::forbidden(
-                "spec.loadBalancerClass",
-                "may only be used when `type` is 'LoadBalancer'",
-            ));
+            errs.push(Cause::forbidden("spec.loadBalancerClass", "may only be used when `type` is 'LoadBalancer'"));
         } else {
             qualified_name(class, "spec.loadBalancerClass", errs);
         }
     }
 
     // Traffic policies.
-    let externally_accessible = ty == "LoadBalancer"
-        || ty == "NodePort"
-        || (ty == "ClusterIP" && !array(spec, "externalIPs").is_empty());
+    let externally_accessible =
+        ty == "LoadBalancer" || ty == "NodePort" || (ty == "ClusterIP" && !array(spec, "externalIPs").is_empty());
     let external_policy = string(spec, "externalTrafficPolicy");
     if !externally_accessible {
         if !external_policy.is_empty() {
@@ -249,15 +213,8 @@ pub(super) fn validate_service(obj: &Value, old: Option<&Value>, errs: &mut Errs
                 "may only be set for externally-accessible services",
             ));
         }
-    } else if !external_policy.is_empty()
-        && external_policy != "Cluster"
-        && external_policy != "Local"
-    {
-        errs.push(Cause::not_supported(
-            "spec.externalTrafficPolicy",
-            external_policy,
-            &["Cluster", "Local"],
-        ));
+    } else if !external_policy.is_empty() && external_policy != "Cluster" && external_policy != "Local" {
+        errs.push(Cause::not_supported("spec.externalTrafficPolicy", external_policy, &["Cluster", "Local"]));
     }
     let needs_health_check = ty == "LoadBalancer" && external_policy == "Local";
     let health_check = int(spec, "healthCheckNodePort").unwrap_or(0);
@@ -268,42 +225,23 @@ pub(super) fn validate_service(obj: &Value, old: Option<&Value>, errs: &mut Errs
             "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
         ));
     } else if health_check != 0 {
-        push_all(
-            errs,
-            "spec.healthCheckNodePort",
-            health_check,
-            names::is_valid_port_num(health_check),
-        );
+        push_all(errs, "spec.healthCheckNodePort", health_check, names::is_valid_port_num(health_check));
     }
     if let Some(policy) = opt_string(spec, "internalTrafficPolicy") {
         if policy != "Cluster" && policy != "Local" {
-            errs.push(Cause::not_supported(
-                "spec.internalTrafficPolicy",
-                policy,
-                &["Cluster", "Local"],
-            ));
+            errs.push(Cause::not_supported("spec.internalTrafficPolicy", policy, &["Cluster", "Local"]));
         }
     }
     if let Some(distribution) = opt_string(spec, "trafficDistribution") {
         let supported = ["PreferClose", "PreferSameNode", "PreferSameZone"];
         if !supported.contains(&distribution) {
-            errs.push(Cause::not_supported(
-                "spec.trafficDistribution",
-                distribution,
-                &supported,
-            ));
+            errs.push(Cause::not_supported("spec.trafficDistribution", distribution, &supported));
         }
     }
 }
 
 /// `validateServicePort`.
-fn validate_port<'a>(
-    port: &'a Value,
-    require_name: bool,
-    seen: &mut HashSet<&'a str>,
-    path: &str,
-    errs: &mut Errs,
-) {
+fn validate_port<'a>(port: &'a Value, require_name: bool, seen: &mut HashSet<&'a str>, path: &str, errs: &mut Errs) {
     let name = string(port, "name");
     if require_name && name.is_empty() {
         errs.push(Cause::required(child(path, "name")));
@@ -314,12 +252,7 @@ fn validate_port<'a>(
         }
     }
     let number = int(port, "port").unwrap_or(0);
-    push_all(
-        errs,
-        &child(path, "port"),
-        number,
-        names::is_valid_port_num(number),
-    );
+    push_all(errs, &child(path, "port"), number, names::is_valid_port_num(number));
     if let Some(proto) = opt_string(port, "protocol") {
         protocol(Some(proto), &child(path, "protocol"), errs);
     }
@@ -328,12 +261,7 @@ fn validate_port<'a>(
     }
     let node_port = int(port, "nodePort").unwrap_or(0);
     if node_port != 0 {
-        push_all(
-            errs,
-            &child(path, "nodePort"),
-            node_port,
-            names::is_valid_port_num(node_port),
-        );
+        push_all(errs, &child(path, "nodePort"), node_port, names::is_valid_port_num(node_port));
     }
     if let Some(app_protocol) = opt_string(port, "appProtocol") {
         qualified_name(app_protocol, &child(path, "appProtocol"), errs);
@@ -358,19 +286,11 @@ fn validate_cluster_ips(spec: &Value, cluster_ip_changed: bool, errs: &mut Errs)
     if let Some(policy) = policy {
         let supported = ["PreferDualStack", "RequireDualStack", "SingleStack"];
         if !supported.contains(&policy) {
-            errs.push(Cause::not_supported(
-                "spec.ipFamilyPolicy",
-                policy,
-                &supported,
-            ));
+            errs.push(Cause::not_supported("spec.ipFamilyPolicy", policy, &supported));
         }
     }
     if families.len() > 2 {
-        errs.push(invalid_go(
-            "spec.ipFamilies",
-            &go_string_slice(families),
-            "may only hold up to 2 values",
-        ));
+        errs.push(invalid_go("spec.ipFamilies", &go_string_slice(families), "may only hold up to 2 values"));
     }
     if policy == Some("SingleStack") && families.len() == 2 {
         errs.push(invalid_go(
@@ -387,19 +307,11 @@ fn validate_cluster_ips(spec: &Value, cluster_ip_changed: bool, errs: &mut Errs)
     let ips: Vec<String> = raw.iter().map(show).collect();
     let shown = go_string_slice(raw);
     if ips.len() > 2 {
-        errs.push(invalid_go(
-            "spec.clusterIPs",
-            &shown,
-            "may only hold up to 2 values",
-        ));
+        errs.push(invalid_go("spec.clusterIPs", &shown, "may only hold up to 2 values"));
     }
     let cluster_ip = string(spec, "clusterIP");
     if !cluster_ip_changed && !ips.is_empty() && cluster_ip != ips[0] {
-        errs.push(invalid_go(
-            "spec.clusterIPs",
-            &shown,
-            "first value must match `clusterIP`",
-        ));
+        errs.push(invalid_go("spec.clusterIPs", &shown, "first value must match `clusterIP`"));
     }
     if policy == Some("SingleStack") && ips.len() == 2 {
         errs.push(invalid_go(
@@ -409,18 +321,10 @@ fn validate_cluster_ips(spec: &Value, cluster_ip_changed: bool, errs: &mut Errs)
         ));
     }
     // Without clusterIPs, the single clusterIP is what the registry turns into clusterIPs[0].
-    let ips = if ips.is_empty() {
-        cluster_ips(spec)
-    } else {
-        ips
-    };
+    let ips = if ips.is_empty() { cluster_ips(spec) } else { ips };
     if ips.first().is_some_and(|ip| ip == "None") {
         if ips.len() > 1 {
-            errs.push(invalid_go(
-                "spec.clusterIPs",
-                &shown,
-                "'None' must be the first and only value",
-            ));
+            errs.push(invalid_go("spec.clusterIPs", &shown, "'None' must be the first and only value"));
         }
         return;
     }
@@ -434,11 +338,7 @@ fn validate_cluster_ips(spec: &Value, cluster_ip_changed: bool, errs: &mut Errs)
         }
     }
     if parsed.len() == 2 && parsed[0].is_ipv4() == parsed[1].is_ipv4() {
-        errs.push(invalid_go(
-            "spec.clusterIPs",
-            &shown,
-            "may specify no more than one IP for each IP family",
-        ));
+        errs.push(invalid_go("spec.clusterIPs", &shown, "may specify no more than one IP for each IP family"));
     }
     for (i, ip) in parsed.iter().enumerate() {
         match families.get(i).map(show).as_deref() {
@@ -477,11 +377,7 @@ fn validate_update(spec: &Value, old: &Value, errs: &mut Errs) -> bool {
             let old_ips = array(old, "clusterIPs");
             if !new_ips.is_empty() {
                 if old_ips.len() > new_ips.len() && new_ips.is_empty() {
-                    errs.push(Cause::invalid(
-                        "spec.clusterIPs[0]",
-                        "",
-                        "primary clusterIP can not be unset",
-                    ));
+                    errs.push(Cause::invalid("spec.clusterIPs[0]", "", "primary clusterIP can not be unset"));
                 }
                 for (i, (o, n)) in old_ips.iter().zip(new_ips).enumerate() {
                     // A secondary IP may be released (downgrade) or added (upgrade), not changed.
@@ -497,30 +393,18 @@ fn validate_update(spec: &Value, old: &Value, errs: &mut Errs) -> bool {
             }
         }
     }
-    let needs_health_check = |s: &Value| {
-        service_type(s) == "LoadBalancer" && string(s, "externalTrafficPolicy") == "Local"
-    };
+    let needs_health_check =
+        |s: &Value| service_type(s) == "LoadBalancer" && string(s, "externalTrafficPolicy") == "Local";
     if needs_health_check(spec)
         && needs_health_check(old)
-        && int(spec, "healthCheckNodePort").unwrap_or(0)
-            != int(old, "healthCheckNodePort").unwrap_or(0)
+        && int(spec, "healthCheckNodePort").unwrap_or(0) != int(old, "healthCheckNodePort").unwrap_or(0)
     {
-        errs.push(Cause::forbidden(
-            "spec.healthCheckNodePort",
-            "field is immutable",
-        ));
+        errs.push(Cause::forbidden("spec.healthCheckNodePort", "field is immutable"));
     }
     if service_type(spec) == "LoadBalancer" && service_type(old) == "LoadBalancer" {
-        let (new_class, old_class) = (
-            opt_string(spec, "loadBalancerClass"),
-            opt_string(old, "loadBalancerClass"),
-        );
+        let (new_class, old_class) = (opt_string(spec, "loadBalancerClass"), opt_string(old, "loadBalancerClass"));
         if new_class != old_class {
-            errs.push(Cause::invalid(
-                "spec.loadBalancerClass",
-                new_class.unwrap_or("null"),
-                "may not change once set",
-            ));
+            errs.push(Cause::invalid("spec.loadBalancerClass", new_class.unwrap_or("null"), "may not change once set"));
         }
     }
     changed

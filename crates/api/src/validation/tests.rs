@@ -41,11 +41,7 @@ fn assert_causes(causes: &[Cause], expected: &[(&str, &str)]) {
 }
 
 fn message<'a>(causes: &'a [Cause], field: &str) -> &'a str {
-    &causes
-        .iter()
-        .find(|c| c.field == field)
-        .unwrap_or_else(|| panic!("no cause at {field}: {causes:#?}"))
-        .message
+    &causes.iter().find(|c| c.field == field).unwrap_or_else(|| panic!("no cause at {field}: {causes:#?}")).message
 }
 
 fn pod(spec: Value) -> Value {
@@ -138,32 +134,17 @@ fn realistic_pod_is_valid() {
 
 #[test]
 fn pod_without_containers() {
-    assert_causes(
-        &check("Pod", pod(json!({}))),
-        &[("FieldValueRequired", "spec.containers")],
-    );
-    assert_causes(
-        &check("Pod", pod(json!({"containers": []}))),
-        &[("FieldValueRequired", "spec.containers")],
-    );
-    assert_causes(
-        &check("Pod", json!({"metadata": {"name": "p"}})),
-        &[("FieldValueRequired", "spec.containers")],
-    );
+    assert_causes(&check("Pod", pod(json!({}))), &[("FieldValueRequired", "spec.containers")]);
+    assert_causes(&check("Pod", pod(json!({"containers": []}))), &[("FieldValueRequired", "spec.containers")]);
+    assert_causes(&check("Pod", json!({"metadata": {"name": "p"}})), &[("FieldValueRequired", "spec.containers")]);
 }
 
 #[test]
 fn pod_bad_container_name_and_missing_image() {
-    let causes = check(
-        "Pod",
-        pod(json!({"containers": [{"name": "Web_1", "image": "nginx"}, {"name": "side"}]})),
-    );
+    let causes = check("Pod", pod(json!({"containers": [{"name": "Web_1", "image": "nginx"}, {"name": "side"}]})));
     assert_causes(
         &causes,
-        &[
-            ("FieldValueInvalid", "spec.containers[0].name"),
-            ("FieldValueRequired", "spec.containers[1].image"),
-        ],
+        &[("FieldValueInvalid", "spec.containers[0].name"), ("FieldValueRequired", "spec.containers[1].image")],
     );
     assert!(message(&causes, "spec.containers[0].name").starts_with(
         "Invalid value: \"Web_1\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'"
@@ -181,10 +162,7 @@ fn pod_duplicate_names_across_containers_and_init_containers() {
     );
     assert_causes(
         &causes,
-        &[
-            ("FieldValueDuplicate", "spec.containers[1].name"),
-            ("FieldValueDuplicate", "spec.initContainers[0].name"),
-        ],
+        &[("FieldValueDuplicate", "spec.containers[1].name"), ("FieldValueDuplicate", "spec.initContainers[0].name")],
     );
 }
 
@@ -206,22 +184,10 @@ fn pod_container_ports() {
         &[
             ("FieldValueDuplicate", "spec.containers[0].ports[1].name"),
             ("FieldValueInvalid", "spec.containers[0].ports[2].name"),
-            (
-                "FieldValueInvalid",
-                "spec.containers[0].ports[2].containerPort",
-            ),
-            (
-                "FieldValueNotSupported",
-                "spec.containers[0].ports[2].protocol",
-            ),
-            (
-                "FieldValueRequired",
-                "spec.containers[0].ports[3].containerPort",
-            ),
-            (
-                "FieldValueDuplicate",
-                "spec.containers[0].ports[5].hostPort",
-            ),
+            ("FieldValueInvalid", "spec.containers[0].ports[2].containerPort"),
+            ("FieldValueNotSupported", "spec.containers[0].ports[2].protocol"),
+            ("FieldValueRequired", "spec.containers[0].ports[3].containerPort"),
+            ("FieldValueDuplicate", "spec.containers[0].ports[5].hostPort"),
         ],
     );
     assert_eq!(
@@ -258,31 +224,13 @@ fn pod_enums_env_mounts_probes_resources() {
             ("FieldValueInvalid", "spec.containers[0].env[0].name"),
             ("FieldValueRequired", "spec.containers[0].env[1].name"),
             ("FieldValueInvalid", "spec.containers[0].env[2].valueFrom"),
-            (
-                "FieldValueNotSupported",
-                "spec.containers[0].env[3].valueFrom.fieldRef.fieldPath",
-            ),
-            (
-                "FieldValueNotFound",
-                "spec.containers[0].volumeMounts[0].name",
-            ),
-            (
-                "FieldValueNotSupported",
-                "spec.containers[0].imagePullPolicy",
-            ),
+            ("FieldValueNotSupported", "spec.containers[0].env[3].valueFrom.fieldRef.fieldPath"),
+            ("FieldValueNotFound", "spec.containers[0].volumeMounts[0].name"),
+            ("FieldValueNotSupported", "spec.containers[0].imagePullPolicy"),
             ("FieldValueInvalid", "spec.containers[0].resources.requests"),
-            (
-                "FieldValueInvalid",
-                "spec.containers[0].resources.requests[memory]",
-            ),
-            (
-                "FieldValueInvalid",
-                "spec.containers[0].livenessProbe.successThreshold",
-            ),
-            (
-                "FieldValueRequired",
-                "spec.containers[0].readinessProbe.exec.command",
-            ),
+            ("FieldValueInvalid", "spec.containers[0].resources.requests[memory]"),
+            ("FieldValueInvalid", "spec.containers[0].livenessProbe.successThreshold"),
+            ("FieldValueRequired", "spec.containers[0].readinessProbe.exec.command"),
             ("FieldValueNotSupported", "spec.restartPolicy"),
             ("FieldValueNotSupported", "spec.dnsPolicy"),
         ],
@@ -337,30 +285,19 @@ fn pod_update_rules() {
     let new = pod(json!({"containers": [{"name": "a", "image": "nginx:1.27"}]}));
     assert_causes(&check_update("Pod", old.clone(), new), &[]);
     // Tolerations may be added; the defaulted ones stay.
-    let new = pod(
-        json!({"containers": [{"name": "a", "image": "nginx:1.26"}], "tolerations": [
-            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-            {"key": "gpu", "operator": "Exists"}
-        ]}),
-    );
+    let new = pod(json!({"containers": [{"name": "a", "image": "nginx:1.26"}], "tolerations": [
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+        {"key": "gpu", "operator": "Exists"}
+    ]}));
     assert_causes(&check_update("Pod", old.clone(), new), &[]);
     // The active deadline may be set, then lowered.
-    let new = pod(
-        json!({"containers": [{"name": "a", "image": "nginx:1.26"}], "activeDeadlineSeconds": 60}),
-    );
+    let new = pod(json!({"containers": [{"name": "a", "image": "nginx:1.26"}], "activeDeadlineSeconds": 60}));
     assert_causes(&check_update("Pod", old.clone(), new.clone()), &[]);
-    let raised = pod(
-        json!({"containers": [{"name": "a", "image": "nginx:1.26"}], "activeDeadlineSeconds": 120}),
-    );
-    assert_causes(
-        &check_update("Pod", new, raised),
-        &[("FieldValueInvalid", "spec.activeDeadlineSeconds")],
-    );
+    let raised = pod(json!({"containers": [{"name": "a", "image": "nginx:1.26"}], "activeDeadlineSeconds": 120}));
+    assert_causes(&check_update("Pod", new, raised), &[("FieldValueInvalid", "spec.activeDeadlineSeconds")]);
     // Anything else is forbidden.
-    let new = pod(
-        json!({"containers": [{"name": "a", "image": "nginx:1.26", "ports": [{"containerPort": 80}]}]}),
-    );
+    let new = pod(json!({"containers": [{"name": "a", "image": "nginx:1.26", "ports": [{"containerPort": 80}]}]}));
     let causes = check_update("Pod", old.clone(), new);
     assert_causes(&causes, &[("FieldValueForbidden", "spec")]);
     assert!(message(&causes, "spec").starts_with(
@@ -368,15 +305,10 @@ fn pod_update_rules() {
     ));
     assert!(message(&causes, "spec").contains("containers[0].ports"));
     // Adding a container is reported as such.
-    let new = pod(
-        json!({"containers": [{"name": "a", "image": "nginx:1.26"}, {"name": "b", "image": "b"}]}),
-    );
+    let new = pod(json!({"containers": [{"name": "a", "image": "nginx:1.26"}, {"name": "b", "image": "b"}]}));
     let causes = check_update("Pod", old.clone(), new);
     assert_causes(&causes, &[("FieldValueForbidden", "spec.containers")]);
-    assert_eq!(
-        message(&causes, "spec.containers"),
-        "Forbidden: pod updates may not add or remove containers"
-    );
+    assert_eq!(message(&causes, "spec.containers"), "Forbidden: pod updates may not add or remove containers");
     // Removing a toleration is not allowed.
     let mut stored = old.clone();
     apply_defaults("Pod", &mut stored);
@@ -398,10 +330,7 @@ fn pod_ephemeral_containers_not_on_create() {
             json!({"containers": [{"name": "a", "image": "a"}], "ephemeralContainers": [{"name": "debug", "image": "busybox", "targetContainerName": "a"}]}),
         ),
     );
-    assert_causes(
-        &causes,
-        &[("FieldValueForbidden", "spec.ephemeralContainers")],
-    );
+    assert_causes(&causes, &[("FieldValueForbidden", "spec.ephemeralContainers")]);
 }
 
 // ----------------------------------------------------------------------------------- services
@@ -429,10 +358,7 @@ fn realistic_services_are_valid() {
         "10.96.0.12",
     );
     assert_causes(&validate("Service", &lb, None), &[]);
-    let headless = allocated_service(
-        json!({"clusterIP": "None", "selector": {"app": "db"}}),
-        "None",
-    );
+    let headless = allocated_service(json!({"clusterIP": "None", "selector": {"app": "db"}}), "None");
     assert_causes(&validate("Service", &headless, None), &[]);
     let mut external = service(json!({"type": "ExternalName", "externalName": "db.example.com."}));
     apply_defaults("Service", &mut external);
@@ -451,42 +377,22 @@ fn service_with_duplicate_ports() {
 
 #[test]
 fn multi_port_service_without_names() {
-    let svc = allocated_service(
-        json!({"ports": [{"port": 80}, {"port": 443}]}),
-        "10.96.0.21",
-    );
+    let svc = allocated_service(json!({"ports": [{"port": 80}, {"port": 443}]}), "10.96.0.21");
     assert_causes(
         &validate("Service", &svc, None),
-        &[
-            ("FieldValueRequired", "spec.ports[0].name"),
-            ("FieldValueRequired", "spec.ports[1].name"),
-        ],
+        &[("FieldValueRequired", "spec.ports[0].name"), ("FieldValueRequired", "spec.ports[1].name")],
     );
-    let svc = allocated_service(
-        json!({"ports": [{"name": "web", "port": 80}, {"name": "web", "port": 443}]}),
-        "10.96.0.21",
-    );
-    assert_causes(
-        &validate("Service", &svc, None),
-        &[("FieldValueDuplicate", "spec.ports[1].name")],
-    );
+    let svc =
+        allocated_service(json!({"ports": [{"name": "web", "port": 80}, {"name": "web", "port": 443}]}), "10.96.0.21");
+    assert_causes(&validate("Service", &svc, None), &[("FieldValueDuplicate", "spec.ports[1].name")]);
 }
 
 #[test]
 fn node_port_on_cluster_ip_service() {
-    let svc = allocated_service(
-        json!({"ports": [{"port": 80, "nodePort": 30080}]}),
-        "10.96.0.22",
-    );
+    let svc = allocated_service(json!({"ports": [{"port": 80, "nodePort": 30080}]}), "10.96.0.22");
     let causes = validate("Service", &svc, None);
-    assert_causes(
-        &causes,
-        &[("FieldValueForbidden", "spec.ports[0].nodePort")],
-    );
-    assert_eq!(
-        message(&causes, "spec.ports[0].nodePort"),
-        "Forbidden: may not be used when `type` is 'ClusterIP'"
-    );
+    assert_causes(&causes, &[("FieldValueForbidden", "spec.ports[0].nodePort")]);
+    assert_eq!(message(&causes, "spec.ports[0].nodePort"), "Forbidden: may not be used when `type` is 'ClusterIP'");
 }
 
 #[test]
@@ -496,10 +402,7 @@ fn cluster_ip_changed_on_update() {
     new["spec"]["clusterIP"] = json!("10.96.0.31");
     let causes = validate("Service", &new, Some(&old));
     assert_causes(&causes, &[("FieldValueInvalid", "spec.clusterIP")]);
-    assert_eq!(
-        message(&causes, "spec.clusterIP"),
-        "Invalid value: \"10.96.0.31\": field is immutable"
-    );
+    assert_eq!(message(&causes, "spec.clusterIP"), "Invalid value: \"10.96.0.31\": field is immutable");
     // Unchanged, and to ExternalName, are fine.
     assert_causes(&validate("Service", &old, Some(&old)), &[]);
     let mut external = service(json!({"type": "ExternalName", "externalName": "example.com"}));
@@ -529,39 +432,24 @@ fn service_field_rules() {
         ],
     );
     let svc = allocated_service(json!({"ports": []}), "10.96.0.41");
-    assert_causes(
-        &validate("Service", &svc, None),
-        &[("FieldValueRequired", "spec.ports")],
-    );
+    assert_causes(&validate("Service", &svc, None), &[("FieldValueRequired", "spec.ports")]);
     let mut svc = service(json!({"type": "ExternalName", "externalName": "not_a_host"}));
     apply_defaults("Service", &mut svc);
-    assert_causes(
-        &validate("Service", &svc, None),
-        &[("FieldValueInvalid", "spec.externalName")],
-    );
+    assert_causes(&validate("Service", &svc, None), &[("FieldValueInvalid", "spec.externalName")]);
     let mut svc = service(json!({"type": "ExternalName"}));
     apply_defaults("Service", &mut svc);
-    assert_causes(
-        &validate("Service", &svc, None),
-        &[("FieldValueRequired", "spec.externalName")],
-    );
+    assert_causes(&validate("Service", &svc, None), &[("FieldValueRequired", "spec.externalName")]);
     let svc = allocated_service(
         json!({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 86401}}, "ports": [{"port": 80}]}),
         "10.96.0.42",
     );
     assert_causes(
         &validate("Service", &svc, None),
-        &[(
-            "FieldValueInvalid",
-            "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
-        )],
+        &[("FieldValueInvalid", "spec.sessionAffinityConfig.clientIP.timeoutSeconds")],
     );
     let mut named = json!({"metadata": {"name": "1web"}, "spec": {"ports": [{"port": 80}]}});
     apply_defaults("Service", &mut named);
-    assert_causes(
-        &validate("Service", &named, None),
-        &[("FieldValueInvalid", "metadata.name")],
-    );
+    assert_causes(&validate("Service", &named, None), &[("FieldValueInvalid", "metadata.name")]);
 }
 
 // ---------------------------------------------------------------------------------- workloads
@@ -570,10 +458,7 @@ fn service_field_rules() {
 fn realistic_workloads_are_valid() {
     assert_valid(
         "Deployment",
-        deployment(
-            json!({"matchLabels": {"app": "web"}}),
-            json!({"app": "web", "tier": "front"}),
-        ),
+        deployment(json!({"matchLabels": {"app": "web"}}), json!({"app": "web", "tier": "front"})),
     );
     // What `kubectl create deployment web --image=nginx` sends.
     assert_valid(
@@ -593,10 +478,7 @@ fn realistic_workloads_are_valid() {
     rs["kind"] = json!("ReplicaSet");
     rs["spec"].as_object_mut().unwrap().remove("strategy");
     assert_valid("ReplicaSet", rs);
-    let mut ds = deployment(
-        json!({"matchLabels": {"app": "agent"}}),
-        json!({"app": "agent"}),
-    );
+    let mut ds = deployment(json!({"matchLabels": {"app": "agent"}}), json!({"app": "agent"}));
     ds["kind"] = json!("DaemonSet");
     ds["spec"].as_object_mut().unwrap().remove("replicas");
     ds["spec"]["template"]["spec"]["hostNetwork"] = json!(true);
@@ -606,17 +488,8 @@ fn realistic_workloads_are_valid() {
 
 #[test]
 fn deployment_selector_not_matching_template_labels() {
-    let causes = check(
-        "Deployment",
-        deployment(
-            json!({"matchLabels": {"app": "web"}}),
-            json!({"app": "api"}),
-        ),
-    );
-    assert_causes(
-        &causes,
-        &[("FieldValueInvalid", "spec.template.metadata.labels")],
-    );
+    let causes = check("Deployment", deployment(json!({"matchLabels": {"app": "web"}}), json!({"app": "api"})));
+    assert_causes(&causes, &[("FieldValueInvalid", "spec.template.metadata.labels")]);
     assert_eq!(
         message(&causes, "spec.template.metadata.labels"),
         "Invalid value: map[string]string{\"app\":\"api\"}: `selector` does not match template `labels`"
@@ -626,10 +499,7 @@ fn deployment_selector_not_matching_template_labels() {
     d["spec"].as_object_mut().unwrap().remove("selector");
     assert_causes(
         &check("Deployment", d),
-        &[
-            ("FieldValueRequired", "spec.selector"),
-            ("FieldValueInvalid", "spec.template.metadata.labels"),
-        ],
+        &[("FieldValueRequired", "spec.selector"), ("FieldValueInvalid", "spec.template.metadata.labels")],
     );
     // An empty selector is invalid.
     let causes = check("Deployment", deployment(json!({}), json!({"app": "web"})));
@@ -639,13 +509,9 @@ fn deployment_selector_not_matching_template_labels() {
 
 #[test]
 fn deployment_field_rules() {
-    let mut d = deployment(
-        json!({"matchLabels": {"app": "web"}}),
-        json!({"app": "web"}),
-    );
+    let mut d = deployment(json!({"matchLabels": {"app": "web"}}), json!({"app": "web"}));
     d["spec"]["replicas"] = json!(-1);
-    d["spec"]["strategy"] =
-        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "0%"}});
+    d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "0%"}});
     d["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");
     d["spec"]["template"]["spec"]["containers"][0]["name"] = json!("Nginx");
     let causes = check("Deployment", d);
@@ -655,52 +521,28 @@ fn deployment_field_rules() {
             ("FieldValueInvalid", "spec.replicas"),
             ("FieldValueInvalid", "spec.template.spec.containers[0].name"),
             ("FieldValueNotSupported", "spec.template.spec.restartPolicy"),
-            (
-                "FieldValueInvalid",
-                "spec.strategy.rollingUpdate.maxUnavailable",
-            ),
+            ("FieldValueInvalid", "spec.strategy.rollingUpdate.maxUnavailable"),
         ],
     );
-    assert_eq!(
-        message(&causes, "spec.replicas"),
-        "Invalid value: -1: must be greater than or equal to 0"
-    );
-    let mut d = deployment(
-        json!({"matchLabels": {"app": "web"}}),
-        json!({"app": "web"}),
-    );
+    assert_eq!(message(&causes, "spec.replicas"), "Invalid value: -1: must be greater than or equal to 0");
+    let mut d = deployment(json!({"matchLabels": {"app": "web"}}), json!({"app": "web"}));
     d["spec"]["strategy"] = json!({"type": "Recreate", "rollingUpdate": {"maxSurge": 1}});
-    assert_causes(
-        &check("Deployment", d),
-        &[("FieldValueForbidden", "spec.strategy.rollingUpdate")],
-    );
-    let mut d = deployment(
-        json!({"matchLabels": {"app": "web"}}),
-        json!({"app": "web"}),
-    );
+    assert_causes(&check("Deployment", d), &[("FieldValueForbidden", "spec.strategy.rollingUpdate")]);
+    let mut d = deployment(json!({"matchLabels": {"app": "web"}}), json!({"app": "web"}));
     d["spec"]["strategy"] = json!({"rollingUpdate": {"maxSurge": "abc", "maxUnavailable": "150%"}});
     assert_causes(
         &check("Deployment", d),
         &[
             ("FieldValueInvalid", "spec.strategy.rollingUpdate.maxSurge"),
-            (
-                "FieldValueInvalid",
-                "spec.strategy.rollingUpdate.maxUnavailable",
-            ),
+            ("FieldValueInvalid", "spec.strategy.rollingUpdate.maxUnavailable"),
         ],
     );
 }
 
 #[test]
 fn workload_selector_is_immutable() {
-    let old = deployment(
-        json!({"matchLabels": {"app": "web"}}),
-        json!({"app": "web", "v": "2"}),
-    );
-    let new = deployment(
-        json!({"matchLabels": {"app": "web", "v": "2"}}),
-        json!({"app": "web", "v": "2"}),
-    );
+    let old = deployment(json!({"matchLabels": {"app": "web"}}), json!({"app": "web", "v": "2"}));
+    let new = deployment(json!({"matchLabels": {"app": "web", "v": "2"}}), json!({"app": "web", "v": "2"}));
     let causes = check_update("Deployment", old.clone(), new);
     assert_causes(&causes, &[("FieldValueInvalid", "spec.selector")]);
     assert_eq!(
@@ -716,34 +558,22 @@ fn workload_selector_is_immutable() {
 
 #[test]
 fn daemon_set_rules() {
-    let mut ds = deployment(
-        json!({"matchLabels": {"app": "agent"}}),
-        json!({"app": "agent"}),
-    );
+    let mut ds = deployment(json!({"matchLabels": {"app": "agent"}}), json!({"app": "agent"}));
     ds["spec"].as_object_mut().unwrap().remove("replicas");
     ds["spec"]["updateStrategy"] =
         json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 1}});
     assert_causes(
         &check("DaemonSet", ds.clone()),
-        &[(
-            "FieldValueInvalid",
-            "spec.updateStrategy.rollingUpdate.maxSurge",
-        )],
+        &[("FieldValueInvalid", "spec.updateStrategy.rollingUpdate.maxSurge")],
     );
     ds["spec"]["updateStrategy"] = json!({"type": "Sometimes"});
-    assert_causes(
-        &check("DaemonSet", ds),
-        &[("FieldValueNotSupported", "spec.updateStrategy.type")],
-    );
+    assert_causes(&check("DaemonSet", ds), &[("FieldValueNotSupported", "spec.updateStrategy.type")]);
 }
 
 #[test]
 fn jobs_need_a_non_always_restart_policy() {
     let job = json!({"metadata": {"name": "j"}, "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "a"}]}}}});
-    assert_causes(
-        &check("Job", job),
-        &[("FieldValueNotSupported", "spec.template.spec.restartPolicy")],
-    );
+    assert_causes(&check("Job", job), &[("FieldValueNotSupported", "spec.template.spec.restartPolicy")]);
     let job = json!({"metadata": {"name": "j"}, "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "a", "image": "a"}]}}}});
     assert_causes(&check("Job", job), &[]);
 }
@@ -781,25 +611,13 @@ fn metadata_rules() {
     cm = json!({"metadata": {"name": "big", "annotations": {"a": "x".repeat(256 * 1024)}}});
     let causes = check("ConfigMap", cm);
     assert_causes(&causes, &[("FieldValueTooLong", "metadata.annotations")]);
-    assert_eq!(
-        message(&causes, "metadata.annotations"),
-        "Too long: may not be more than 262144 bytes"
-    );
+    assert_eq!(message(&causes, "metadata.annotations"), "Too long: may not be more than 262144 bytes");
     // Neither name nor generateName; a generateName prefix may end in '-'.
-    assert_causes(
-        &check("ConfigMap", json!({"metadata": {}})),
-        &[("FieldValueRequired", "metadata.name")],
-    );
-    assert_causes(
-        &check("ConfigMap", json!({"metadata": {"generateName": "cfg-"}})),
-        &[],
-    );
+    assert_causes(&check("ConfigMap", json!({"metadata": {}})), &[("FieldValueRequired", "metadata.name")]);
+    assert_causes(&check("ConfigMap", json!({"metadata": {"generateName": "cfg-"}})), &[]);
     // Unknown kinds: metadata only, and names like RBAC's are fine.
     assert_causes(
-        &check(
-            "ClusterRole",
-            json!({"metadata": {"name": "system:controller:foo"}, "rules": "anything"}),
-        ),
+        &check("ClusterRole", json!({"metadata": {"name": "system:controller:foo"}, "rules": "anything"})),
         &[],
     );
     assert_causes(
@@ -844,21 +662,14 @@ fn config_maps_and_secrets() {
         json!({"metadata": {"name": "tls"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "Y2VydA=="}}),
     );
     assert_causes(&causes, &[("FieldValueRequired", "data[tls.key]")]);
-    let causes = check(
-        "Secret",
-        json!({"metadata": {"name": "s"}, "data": {"k": "not base64!"}}),
-    );
+    let causes = check("Secret", json!({"metadata": {"name": "s"}, "data": {"k": "not base64!"}}));
     assert_causes(&causes, &[("FieldValueInvalid", "data[k]")]);
     // The type is immutable; so is the data of an immutable secret.
     let old = json!({"metadata": {"name": "s"}, "immutable": true, "data": {"k": "dg=="}});
     let new = json!({"metadata": {"name": "s"}, "type": "kubernetes.io/basic-auth", "data": {"username": "dg=="}});
     assert_causes(
         &check_update("Secret", old, new),
-        &[
-            ("FieldValueInvalid", "type"),
-            ("FieldValueForbidden", "immutable"),
-            ("FieldValueForbidden", "data"),
-        ],
+        &[("FieldValueInvalid", "type"), ("FieldValueForbidden", "immutable"), ("FieldValueForbidden", "data")],
     );
 }
 
@@ -898,10 +709,7 @@ fn bootstrap_objects_are_valid() {
     // What the API server creates at start, with its default advertise address (127.0.0.1):
     // loopback endpoints are accepted, unlike upstream.
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        assert_valid(
-            "Namespace",
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-        );
+        assert_valid("Namespace", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
     }
     let svc = allocated_service(
         json!({"type": "ClusterIP", "clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}),
@@ -935,10 +743,7 @@ fn endpoint_slices() {
         "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]
     });
     assert_valid("EndpointSlice", slice.clone());
-    let causes = check(
-        "EndpointSlice",
-        json!({"metadata": {"name": "s"}, "addressType": "IPv5", "endpoints": []}),
-    );
+    let causes = check("EndpointSlice", json!({"metadata": {"name": "s"}, "addressType": "IPv5", "endpoints": []}));
     assert_causes(&causes, &[("FieldValueNotSupported", "addressType")]);
     assert_eq!(
         message(&causes, "addressType"),
@@ -957,34 +762,21 @@ fn endpoint_slices() {
             ("FieldValueDuplicate", "ports[1].name"),
         ],
     );
-    let many: Vec<Value> = (0..1001)
-        .map(|_| json!({"addresses": ["10.0.0.1"]}))
-        .collect();
-    let causes = check(
-        "EndpointSlice",
-        json!({"metadata": {"name": "s"}, "addressType": "IPv4", "endpoints": many}),
-    );
+    let many: Vec<Value> = (0..1001).map(|_| json!({"addresses": ["10.0.0.1"]})).collect();
+    let causes = check("EndpointSlice", json!({"metadata": {"name": "s"}, "addressType": "IPv4", "endpoints": many}));
     assert_causes(&causes, &[("FieldValueTooMany", "endpoints")]);
-    let addresses: Vec<String> = (0..101)
-        .map(|i| format!("10.0.{}.{}", i / 250, i % 250 + 1))
-        .collect();
+    let addresses: Vec<String> = (0..101).map(|i| format!("10.0.{}.{}", i / 250, i % 250 + 1)).collect();
     let causes = check(
         "EndpointSlice",
         json!({"metadata": {"name": "s"}, "addressType": "IPv4", "endpoints": [{"addresses": addresses}]}),
     );
     assert_causes(&causes, &[("FieldValueTooMany", "endpoints[0].addresses")]);
     let fqdn = json!({"metadata": {"name": "s"}, "addressType": "FQDN", "endpoints": [{"addresses": ["db.example.com", "localhost"]}]});
-    assert_causes(
-        &check("EndpointSlice", fqdn),
-        &[("FieldValueInvalid", "endpoints[0].addresses[1]")],
-    );
+    assert_causes(&check("EndpointSlice", fqdn), &[("FieldValueInvalid", "endpoints[0].addresses[1]")]);
     let mut changed = slice.clone();
     changed["addressType"] = json!("IPv6");
     changed["endpoints"] = json!([]);
-    assert_causes(
-        &check_update("EndpointSlice", slice, changed),
-        &[("FieldValueInvalid", "addressType")],
-    );
+    assert_causes(&check_update("EndpointSlice", slice, changed), &[("FieldValueInvalid", "addressType")]);
 }
 
 #[test]
@@ -1024,10 +816,7 @@ fn ingresses() {
             ("FieldValueInvalid", "spec.rules[0].http.paths[1].path"),
             ("FieldValueInvalid", "spec.rules[0].http.paths[1].backend"),
             ("FieldValueRequired", "spec.rules[0].http.paths[2].pathType"),
-            (
-                "FieldValueNotSupported",
-                "spec.rules[0].http.paths[3].pathType",
-            ),
+            ("FieldValueNotSupported", "spec.rules[0].http.paths[3].pathType"),
             ("FieldValueRequired", "spec.rules[0].http.paths[3].backend"),
         ],
     );
@@ -1035,10 +824,7 @@ fn ingresses() {
         message(&causes, "spec.rules[0].http.paths[0].path"),
         "Invalid value: \"api\": must be an absolute path"
     );
-    assert_eq!(
-        message(&causes, "spec.rules[0].http.paths[2].pathType"),
-        "Required value: pathType must be specified"
-    );
+    assert_eq!(message(&causes, "spec.rules[0].http.paths[2].pathType"), "Required value: pathType must be specified");
     let causes = check("Ingress", json!({"metadata": {"name": "web"}, "spec": {}}));
     assert_causes(&causes, &[("FieldValueInvalid", "spec")]);
     assert_eq!(
@@ -1058,17 +844,11 @@ fn ingress_classes() {
         json!({"metadata": {"name": "x"}, "spec": {"controller": "example.com/x", "parameters": {"kind": "Params", "name": "p", "scope": "Namespace", "namespace": "infra"}}}),
     );
     assert_causes(
-        &check(
-            "IngressClass",
-            json!({"metadata": {"name": "x"}, "spec": {}}),
-        ),
+        &check("IngressClass", json!({"metadata": {"name": "x"}, "spec": {}})),
         &[("FieldValueRequired", "spec.controller")],
     );
     assert_causes(
-        &check(
-            "IngressClass",
-            json!({"metadata": {"name": "x"}, "spec": {"controller": "nginx"}}),
-        ),
+        &check("IngressClass", json!({"metadata": {"name": "x"}, "spec": {"controller": "nginx"}})),
         &[("FieldValueInvalid", "spec.controller")],
     );
     assert_causes(
@@ -1108,21 +888,12 @@ fn network_policies() {
     assert_causes(
         &causes,
         &[
-            (
-                "FieldValueRequired",
-                "spec.podSelector.matchExpressions[0].values",
-            ),
-            (
-                "FieldValueNotSupported",
-                "spec.ingress[0].ports[0].protocol",
-            ),
+            ("FieldValueRequired", "spec.podSelector.matchExpressions[0].values"),
+            ("FieldValueNotSupported", "spec.ingress[0].ports[0].protocol"),
             ("FieldValueInvalid", "spec.ingress[0].ports[0].port"),
             ("FieldValueInvalid", "spec.ingress[0].ports[1].endPort"),
             ("FieldValueRequired", "spec.ingress[0].from[0]"),
-            (
-                "FieldValueInvalid",
-                "spec.ingress[0].from[1].ipBlock.except[0]",
-            ),
+            ("FieldValueInvalid", "spec.ingress[0].from[1].ipBlock.except[0]"),
             ("FieldValueForbidden", "spec.ingress[0].from[1]"),
             ("FieldValueNotSupported", "spec.policyTypes[1]"),
         ],
@@ -1133,21 +904,12 @@ fn network_policies() {
 
 #[test]
 fn namespaces() {
-    assert_valid(
-        "Namespace",
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}),
-    );
+    assert_valid("Namespace", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}));
     let causes = check("Namespace", json!({"metadata": {"name": "team.a"}}));
     assert_causes(&causes, &[("FieldValueInvalid", "metadata.name")]);
-    assert_eq!(
-        message(&causes, "metadata.name"),
-        "Invalid value: \"team.a\": must not contain dots"
-    );
+    assert_eq!(message(&causes, "metadata.name"), "Invalid value: \"team.a\": must not contain dots");
     assert_causes(
-        &check(
-            "Namespace",
-            json!({"metadata": {"name": "a"}, "spec": {"finalizers": ["custom"]}}),
-        ),
+        &check("Namespace", json!({"metadata": {"name": "a"}, "spec": {"finalizers": ["custom"]}})),
         &[("FieldValueInvalid", "spec.finalizers")],
     );
 }
@@ -1175,10 +937,7 @@ fn nodes() {
     let mut moved = node.clone();
     moved["spec"]["podCIDR"] = json!("10.244.2.0/24");
     moved["spec"]["podCIDRs"] = json!(["10.244.2.0/24"]);
-    assert_causes(
-        &check_update("Node", node.clone(), moved),
-        &[("FieldValueForbidden", "spec.podCIDRs")],
-    );
+    assert_causes(&check_update("Node", node.clone(), moved), &[("FieldValueForbidden", "spec.podCIDRs")]);
     // A node without a CIDR may get one; status changes are fine.
     let bare = json!({"metadata": {"name": "node-1"}});
     assert_causes(&check_update("Node", bare, node.clone()), &[]);
@@ -1194,21 +953,13 @@ fn leases() {
         json!({"metadata": {"name": "node-1", "namespace": "kube-node-lease"}, "spec": {"holderIdentity": "node-1", "leaseDurationSeconds": 40, "renewTime": "2024-01-01T00:00:00.000000Z"}}),
     );
     assert_valid("Lease", json!({"metadata": {"name": "l"}, "spec": {}}));
-    let causes = check(
-        "Lease",
-        json!({"metadata": {"name": "l"}, "spec": {"leaseDurationSeconds": 0, "leaseTransitions": -1}}),
-    );
+    let causes =
+        check("Lease", json!({"metadata": {"name": "l"}, "spec": {"leaseDurationSeconds": 0, "leaseTransitions": -1}}));
     assert_causes(
         &causes,
-        &[
-            ("FieldValueInvalid", "spec.leaseDurationSeconds"),
-            ("FieldValueInvalid", "spec.leaseTransitions"),
-        ],
+        &[("FieldValueInvalid", "spec.leaseDurationSeconds"), ("FieldValueInvalid", "spec.leaseTransitions")],
     );
-    assert_eq!(
-        message(&causes, "spec.leaseDurationSeconds"),
-        "Invalid value: 0: must be greater than 0"
-    );
+    assert_eq!(message(&causes, "spec.leaseDurationSeconds"), "Invalid value: 0: must be greater than 0");
 }
 
 #[test]
@@ -1237,19 +988,13 @@ fn events() {
                "eventTime": "2024-01-01T00:00:00.000000Z", "action": "Scaling", "reason": "ScalingReplicaSet",
                "reportingController": "podnet.io/controller", "reportingInstance": "controller-1", "type": "Normal"}),
     );
-    let causes = check(
-        "Event",
-        json!({"metadata": {"name": "e", "namespace": "default"}, "reason": "x"}),
-    );
+    let causes = check("Event", json!({"metadata": {"name": "e", "namespace": "default"}, "reason": "x"}));
     assert_causes(&causes, &[("FieldValueRequired", "involvedObject")]);
     let causes = check(
         "Event",
         json!({"metadata": {"name": "e", "namespace": "team-a"}, "involvedObject": {"kind": "Pod", "namespace": "team-b", "name": "p"}}),
     );
-    assert_causes(
-        &causes,
-        &[("FieldValueInvalid", "involvedObject.namespace")],
-    );
+    assert_causes(&causes, &[("FieldValueInvalid", "involvedObject.namespace")]);
     let causes = check(
         "Event",
         json!({"metadata": {"name": "e", "namespace": "default"}, "involvedObject": {"kind": "Pod", "namespace": "default", "name": "p"},
@@ -1268,10 +1013,7 @@ fn events() {
 
 #[test]
 fn service_accounts() {
-    assert_valid(
-        "ServiceAccount",
-        json!({"metadata": {"name": "default", "namespace": "default"}}),
-    );
+    assert_valid("ServiceAccount", json!({"metadata": {"name": "default", "namespace": "default"}}));
     assert_causes(
         &check("ServiceAccount", json!({"metadata": {"name": "Builder"}})),
         &[("FieldValueInvalid", "metadata.name")],

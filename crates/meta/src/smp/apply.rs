@@ -33,26 +33,14 @@ pub fn apply_merge(live: &Value, applied: &Value, kind: &str) -> Result<Value, S
 }
 
 /// [`apply_merge`] with an explicit schema root (`None`: no metadata at all).
-pub fn apply_merge_with(
-    live: &Value,
-    applied: &Value,
-    schema: Option<&'static TypeDef>,
-) -> Result<Value, SmpError> {
+pub fn apply_merge_with(live: &Value, applied: &Value, schema: Option<&'static TypeDef>) -> Result<Value, SmpError> {
     let Value::Object(applied) = applied else {
-        return Err(SmpError::NotAnObject {
-            what: "applied configuration",
-            found: type_name(applied),
-        });
+        return Err(SmpError::NotAnObject { what: "applied configuration", found: type_name(applied) });
     };
     let live = match live {
         Value::Object(m) => m.clone(),
         Value::Null => Map::new(),
-        other => {
-            return Err(SmpError::NotAnObject {
-                what: "live object",
-                found: type_name(other),
-            })
-        }
+        other => return Err(SmpError::NotAnObject { what: "live object", found: type_name(other) }),
     };
     apply_map(live, applied, schema, &Path::ROOT).map(Value::Object)
 }
@@ -117,9 +105,7 @@ fn element_key(v: &Value, keys: &[&str]) -> Option<Vec<Value>> {
     let obj = v.as_object()?;
     keys.iter()
         .map(|k| match obj.get(*k) {
-            Some(Value::Null) | None => {
-                list_map_key_default(k).map(|d| Value::String(d.to_string()))
-            }
+            Some(Value::Null) | None => list_map_key_default(k).map(|d| Value::String(d.to_string())),
             Some(v) => Some(v.clone()),
         })
         .collect()
@@ -130,11 +116,7 @@ fn key_eq(a: &[Value], b: &[Value]) -> bool {
 }
 
 fn render_key(keys: &[&str], values: &[Value]) -> String {
-    keys.iter()
-        .zip(values)
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    keys.iter().zip(values).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 /// Merges an applied associative list into the live one.
@@ -155,11 +137,7 @@ fn apply_keyed(
             });
         }
         let Some(k) = element_key(v, keys) else {
-            let missing = keys
-                .iter()
-                .find(|k| v.get(**k).is_none_or(Value::is_null))
-                .copied()
-                .unwrap_or_default();
+            let missing = keys.iter().find(|k| v.get(**k).is_none_or(Value::is_null)).copied().unwrap_or_default();
             return Err(SmpError::MissingMergeKey {
                 path: path.index(i).render(),
                 key: missing.to_string(),
@@ -167,35 +145,24 @@ fn apply_keyed(
             });
         };
         if applied_keys.iter().any(|seen| key_eq(seen, &k)) {
-            return Err(SmpError::DuplicateKey {
-                path: path.render(),
-                key: render_key(keys, &k),
-            });
+            return Err(SmpError::DuplicateKey { path: path.render(), key: render_key(keys, &k) });
         }
         applied_keys.push(k);
     }
     let live_keys: Vec<Option<Vec<Value>>> = live.iter().map(|v| element_key(v, keys)).collect();
-    let merged = interleave(
-        live,
-        &live_keys,
-        applied,
-        &applied_keys,
-        |live, applied, i| {
-            let ipath = path.index(i);
-            let epath = match (keys.first(), applied_keys[i].first()) {
-                (Some(k), Some(v)) => path.keyed(k, v),
-                _ => ipath,
-            };
-            let Value::Object(a) = applied else {
-                unreachable!("applied elements were checked to be objects")
-            };
-            let base = match live {
-                Some(Value::Object(m)) => m,
-                _ => Map::new(),
-            };
-            apply_map(base, a, ty, &epath).map(Value::Object)
-        },
-    )?;
+    let merged = interleave(live, &live_keys, applied, &applied_keys, |live, applied, i| {
+        let ipath = path.index(i);
+        let epath = match (keys.first(), applied_keys[i].first()) {
+            (Some(k), Some(v)) => path.keyed(k, v),
+            _ => ipath,
+        };
+        let Value::Object(a) = applied else { unreachable!("applied elements were checked to be objects") };
+        let base = match live {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        apply_map(base, a, ty, &epath).map(Value::Object)
+    })?;
     Ok(Value::Array(merged))
 }
 
@@ -204,17 +171,12 @@ fn apply_set(live: Vec<Value>, applied: &[Value], path: &Path<'_>) -> Result<Val
     let mut applied_keys: Vec<Vec<Value>> = Vec::with_capacity(applied.len());
     for v in applied {
         if applied_keys.iter().any(|seen| value_eq(&seen[0], v)) {
-            return Err(SmpError::DuplicateKey {
-                path: path.render(),
-                key: v.to_string(),
-            });
+            return Err(SmpError::DuplicateKey { path: path.render(), key: v.to_string() });
         }
         applied_keys.push(vec![v.clone()]);
     }
     let live_keys: Vec<Option<Vec<Value>>> = live.iter().map(|v| Some(vec![v.clone()])).collect();
-    let merged = interleave(live, &live_keys, applied, &applied_keys, |_, a, _| {
-        Ok(a.clone())
-    })?;
+    let merged = interleave(live, &live_keys, applied, &applied_keys, |_, a, _| Ok(a.clone()))?;
     Ok(Value::Array(merged))
 }
 
@@ -229,20 +191,11 @@ fn interleave(
     applied_keys: &[Vec<Value>],
     mut merge: impl FnMut(Option<Value>, &Value, usize) -> Result<Value, SmpError>,
 ) -> Result<Vec<Value>, SmpError> {
-    let in_applied = |k: &Option<Vec<Value>>| {
-        k.as_ref()
-            .and_then(|k| applied_keys.iter().position(|a| key_eq(a, k)))
-    };
+    let in_applied = |k: &Option<Vec<Value>>| k.as_ref().and_then(|k| applied_keys.iter().position(|a| key_eq(a, k)));
     let mut live: Vec<Option<Value>> = live.into_iter().map(Some).collect();
     // The live element each applied element merges with (the first with its key).
-    let counterpart: Vec<Option<usize>> = applied_keys
-        .iter()
-        .map(|a| {
-            live_keys
-                .iter()
-                .position(|k| k.as_ref().is_some_and(|k| key_eq(k, a)))
-        })
-        .collect();
+    let counterpart: Vec<Option<usize>> =
+        applied_keys.iter().map(|a| live_keys.iter().position(|k| k.as_ref().is_some_and(|k| key_eq(k, a)))).collect();
     // The applied elements that also are live, in applied order.
     let mut shared = (0..applied.len()).filter(|&i| counterpart[i].is_some());
     let mut next_shared = shared.next();

@@ -86,44 +86,27 @@ pub enum SmpError {
         found: &'static str,
     },
     /// A `$patch` directive whose value is not `"replace"`, `"delete"` or `"merge"`.
-    #[error(
-        "{path}: invalid $patch directive {value}: expected \"replace\", \"delete\" or \"merge\""
-    )]
+    #[error("{path}: invalid $patch directive {value}: expected \"replace\", \"delete\" or \"merge\"")]
     InvalidPatchDirective { path: String, value: String },
     /// `$patch: merge` as a list element: upstream does not support it.
-    #[error("{path}: a list element cannot carry \"$patch\": \"merge\" (merging lists cannot be specified in the patch)")]
+    #[error(
+        "{path}: a list element cannot carry \"$patch\": \"merge\" (merging lists cannot be specified in the patch)"
+    )]
     MergeDirectiveInList { path: String },
     /// A directive (`$retainKeys`, `$setElementOrder/…`, `$deleteFromPrimitiveList/…`) whose value
     /// has the wrong JSON type.
     #[error("{path}: {directive} must be {expected}, not {found}")]
-    InvalidDirectiveValue {
-        path: String,
-        directive: String,
-        expected: &'static str,
-        found: &'static str,
-    },
+    InvalidDirectiveValue { path: String, directive: String, expected: &'static str, found: &'static str },
     /// A key that starts like a directive but is not `<directive>/<field>`.
     #[error("{path}: malformed directive {key:?}: expected {prefix}/<field>")]
-    MalformedDirective {
-        path: String,
-        key: String,
-        prefix: &'static str,
-    },
+    MalformedDirective { path: String, key: String, prefix: &'static str },
     /// An element of a list merged by key, in the patch or the applied configuration, lacks the
     /// key.
     #[error("{path}: list element does not contain the merge key {key:?}: {element}")]
-    MissingMergeKey {
-        path: String,
-        key: String,
-        element: String,
-    },
+    MissingMergeKey { path: String, key: String, element: String },
     /// An element of a list merged by key is not an object.
     #[error("{path}: list elements merged by key {key:?} must be objects, found {found}")]
-    ElementNotObject {
-        path: String,
-        key: String,
-        found: &'static str,
-    },
+    ElementNotObject { path: String, key: String, found: &'static str },
     /// A merged list mixing objects and other values.
     #[error("{path}: a merged list cannot mix objects and other values")]
     MixedList { path: String },
@@ -168,13 +151,9 @@ fn value_eq(a: &Value, b: &Value) -> bool {
                 x.as_f64() == y.as_f64()
             }
         }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| value_eq(a, b))
-        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| value_eq(a, b)),
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| value_eq(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| value_eq(v, w)))
         }
         _ => a == b,
     }
@@ -198,30 +177,18 @@ enum Seg<'a> {
 }
 
 impl<'a> Path<'a> {
-    const ROOT: Path<'static> = Path {
-        parent: None,
-        seg: Seg::Root,
-    };
+    const ROOT: Path<'static> = Path { parent: None, seg: Seg::Root };
 
     fn field(&'a self, name: &'a str) -> Path<'a> {
-        Path {
-            parent: Some(self),
-            seg: Seg::Field(name),
-        }
+        Path { parent: Some(self), seg: Seg::Field(name) }
     }
 
     fn keyed(&'a self, key: &'a str, value: &'a Value) -> Path<'a> {
-        Path {
-            parent: Some(self),
-            seg: Seg::Keyed(key, value),
-        }
+        Path { parent: Some(self), seg: Seg::Keyed(key, value) }
     }
 
     fn index(&'a self, i: usize) -> Path<'a> {
-        Path {
-            parent: Some(self),
-            seg: Seg::Index(i),
-        }
+        Path { parent: Some(self), seg: Seg::Index(i) }
     }
 }
 

@@ -35,11 +35,7 @@ const DELETE_FROM_PRIMITIVE_LIST: &str = "$deleteFromPrimitiveList";
 ///     {"name": "sidecar", "image": "envoy"},
 /// ]));
 /// ```
-pub fn strategic_merge_patch(
-    original: &Value,
-    patch: &Value,
-    kind: &str,
-) -> Result<Value, SmpError> {
+pub fn strategic_merge_patch(original: &Value, patch: &Value, kind: &str) -> Result<Value, SmpError> {
     strategic_merge_patch_with(original, patch, type_for_kind(kind))
 }
 
@@ -50,20 +46,12 @@ pub fn strategic_merge_patch_with(
     schema: Option<&'static TypeDef>,
 ) -> Result<Value, SmpError> {
     let Value::Object(patch) = patch else {
-        return Err(SmpError::NotAnObject {
-            what: "patch",
-            found: type_name(patch),
-        });
+        return Err(SmpError::NotAnObject { what: "patch", found: type_name(patch) });
     };
     let original = match original {
         Value::Object(m) => m.clone(),
         Value::Null => Map::new(),
-        other => {
-            return Err(SmpError::NotAnObject {
-                what: "original object",
-                found: type_name(other),
-            })
-        }
+        other => return Err(SmpError::NotAnObject { what: "original object", found: type_name(other) }),
     };
     merge_map(original, patch, schema, &Path::ROOT).map(Value::Object)
 }
@@ -82,12 +70,7 @@ fn merge_map(
             // Upstream returns an empty map: the field stays, emptied.
             Some("delete") => return Ok(Map::new()),
             Some("merge") => {}
-            _ => {
-                return Err(SmpError::InvalidPatchDirective {
-                    path: path.render(),
-                    value: directive.to_string(),
-                })
-            }
+            _ => return Err(SmpError::InvalidPatchDirective { path: path.render(), value: directive.to_string() }),
         }
     }
     merge_fields(original, patch, ty, path)
@@ -102,18 +85,10 @@ fn is_directive(key: &str) -> bool {
 }
 
 /// The field a `<prefix>/<field>` directive key names.
-fn directive_target<'k>(
-    key: &'k str,
-    prefix: &'static str,
-    path: &Path<'_>,
-) -> Result<&'k str, SmpError> {
+fn directive_target<'k>(key: &'k str, prefix: &'static str, path: &Path<'_>) -> Result<&'k str, SmpError> {
     match key.split_once('/') {
         Some((p, field)) if p == prefix && !field.is_empty() => Ok(field),
-        _ => Err(SmpError::MalformedDirective {
-            path: path.render(),
-            key: key.to_string(),
-            prefix,
-        }),
+        _ => Err(SmpError::MalformedDirective { path: path.render(), key: key.to_string(), prefix }),
     }
 }
 
@@ -137,14 +112,8 @@ fn merge_fields(
             });
         };
         let retained = |k: &str| retain.iter().any(|r| r.as_str() == Some(k));
-        if let Some((k, _)) = patch
-            .iter()
-            .find(|(k, v)| !v.is_null() && !is_directive(k) && !retained(k))
-        {
-            return Err(SmpError::RetainKeysMismatch {
-                path: path.render(),
-                field: k.clone(),
-            });
+        if let Some((k, _)) = patch.iter().find(|(k, v)| !v.is_null() && !is_directive(k) && !retained(k)) {
+            return Err(SmpError::RetainKeysMismatch { path: path.render(), field: k.clone() });
         }
         original.retain(|k, _| retained(k));
     }
@@ -189,10 +158,7 @@ fn merge_fields(
         }
         let merge = match (original_list, patch_list) {
             (None, None) => continue,
-            (Some(list), None) => ListMerge {
-                view: list.clone(),
-                merged: list,
-            },
+            (Some(list), None) => ListMerge { view: list.clone(), merged: list },
             (original_list, Some(patch_list)) => {
                 merge_list(original_list.unwrap_or_default(), patch_list, field, &fpath)?
             }
@@ -200,10 +166,7 @@ fn merge_fields(
         let key_name = key_name.filter(|_| merge.merged.iter().any(Value::is_object));
         let mut ids = Vec::with_capacity(order.len());
         for o in order {
-            ids.push(
-                ident(o, key_name)
-                    .ok_or_else(|| missing_key(&fpath, key_name.unwrap_or_default(), o))?,
-            );
+            ids.push(ident(o, key_name).ok_or_else(|| missing_key(&fpath, key_name.unwrap_or_default(), o))?);
         }
         let list = order_items(merge.merged, &ids, &merge.view, key_name);
         original.insert(name.to_string(), Value::Array(list));
@@ -274,11 +237,7 @@ fn merge_value(
 }
 
 /// A patch list that replaces the original one, its objects' directives interpreted.
-fn fresh_list(
-    patch: &[Value],
-    ty: Option<&'static TypeDef>,
-    path: &Path<'_>,
-) -> Result<Vec<Value>, SmpError> {
+fn fresh_list(patch: &[Value], ty: Option<&'static TypeDef>, path: &Path<'_>) -> Result<Vec<Value>, SmpError> {
     patch
         .iter()
         .enumerate()
@@ -311,21 +270,13 @@ fn element_kind(lists: [&[Value]; 2], path: &Path<'_>) -> Result<Elements, SmpEr
     let mut kind = None;
     for v in lists.into_iter().flatten() {
         let this = match v {
-            Value::Array(_) => {
-                return Err(SmpError::ListOfLists {
-                    path: path.render(),
-                })
-            }
+            Value::Array(_) => return Err(SmpError::ListOfLists { path: path.render() }),
             Value::Object(_) => Elements::Objects,
             _ => Elements::Scalars,
         };
         match &kind {
             None => kind = Some(this),
-            Some(k) if *k != this => {
-                return Err(SmpError::MixedList {
-                    path: path.render(),
-                })
-            }
+            Some(k) if *k != this => return Err(SmpError::MixedList { path: path.render() }),
             Some(_) => {}
         }
     }
@@ -333,11 +284,7 @@ fn element_kind(lists: [&[Value]; 2], path: &Path<'_>) -> Result<Elements, SmpEr
 }
 
 fn missing_key(path: &Path<'_>, key: &str, element: &Value) -> SmpError {
-    SmpError::MissingMergeKey {
-        path: path.render(),
-        key: key.to_string(),
-        element: element.to_string(),
-    }
+    SmpError::MissingMergeKey { path: path.render(), key: key.to_string(), element: element.to_string() }
 }
 
 /// Merges a patch list into an original list of a field with a merge strategy.
@@ -348,10 +295,7 @@ fn merge_list(
     path: &Path<'_>,
 ) -> Result<ListMerge, SmpError> {
     if original.is_empty() && patch.is_empty() {
-        return Ok(ListMerge {
-            merged: original,
-            view: Vec::new(),
-        });
+        return Ok(ListMerge { merged: original, view: Vec::new() });
     }
     if element_kind([&original, patch], path)? == Elements::Scalars {
         // A union, without duplicates, ordered like the patch around the original.
@@ -363,15 +307,10 @@ fn merge_list(
         }
         let order: Vec<&Value> = patch.iter().collect();
         let merged = order_items(merged, &order, &original, None);
-        return Ok(ListMerge {
-            merged,
-            view: original,
-        });
+        return Ok(ListMerge { merged, view: original });
     }
     let ListStrategy::MergeByKey(key) = field.list else {
-        return Err(SmpError::NoMergeKey {
-            path: path.render(),
-        });
+        return Err(SmpError::NoMergeKey { path: path.render() });
     };
     let ty = field.ty;
 
@@ -381,9 +320,7 @@ fn merge_list(
     let mut items: Vec<&Map<String, Value>> = Vec::with_capacity(patch.len());
     let mut replace = false;
     for element in patch {
-        let Value::Object(obj) = element else {
-            unreachable!("element_kind checked that the elements are objects")
-        };
+        let Value::Object(obj) = element else { unreachable!("element_kind checked that the elements are objects") };
         let Some(directive) = obj.get(DIRECTIVE) else {
             items.push(obj);
             continue;
@@ -397,16 +334,9 @@ fn merge_list(
             }
             Some("replace") => replace = true,
             Some("merge") => {
-                return Err(SmpError::MergeDirectiveInList {
-                    path: path.render(),
-                });
+                return Err(SmpError::MergeDirectiveInList { path: path.render() });
             }
-            _ => {
-                return Err(SmpError::InvalidPatchDirective {
-                    path: path.render(),
-                    value: directive.to_string(),
-                })
-            }
+            _ => return Err(SmpError::InvalidPatchDirective { path: path.render(), value: directive.to_string() }),
         }
     }
     if replace {
@@ -427,9 +357,7 @@ fn merge_list(
             return Err(missing_key(path, key, &Value::Object((*obj).clone())));
         };
         let epath = path.keyed(key, k);
-        let found = base
-            .iter()
-            .position(|e| ident(e, Some(key)).is_some_and(|v| value_eq(v, k)));
+        let found = base.iter().position(|e| ident(e, Some(key)).is_some_and(|v| value_eq(v, k)));
         match found {
             Some(i) => {
                 let Value::Object(o) = std::mem::take(&mut base[i]) else {
@@ -463,20 +391,14 @@ fn ident<'v>(v: &'v Value, key: Option<&str>) -> Option<&'v Value> {
 
 /// Where an element with this identity is in `list`.
 fn position(list: &[Value], id: &Value, key: Option<&str>) -> Option<usize> {
-    list.iter()
-        .position(|e| ident(e, key).is_some_and(|v| value_eq(v, id)))
+    list.iter().position(|e| ident(e, key).is_some_and(|v| value_eq(v, id)))
 }
 
 /// Orders merged elements as upstream does: the elements named in `order` (the identities of
 /// the patch list's or the `$setElementOrder` list's elements) in that order, the others
 /// (server-only) in their `server` order, and the two interleaved: a server-only element goes
 /// before a named one only if it came before it in `server`.
-fn order_items(
-    merged: Vec<Value>,
-    order: &[&Value],
-    server: &[Value],
-    key: Option<&str>,
-) -> Vec<Value> {
+fn order_items(merged: Vec<Value>, order: &[&Value], server: &[Value], key: Option<&str>) -> Vec<Value> {
     let named_rank = |v: &Value| {
         let id = ident(v, key)?;
         order.iter().position(|o| value_eq(o, id))
@@ -500,11 +422,7 @@ fn order_items(
                 _ => false,
             },
         };
-        let next = if take_server {
-            server_only.next()
-        } else {
-            named.next()
-        };
+        let next = if take_server { server_only.next() } else { named.next() };
         out.extend(next);
     }
     out
@@ -524,11 +442,9 @@ fn check_element_order(
         match key {
             Some(k) => match v.as_object() {
                 Some(o) => o.get(k).cloned().ok_or_else(|| missing_key(path, k, v)),
-                None => Err(SmpError::ElementNotObject {
-                    path: path.render(),
-                    key: k.to_string(),
-                    found: type_name(v),
-                }),
+                None => {
+                    Err(SmpError::ElementNotObject { path: path.render(), key: k.to_string(), found: type_name(v) })
+                }
             },
             None => Ok(v.clone()),
         }
@@ -542,10 +458,7 @@ fn check_element_order(
         }
     }
     if i < items.len() {
-        return Err(SmpError::SetElementOrderMismatch {
-            path: path.render(),
-            field: field.to_string(),
-        });
+        return Err(SmpError::SetElementOrderMismatch { path: path.render(), field: field.to_string() });
     }
     Ok(())
 }

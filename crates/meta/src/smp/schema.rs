@@ -86,13 +86,7 @@ pub(crate) enum ApplyList {
 impl Field {
     /// A field with default merge behaviour; refine it with the builder methods.
     pub const fn new(name: &'static str) -> Field {
-        Field {
-            name,
-            ty: None,
-            list: ListStrategy::Replace,
-            retain_keys: false,
-            apply: ApplyStrategy::Inherit,
-        }
+        Field { name, ty: None, list: ListStrategy::Replace, retain_keys: false, apply: ApplyStrategy::Inherit }
     }
 
     /// The struct type of the value or of the list's elements.
@@ -144,9 +138,7 @@ impl Field {
             (ApplyStrategy::Atomic, _) => ApplyList::Atomic,
             (ApplyStrategy::Set, _) => ApplyList::Set,
             (ApplyStrategy::Keys(keys), _) => ApplyList::Keys(keys),
-            (ApplyStrategy::Inherit, ListStrategy::MergeByKey(key)) => {
-                ApplyList::Keys(std::slice::from_ref(key))
-            }
+            (ApplyStrategy::Inherit, ListStrategy::MergeByKey(key)) => ApplyList::Keys(std::slice::from_ref(key)),
             (ApplyStrategy::Inherit, ListStrategy::MergePrimitives) => ApplyList::Set,
             (ApplyStrategy::Inherit, ListStrategy::Replace) => ApplyList::Atomic,
         }
@@ -168,11 +160,7 @@ pub(crate) fn list_map_key_default(key: &str) -> Option<&'static str> {
 }
 
 const fn ty(name: &'static str, fields: &'static [Field]) -> TypeDef {
-    TypeDef {
-        name,
-        fields,
-        atomic: false,
-    }
+    TypeDef { name, fields, atomic: false }
 }
 
 // ---- meta/v1 ----
@@ -186,25 +174,17 @@ static OBJECT_META: TypeDef = ty(
     ],
 );
 
-static LABEL_SELECTOR: TypeDef = TypeDef {
-    name: "LabelSelector",
-    fields: &[Field::new("matchExpressions").atomic()],
-    atomic: true,
-};
+static LABEL_SELECTOR: TypeDef =
+    TypeDef { name: "LabelSelector", fields: &[Field::new("matchExpressions").atomic()], atomic: true };
 
 // ---- core/v1: pods ----
 
-static RESOURCE_REQUIREMENTS: TypeDef = ty(
-    "ResourceRequirements",
-    &[Field::new("claims").list_map_keys(&["name"])],
-);
+static RESOURCE_REQUIREMENTS: TypeDef = ty("ResourceRequirements", &[Field::new("claims").list_map_keys(&["name"])]);
 
 static CONTAINER: TypeDef = ty(
     "Container",
     &[
-        Field::new("ports")
-            .merge_key("containerPort")
-            .list_map_keys(&["containerPort", "protocol"]),
+        Field::new("ports").merge_key("containerPort").list_map_keys(&["containerPort", "protocol"]),
         Field::new("env").merge_key("name"),
         Field::new("volumeMounts").merge_key("mountPath"),
         Field::new("volumeDevices").merge_key("devicePath"),
@@ -220,15 +200,11 @@ static POD_SPEC: TypeDef = ty(
     "PodSpec",
     &[
         Field::new("volumes").merge_key("name").retain_keys(),
-        Field::new("initContainers")
-            .of(&CONTAINER)
-            .merge_key("name"),
+        Field::new("initContainers").of(&CONTAINER).merge_key("name"),
         Field::new("containers").of(&CONTAINER).merge_key("name"),
         // EphemeralContainer inlines EphemeralContainerCommon, which has Container's fields
         // and tags.
-        Field::new("ephemeralContainers")
-            .of(&CONTAINER)
-            .merge_key("name"),
+        Field::new("ephemeralContainers").of(&CONTAINER).merge_key("name"),
         Field::new("imagePullSecrets").merge_key("name"),
         Field::new("hostAliases").merge_key("ip"),
         Field::new("tolerations").atomic(),
@@ -257,20 +233,11 @@ static POD_STATUS: TypeDef = ty(
 
 static POD: TypeDef = ty(
     "Pod",
-    &[
-        Field::new("metadata").of(&OBJECT_META),
-        Field::new("spec").of(&POD_SPEC),
-        Field::new("status").of(&POD_STATUS),
-    ],
+    &[Field::new("metadata").of(&OBJECT_META), Field::new("spec").of(&POD_SPEC), Field::new("status").of(&POD_STATUS)],
 );
 
-static POD_TEMPLATE_SPEC: TypeDef = ty(
-    "PodTemplateSpec",
-    &[
-        Field::new("metadata").of(&OBJECT_META),
-        Field::new("spec").of(&POD_SPEC),
-    ],
-);
+static POD_TEMPLATE_SPEC: TypeDef =
+    ty("PodTemplateSpec", &[Field::new("metadata").of(&OBJECT_META), Field::new("spec").of(&POD_SPEC)]);
 
 // ---- core/v1: services and endpoints ----
 
@@ -279,9 +246,7 @@ static LOAD_BALANCER_STATUS: TypeDef = ty("LoadBalancerStatus", &[Field::new("in
 static SERVICE_SPEC: TypeDef = ty(
     "ServiceSpec",
     &[
-        Field::new("ports")
-            .merge_key("port")
-            .list_map_keys(&["port", "protocol"]),
+        Field::new("ports").merge_key("port").list_map_keys(&["port", "protocol"]),
         Field::new("selector").atomic(),
         Field::new("clusterIPs").atomic(),
         Field::new("externalIPs").atomic(),
@@ -292,10 +257,7 @@ static SERVICE_SPEC: TypeDef = ty(
 
 static SERVICE_STATUS: TypeDef = ty(
     "ServiceStatus",
-    &[
-        Field::new("conditions").merge_key("type"),
-        Field::new("loadBalancer").of(&LOAD_BALANCER_STATUS),
-    ],
+    &[Field::new("conditions").merge_key("type"), Field::new("loadBalancer").of(&LOAD_BALANCER_STATUS)],
 );
 
 static SERVICE: TypeDef = ty(
@@ -307,28 +269,16 @@ static SERVICE: TypeDef = ty(
     ],
 );
 
-static ENDPOINTS: TypeDef = ty(
-    "Endpoints",
-    &[
-        Field::new("metadata").of(&OBJECT_META),
-        Field::new("subsets").atomic(),
-    ],
-);
+static ENDPOINTS: TypeDef = ty("Endpoints", &[Field::new("metadata").of(&OBJECT_META), Field::new("subsets").atomic()]);
 
 // ---- core/v1: the rest ----
 
 /// ConfigMap, Secret, Event, and the kinds with nothing special but their metadata.
-static METADATA_ONLY: TypeDef = ty(
-    "(metadata only)",
-    &[Field::new("metadata").of(&OBJECT_META)],
-);
+static METADATA_ONLY: TypeDef = ty("(metadata only)", &[Field::new("metadata").of(&OBJECT_META)]);
 
 static NAMESPACE_SPEC: TypeDef = ty("NamespaceSpec", &[Field::new("finalizers").atomic()]);
 
-static NAMESPACE_STATUS: TypeDef = ty(
-    "NamespaceStatus",
-    &[Field::new("conditions").merge_key("type")],
-);
+static NAMESPACE_STATUS: TypeDef = ty("NamespaceStatus", &[Field::new("conditions").merge_key("type")]);
 
 static NAMESPACE: TypeDef = ty(
     "Namespace",
@@ -339,13 +289,7 @@ static NAMESPACE: TypeDef = ty(
     ],
 );
 
-static NODE_SPEC: TypeDef = ty(
-    "NodeSpec",
-    &[
-        Field::new("podCIDRs").merge_primitives(),
-        Field::new("taints").atomic(),
-    ],
-);
+static NODE_SPEC: TypeDef = ty("NodeSpec", &[Field::new("podCIDRs").merge_primitives(), Field::new("taints").atomic()]);
 
 static NODE_STATUS: TypeDef = ty(
     "NodeStatus",
@@ -379,10 +323,7 @@ static SERVICE_ACCOUNT: TypeDef = ty(
 // ---- apps/v1 ----
 
 /// The status of Deployments, ReplicaSets and DaemonSets: only the conditions are special.
-static WORKLOAD_STATUS: TypeDef = ty(
-    "DeploymentStatus",
-    &[Field::new("conditions").merge_key("type")],
-);
+static WORKLOAD_STATUS: TypeDef = ty("DeploymentStatus", &[Field::new("conditions").merge_key("type")]);
 
 static DEPLOYMENT_SPEC: TypeDef = ty(
     "DeploymentSpec",
@@ -404,13 +345,8 @@ static DEPLOYMENT: TypeDef = ty(
 
 /// ReplicaSetSpec and DaemonSetSpec: a selector and a pod template. (DaemonSet's
 /// `updateStrategy` carries no `retainKeys` tag upstream, unlike Deployment's `strategy`.)
-static WORKLOAD_SPEC: TypeDef = ty(
-    "ReplicaSetSpec",
-    &[
-        Field::new("selector").of(&LABEL_SELECTOR),
-        Field::new("template").of(&POD_TEMPLATE_SPEC),
-    ],
-);
+static WORKLOAD_SPEC: TypeDef =
+    ty("ReplicaSetSpec", &[Field::new("selector").of(&LABEL_SELECTOR), Field::new("template").of(&POD_TEMPLATE_SPEC)]);
 
 static WORKLOAD: TypeDef = ty(
     "ReplicaSet",
@@ -436,15 +372,9 @@ static ENDPOINT_SLICE: TypeDef = ty(
 
 // ---- networking/v1 ----
 
-static INGRESS_SPEC: TypeDef = ty(
-    "IngressSpec",
-    &[Field::new("rules").atomic(), Field::new("tls").atomic()],
-);
+static INGRESS_SPEC: TypeDef = ty("IngressSpec", &[Field::new("rules").atomic(), Field::new("tls").atomic()]);
 
-static INGRESS_STATUS: TypeDef = ty(
-    "IngressStatus",
-    &[Field::new("loadBalancer").of(&LOAD_BALANCER_STATUS)],
-);
+static INGRESS_STATUS: TypeDef = ty("IngressStatus", &[Field::new("loadBalancer").of(&LOAD_BALANCER_STATUS)]);
 
 static INGRESS: TypeDef = ty(
     "Ingress",
@@ -465,13 +395,8 @@ static NETWORK_POLICY_SPEC: TypeDef = ty(
     ],
 );
 
-static NETWORK_POLICY: TypeDef = ty(
-    "NetworkPolicy",
-    &[
-        Field::new("metadata").of(&OBJECT_META),
-        Field::new("spec").of(&NETWORK_POLICY_SPEC),
-    ],
-);
+static NETWORK_POLICY: TypeDef =
+    ty("NetworkPolicy", &[Field::new("metadata").of(&OBJECT_META), Field::new("spec").of(&NETWORK_POLICY_SPEC)]);
 
 /// The kinds with patch metadata, with their schema roots.
 static ROOTS: &[(&str, &TypeDef)] = &[

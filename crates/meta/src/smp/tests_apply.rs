@@ -100,17 +100,10 @@ fn apply_appends_new_list_elements() {
         {"name": "metrics", "image": "prom/exporter"},
     ]}}}});
     let merged = apply("Deployment", live_deployment(), applied);
-    let names: Vec<&str> = containers(&merged)
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> =
+        containers(&merged).as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["web", "sidecar", "metrics"]);
-    assert_eq!(
-        containers(&merged)[2],
-        json!({"name": "metrics", "image": "prom/exporter"})
-    );
+    assert_eq!(containers(&merged)[2], json!({"name": "metrics", "image": "prom/exporter"}));
 }
 
 #[test]
@@ -122,10 +115,7 @@ fn apply_takes_the_applied_order_and_keeps_live_only_elements_in_place() {
         {"uid": "b"}, {"uid": "a"}, {"uid": "c"},
     ]}});
     let merged = apply("Pod", live, applied);
-    assert_eq!(
-        merged["metadata"]["ownerReferences"],
-        json!([{"uid": "x"}, {"uid": "b"}, {"uid": "a"}, {"uid": "c"}])
-    );
+    assert_eq!(merged["metadata"]["ownerReferences"], json!([{"uid": "x"}, {"uid": "b"}, {"uid": "a"}, {"uid": "c"}]));
 }
 
 #[test]
@@ -192,25 +182,16 @@ fn atomic_maps_and_structs_are_replaced() {
     }});
     let merged = apply("Deployment", live_deployment(), applied);
     // LabelSelector is +structType=atomic.
-    assert_eq!(
-        merged["spec"]["selector"],
-        json!({"matchLabels": {"app": "web"}})
-    );
+    assert_eq!(merged["spec"]["selector"], json!({"matchLabels": {"app": "web"}}));
     // nodeSelector is +mapType=atomic.
-    assert_eq!(
-        merged["spec"]["template"]["spec"]["nodeSelector"],
-        json!({"disk": "hdd"})
-    );
+    assert_eq!(merged["spec"]["template"]["spec"]["nodeSelector"], json!({"disk": "hdd"}));
 }
 
 #[test]
 fn granular_maps_merge() {
     let applied = json!({"metadata": {"labels": {"app": "web2", "tier": "fe"}}});
     let merged = apply("Deployment", live_deployment(), applied);
-    assert_eq!(
-        merged["metadata"]["labels"],
-        json!({"app": "web2", "team": "net", "tier": "fe"})
-    );
+    assert_eq!(merged["metadata"]["labels"], json!({"app": "web2", "team": "net", "tier": "fe"}));
 }
 
 #[test]
@@ -227,35 +208,22 @@ fn atomic_lists_are_replaced() {
         {"key": "b", "operator": "Equal", "value": null},
     ]}}}});
     let merged = apply("Deployment", live_deployment(), applied);
-    assert_eq!(
-        merged["spec"]["template"]["spec"]["tolerations"],
-        json!([{"key": "b", "operator": "Equal"}])
-    );
+    assert_eq!(merged["spec"]["template"]["spec"]["tolerations"], json!([{"key": "b", "operator": "Equal"}]));
 }
 
 #[test]
 fn sets_are_unions() {
     let applied = json!({"metadata": {"finalizers": ["example.com/b", "example.com/a"]}});
     let merged = apply("Deployment", live_deployment(), applied);
-    assert_eq!(
-        merged["metadata"]["finalizers"],
-        json!(["example.com/b", "example.com/a"])
-    );
+    assert_eq!(merged["metadata"]["finalizers"], json!(["example.com/b", "example.com/a"]));
     let applied = json!({"metadata": {"finalizers": ["example.com/b"]}});
     let merged = apply("Deployment", live_deployment(), applied);
-    assert_eq!(
-        merged["metadata"]["finalizers"],
-        json!(["example.com/a", "example.com/b"])
-    );
+    assert_eq!(merged["metadata"]["finalizers"], json!(["example.com/a", "example.com/b"]));
 }
 
 #[test]
 fn scale_like_apply() {
-    let merged = apply(
-        "Deployment",
-        live_deployment(),
-        json!({"spec": {"replicas": 5}}),
-    );
+    let merged = apply("Deployment", live_deployment(), json!({"spec": {"replicas": 5}}));
     let mut expected = live_deployment();
     expected["spec"]["replicas"] = json!(5);
     assert_eq!(merged, expected);
@@ -289,11 +257,7 @@ fn unknown_kinds_have_atomic_lists() {
 
 #[test]
 fn directives_are_plain_data() {
-    let merged = apply(
-        "ConfigMap",
-        json!({"data": {"a": "1"}}),
-        json!({"data": {"$patch": "replace"}}),
-    );
+    let merged = apply("ConfigMap", json!({"data": {"a": "1"}}), json!({"data": {"$patch": "replace"}}));
     assert_eq!(merged["data"], json!({"a": "1", "$patch": "replace"}));
 }
 
@@ -304,18 +268,8 @@ fn duplicate_keys_are_errors() {
         live_deployment(),
         json!({"spec": {"template": {"spec": {"containers": [{"name": "a"}, {"name": "a"}]}}}}),
     );
-    assert_eq!(
-        err,
-        SmpError::DuplicateKey {
-            path: ".spec.template.spec.containers".into(),
-            key: "name=\"a\"".into()
-        }
-    );
-    let err = apply_err(
-        "Deployment",
-        live_deployment(),
-        json!({"metadata": {"finalizers": ["x", "x"]}}),
-    );
+    assert_eq!(err, SmpError::DuplicateKey { path: ".spec.template.spec.containers".into(), key: "name=\"a\"".into() });
+    let err = apply_err("Deployment", live_deployment(), json!({"metadata": {"finalizers": ["x", "x"]}}));
     assert!(matches!(err, SmpError::DuplicateKey { .. }), "{err:?}");
 }
 
@@ -334,11 +288,8 @@ fn missing_keys_are_errors() {
             element: "{\"image\":\"x\"}".into(),
         }
     );
-    let err = apply_err(
-        "Deployment",
-        live_deployment(),
-        json!({"spec": {"template": {"spec": {"containers": ["web"]}}}}),
-    );
+    let err =
+        apply_err("Deployment", live_deployment(), json!({"spec": {"template": {"spec": {"containers": ["web"]}}}}));
     assert!(matches!(err, SmpError::ElementNotObject { .. }), "{err:?}");
 }
 
@@ -346,16 +297,10 @@ fn missing_keys_are_errors() {
 fn documents_must_be_objects() {
     assert!(matches!(
         apply_merge(&json!({}), &json!([]), "Pod"),
-        Err(SmpError::NotAnObject {
-            what: "applied configuration",
-            ..
-        })
+        Err(SmpError::NotAnObject { what: "applied configuration", .. })
     ));
     assert!(matches!(
         apply_merge(&json!(1), &json!({}), "Pod"),
-        Err(SmpError::NotAnObject {
-            what: "live object",
-            ..
-        })
+        Err(SmpError::NotAnObject { what: "live object", .. })
     ));
 }

@@ -62,16 +62,7 @@ fn schema_paths_resolve() {
     let ports = containers.ty.unwrap().field("ports").unwrap();
     assert_eq!(ports.list, ListStrategy::MergeByKey("containerPort"));
     assert!(pod_spec.field("volumes").unwrap().retain_keys);
-    assert!(
-        deployment
-            .field("spec")
-            .unwrap()
-            .ty
-            .unwrap()
-            .field("strategy")
-            .unwrap()
-            .retain_keys
-    );
+    assert!(deployment.field("spec").unwrap().ty.unwrap().field("strategy").unwrap().retain_keys);
 }
 
 // ---- what kubectl sends ----
@@ -138,8 +129,7 @@ fn kubectl_apply_changes_an_image() {
     let patched = smp("Deployment", deployment(), patch);
     let mut expected = deployment();
     expected["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.27");
-    expected["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
-        json!("{...}");
+    expected["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = json!("{...}");
     assert_eq!(patched, expected);
 }
 
@@ -150,12 +140,7 @@ fn kubectl_apply_removes_a_container() {
         "containers": [{"$patch": "delete", "name": "sidecar"}],
     }}}});
     let patched = smp("Deployment", deployment(), patch);
-    let names: Vec<&Value> = containers(&patched)
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| &c["name"])
-        .collect();
+    let names: Vec<&Value> = containers(&patched).as_array().unwrap().iter().map(|c| &c["name"]).collect();
     assert_eq!(names, [&json!("web")]);
     assert_eq!(containers(&patched)[0], containers(&deployment())[0]);
 }
@@ -167,10 +152,7 @@ fn kubectl_apply_adds_a_container_in_place() {
         "containers": [{"image": "prom/exporter", "name": "metrics"}],
     }}}});
     let patched = smp("Deployment", deployment(), patch);
-    assert_eq!(
-        containers(&patched)[1],
-        json!({"image": "prom/exporter", "name": "metrics"})
-    );
+    assert_eq!(containers(&patched)[1], json!({"image": "prom/exporter", "name": "metrics"}));
     assert_eq!(containers(&patched)[2]["name"], "sidecar");
 }
 
@@ -182,12 +164,8 @@ fn kubectl_patch_adds_a_container_first() {
         {"name": "redis", "image": "redis"},
     ]}}}});
     let patched = smp("apps/v1/Deployment", deployment(), patch);
-    let names: Vec<&str> = containers(&patched)
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> =
+        containers(&patched).as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["redis", "web", "sidecar"]);
 }
 
@@ -252,28 +230,13 @@ fn kubectl_rollout_restart() {
 fn kubectl_label_and_annotate() {
     let pod = json!({"metadata": {"name": "p", "labels": {"app": "web", "env": "dev"}}});
     // kubectl label pod p team=net --overwrite env=prod
-    let patched = smp(
-        "Pod",
-        pod.clone(),
-        json!({"metadata": {"labels": {"team": "net", "env": "prod"}}}),
-    );
-    assert_eq!(
-        patched["metadata"]["labels"],
-        json!({"app": "web", "env": "prod", "team": "net"})
-    );
+    let patched = smp("Pod", pod.clone(), json!({"metadata": {"labels": {"team": "net", "env": "prod"}}}));
+    assert_eq!(patched["metadata"]["labels"], json!({"app": "web", "env": "prod", "team": "net"}));
     // kubectl label pod p env-
-    let patched = smp(
-        "Pod",
-        pod.clone(),
-        json!({"metadata": {"labels": {"env": null}}}),
-    );
+    let patched = smp("Pod", pod.clone(), json!({"metadata": {"labels": {"env": null}}}));
     assert_eq!(patched["metadata"]["labels"], json!({"app": "web"}));
     // kubectl annotate pod p note=hello, on a pod without annotations
-    let patched = smp(
-        "Pod",
-        pod,
-        json!({"metadata": {"annotations": {"note": "hello"}}}),
-    );
+    let patched = smp("Pod", pod, json!({"metadata": {"annotations": {"note": "hello"}}}));
     assert_eq!(patched["metadata"]["annotations"], json!({"note": "hello"}));
 }
 
@@ -336,15 +299,8 @@ fn kubectl_apply_removes_a_service_port() {
 #[test]
 fn service_selector_merges_under_strategic_merge_patch() {
     // SMP ignores +mapType=atomic: the selector merges.
-    let patched = smp(
-        "Service",
-        service(),
-        json!({"spec": {"selector": {"tier": "fe"}}}),
-    );
-    assert_eq!(
-        patched["spec"]["selector"],
-        json!({"app": "web", "tier": "fe"})
-    );
+    let patched = smp("Service", service(), json!({"spec": {"selector": {"tier": "fe"}}}));
+    assert_eq!(patched["spec"]["selector"], json!({"app": "web", "tier": "fe"}));
 }
 
 #[test]
@@ -385,10 +341,7 @@ fn tolerations_are_replaced() {
         {"key": "b", "operator": "Exists"},
     ]}}}});
     let patched = smp("Deployment", deployment(), patch);
-    assert_eq!(
-        patched["spec"]["template"]["spec"]["tolerations"],
-        json!([{"key": "b", "operator": "Exists"}])
-    );
+    assert_eq!(patched["spec"]["template"]["spec"]["tolerations"], json!([{"key": "b", "operator": "Exists"}]));
 }
 
 #[test]
@@ -462,17 +415,9 @@ fn node_status_addresses_merge_by_type() {
 #[test]
 fn finalizers_are_a_merged_set() {
     let ns = json!({"metadata": {"name": "ns", "finalizers": ["a", "b"]}});
-    let patched = smp(
-        "Namespace",
-        ns.clone(),
-        json!({"metadata": {"finalizers": ["b", "c"]}}),
-    );
+    let patched = smp("Namespace", ns.clone(), json!({"metadata": {"finalizers": ["b", "c"]}}));
     assert_eq!(patched["metadata"]["finalizers"], json!(["a", "b", "c"]));
-    let patched = smp(
-        "Namespace",
-        ns,
-        json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}),
-    );
+    let patched = smp("Namespace", ns, json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}));
     assert_eq!(patched["metadata"]["finalizers"], json!(["b"]));
 }
 
@@ -525,11 +470,7 @@ fn ephemeral_and_init_containers_merge_like_containers() {
 #[test]
 fn endpoint_slice_endpoints_are_replaced() {
     let slice = json!({"endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": ["10.0.0.2"]}]});
-    let patched = smp(
-        "EndpointSlice",
-        slice,
-        json!({"endpoints": [{"addresses": ["10.0.0.3"]}]}),
-    );
+    let patched = smp("EndpointSlice", slice, json!({"endpoints": [{"addresses": ["10.0.0.3"]}]}));
     assert_eq!(patched["endpoints"], json!([{"addresses": ["10.0.0.3"]}]));
 }
 
@@ -537,17 +478,10 @@ fn endpoint_slice_endpoints_are_replaced() {
 fn unknown_kinds_merge_maps_and_replace_lists() {
     let crd = json!({"spec": {"items": [{"name": "a"}], "config": {"x": 1, "y": 2}}});
     let patch = json!({"spec": {"items": [{"name": "b"}], "config": {"y": null, "z": 3}}});
-    assert_eq!(
-        smp("CronTab", crd, patch),
-        json!({"spec": {"items": [{"name": "b"}], "config": {"x": 1, "z": 3}}})
-    );
+    assert_eq!(smp("CronTab", crd, patch), json!({"spec": {"items": [{"name": "b"}], "config": {"x": 1, "z": 3}}}));
     // Directives are still honoured.
     assert_eq!(
-        smp(
-            "CronTab",
-            json!({"spec": {"a": 1}}),
-            json!({"spec": {"$patch": "replace", "b": 2}})
-        ),
+        smp("CronTab", json!({"spec": {"a": 1}}), json!({"spec": {"$patch": "replace", "b": 2}})),
         json!({"spec": {"b": 2}})
     );
 }
@@ -555,8 +489,7 @@ fn unknown_kinds_merge_maps_and_replace_lists() {
 #[test]
 fn inputs_are_not_modified() {
     let original = deployment();
-    let patch =
-        json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "x"}]}}}});
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "x"}]}}}});
     let before = (original.clone(), patch.clone());
     let _ = smp("Deployment", original.clone(), patch.clone());
     assert_eq!((original, patch), before);

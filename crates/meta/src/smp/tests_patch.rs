@@ -14,13 +14,8 @@ pub(super) static MERGE_ITEM: TypeDef = TypeDef {
         Field::new("nonMergingList").of(&MERGE_ITEM),
         Field::new("mergingIntList").merge_primitives(),
         Field::new("mergeItemPtr").of(&MERGE_ITEM).merge_key("name"),
-        Field::new("retainKeysMap")
-            .of(&RETAIN_KEYS_ITEM)
-            .retain_keys(),
-        Field::new("retainKeysMergingList")
-            .of(&MERGE_ITEM)
-            .merge_key("name")
-            .retain_keys(),
+        Field::new("retainKeysMap").of(&RETAIN_KEYS_ITEM).retain_keys(),
+        Field::new("retainKeysMergingList").of(&MERGE_ITEM).merge_key("name").retain_keys(),
     ],
     atomic: false,
 };
@@ -35,13 +30,11 @@ static RETAIN_KEYS_ITEM: TypeDef = TypeDef {
 };
 
 fn item(original: Value, patch: Value) -> Value {
-    strategic_merge_patch_with(&original, &patch, Some(&MERGE_ITEM))
-        .unwrap_or_else(|e| panic!("patch failed: {e}"))
+    strategic_merge_patch_with(&original, &patch, Some(&MERGE_ITEM)).unwrap_or_else(|e| panic!("patch failed: {e}"))
 }
 
 pub(super) fn item_err(original: Value, patch: Value) -> SmpError {
-    strategic_merge_patch_with(&original, &patch, Some(&MERGE_ITEM))
-        .expect_err("the patch should fail")
+    strategic_merge_patch_with(&original, &patch, Some(&MERGE_ITEM)).expect_err("the patch should fail")
 }
 
 // ---- maps ----
@@ -53,17 +46,11 @@ fn adds_changes_and_deletes_fields() {
         json!({"name": 1, "other": "a", "value": 1})
     );
     assert_eq!(
-        item(
-            json!({"name": 1, "other": "a"}),
-            json!({"name": null, "value": 1})
-        ),
+        item(json!({"name": 1, "other": "a"}), json!({"name": null, "value": 1})),
         json!({"other": "a", "value": 1})
     );
     assert_eq!(
-        item(
-            json!({"simpleMap": {"key1": 1, "key2": 1, "other": "a"}}),
-            json!({"simpleMap": {"key2": null}})
-        ),
+        item(json!({"simpleMap": {"key1": 1, "key2": 1, "other": "a"}}), json!({"simpleMap": {"key2": null}})),
         json!({"simpleMap": {"key1": 1, "other": "a"}})
     );
 }
@@ -71,10 +58,7 @@ fn adds_changes_and_deletes_fields() {
 #[test]
 fn null_for_a_missing_field_is_dropped() {
     assert_eq!(
-        item(
-            json!({"name": "a"}),
-            json!({"name": 1, "value": 1, "other": null})
-        ),
+        item(json!({"name": "a"}), json!({"name": 1, "value": 1, "other": null})),
         json!({"name": 1, "value": 1})
     );
 }
@@ -95,10 +79,7 @@ fn null_original_is_an_empty_object() {
 
 #[test]
 fn field_order_is_preserved() {
-    let patched = item(
-        json!({"a": 1, "b": 2, "c": 3}),
-        json!({"b": null, "d": 4, "a": 5}),
-    );
+    let patched = item(json!({"a": 1, "b": 2, "c": 3}), json!({"b": null, "d": 4, "a": 5}));
     let keys: Vec<&String> = patched.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["a", "c", "d"]);
 }
@@ -106,32 +87,17 @@ fn field_order_is_preserved() {
 #[test]
 fn patch_delete_directive_empties_a_map() {
     assert_eq!(
-        item(
-            json!({"simpleMap": {"key1": 1, "key2": 1}}),
-            json!({"simpleMap": {"$patch": "delete"}})
-        ),
+        item(json!({"simpleMap": {"key1": 1, "key2": 1}}), json!({"simpleMap": {"$patch": "delete"}})),
         json!({"simpleMap": {}})
     );
 }
 
 #[test]
 fn patch_replace_directive_replaces_a_map() {
+    assert_eq!(item(json!({"name": 1, "value": 1}), json!({"$patch": "replace"})), json!({}));
+    assert_eq!(item(json!({"name": 1, "value": 1}), json!({"other": "a", "$patch": "replace"})), json!({"other": "a"}));
     assert_eq!(
-        item(json!({"name": 1, "value": 1}), json!({"$patch": "replace"})),
-        json!({})
-    );
-    assert_eq!(
-        item(
-            json!({"name": 1, "value": 1}),
-            json!({"other": "a", "$patch": "replace"})
-        ),
-        json!({"other": "a"})
-    );
-    assert_eq!(
-        item(
-            json!({"simpleMap": {"key1": 1}, "name": 1}),
-            json!({"simpleMap": {"$patch": "replace", "key2": 2}})
-        ),
+        item(json!({"simpleMap": {"key1": 1}, "name": 1}), json!({"simpleMap": {"$patch": "replace", "key2": 2}})),
         json!({"simpleMap": {"key2": 2}, "name": 1})
     );
 }
@@ -139,10 +105,7 @@ fn patch_replace_directive_replaces_a_map() {
 #[test]
 fn patch_merge_directive_on_a_map_is_the_default() {
     assert_eq!(
-        item(
-            json!({"simpleMap": {"key1": 1}}),
-            json!({"simpleMap": {"$patch": "merge", "key2": 2}})
-        ),
+        item(json!({"simpleMap": {"key1": 1}}), json!({"simpleMap": {"$patch": "merge", "key2": 2}})),
         json!({"simpleMap": {"key1": 1, "key2": 2}})
     );
 }
@@ -150,16 +113,10 @@ fn patch_merge_directive_on_a_map_is_the_default() {
 #[test]
 fn type_change_takes_the_patch_value() {
     assert_eq!(
-        item(
-            json!({"simpleMap": "x"}),
-            json!({"simpleMap": {"a": 1, "b": null}})
-        ),
+        item(json!({"simpleMap": "x"}), json!({"simpleMap": {"a": 1, "b": null}})),
         json!({"simpleMap": {"a": 1}})
     );
-    assert_eq!(
-        item(json!({"simpleMap": {"a": 1}}), json!({"simpleMap": [1]})),
-        json!({"simpleMap": [1]})
-    );
+    assert_eq!(item(json!({"simpleMap": {"a": 1}}), json!({"simpleMap": [1]})), json!({"simpleMap": [1]}));
 }
 
 // ---- lists of primitives ----
@@ -167,10 +124,7 @@ fn type_change_takes_the_patch_value() {
 #[test]
 fn non_merging_lists_are_replaced() {
     assert_eq!(
-        item(
-            json!({"nonMergingIntList": [1, 2]}),
-            json!({"nonMergingIntList": [2, 3]})
-        ),
+        item(json!({"nonMergingIntList": [1, 2]}), json!({"nonMergingIntList": [2, 3]})),
         json!({"nonMergingIntList": [2, 3]})
     );
     assert_eq!(
@@ -185,10 +139,7 @@ fn non_merging_lists_are_replaced() {
 #[test]
 fn merging_int_list_is_a_union() {
     assert_eq!(
-        item(
-            json!({"mergingIntList": [1, 2]}),
-            json!({"mergingIntList": [2, 3]})
-        ),
+        item(json!({"mergingIntList": [1, 2]}), json!({"mergingIntList": [2, 3]})),
         json!({"mergingIntList": [1, 2, 3]})
     );
 }
@@ -196,17 +147,11 @@ fn merging_int_list_is_a_union() {
 #[test]
 fn merging_int_list_takes_the_patch_order() {
     assert_eq!(
-        item(
-            json!({"mergingIntList": [1, 2, 3]}),
-            json!({"mergingIntList": [3, 1, 2]})
-        ),
+        item(json!({"mergingIntList": [1, 2, 3]}), json!({"mergingIntList": [3, 1, 2]})),
         json!({"mergingIntList": [3, 1, 2]})
     );
     assert_eq!(
-        item(
-            json!({"mergingIntList": [1, 2, 3]}),
-            json!({"mergingIntList": [3, 1]})
-        ),
+        item(json!({"mergingIntList": [1, 2, 3]}), json!({"mergingIntList": [3, 1]})),
         json!({"mergingIntList": [2, 3, 1]})
     );
 }
@@ -214,18 +159,12 @@ fn merging_int_list_takes_the_patch_order() {
 #[test]
 fn delete_from_primitive_list() {
     assert_eq!(
-        item(
-            json!({"mergingIntList": [1, 2, 3]}),
-            json!({"$deleteFromPrimitiveList/mergingIntList": [2]})
-        ),
+        item(json!({"mergingIntList": [1, 2, 3]}), json!({"$deleteFromPrimitiveList/mergingIntList": [2]})),
         json!({"mergingIntList": [1, 3]})
     );
     // Upstream deletes from lists without the merge strategy too.
     assert_eq!(
-        item(
-            json!({"nonMergingIntList": [1, 2, 3]}),
-            json!({"$deleteFromPrimitiveList/nonMergingIntList": [2]})
-        ),
+        item(json!({"nonMergingIntList": [1, 2, 3]}), json!({"$deleteFromPrimitiveList/nonMergingIntList": [2]})),
         json!({"nonMergingIntList": [1, 3]})
     );
 }
@@ -233,24 +172,15 @@ fn delete_from_primitive_list() {
 #[test]
 fn delete_from_primitive_list_never_adds() {
     assert_eq!(
-        item(
-            json!({"mergingIntList": [1, 2]}),
-            json!({"$deleteFromPrimitiveList/mergingIntList": [3]})
-        ),
+        item(json!({"mergingIntList": [1, 2]}), json!({"$deleteFromPrimitiveList/mergingIntList": [3]})),
         json!({"mergingIntList": [1, 2]})
     );
     assert_eq!(
-        item(
-            json!({"mergingIntList": null}),
-            json!({"$deleteFromPrimitiveList/mergingIntList": [3]})
-        ),
+        item(json!({"mergingIntList": null}), json!({"$deleteFromPrimitiveList/mergingIntList": [3]})),
         json!({"mergingIntList": null})
     );
     assert_eq!(
-        item(
-            json!({"foo": ["bar"]}),
-            json!({"$deleteFromPrimitiveList/mergingIntList": [3]})
-        ),
+        item(json!({"foo": ["bar"]}), json!({"$deleteFromPrimitiveList/mergingIntList": [3]})),
         json!({"foo": ["bar"]})
     );
 }
@@ -287,10 +217,7 @@ fn add_and_delete_in_primitive_list() {
 #[test]
 fn set_element_order_alone_reorders_an_int_list() {
     assert_eq!(
-        item(
-            json!({"mergingIntList": [1, 3]}),
-            json!({"$setElementOrder/mergingIntList": [3, 2, 1]})
-        ),
+        item(json!({"mergingIntList": [1, 3]}), json!({"$setElementOrder/mergingIntList": [3, 2, 1]})),
         json!({"mergingIntList": [3, 1]})
     );
 }
@@ -413,10 +340,7 @@ fn merging_list_takes_the_patch_order_without_set_element_order() {
 fn new_elements_come_first_without_set_element_order() {
     // What upstream does (and the Kubernetes docs show for `kubectl patch` adding a container).
     assert_eq!(
-        item(
-            json!({"mergingList": [{"name": "a"}, {"name": "b"}]}),
-            json!({"mergingList": [{"name": "c"}]})
-        ),
+        item(json!({"mergingList": [{"name": "a"}, {"name": "b"}]}), json!({"mergingList": [{"name": "c"}]})),
         json!({"mergingList": [{"name": "c"}, {"name": "a"}, {"name": "b"}]})
     );
 }
@@ -515,10 +439,7 @@ fn add_and_delete_with_server_only_elements() {
 #[test]
 fn replace_directive_in_a_list() {
     assert_eq!(
-        item(
-            json!({"mergingList": [{"name": 1}, {"name": 2}]}),
-            json!({"mergingList": [{"$patch": "replace"}]})
-        ),
+        item(json!({"mergingList": [{"name": 1}, {"name": 2}]}), json!({"mergingList": [{"$patch": "replace"}]})),
         json!({"mergingList": []})
     );
     assert_eq!(
@@ -532,10 +453,7 @@ fn replace_directive_in_a_list() {
 
 #[test]
 fn empty_merging_lists() {
-    assert_eq!(
-        item(json!({"mergingList": []}), json!({"mergingList": []})),
-        json!({"mergingList": []})
-    );
+    assert_eq!(item(json!({"mergingList": []}), json!({"mergingList": []})), json!({"mergingList": []}));
 }
 
 #[test]
@@ -603,10 +521,7 @@ fn merge_keys_compare_numbers_by_value() {
 #[test]
 fn merge_item_pointer_field() {
     assert_eq!(
-        item(
-            json!({"mergeItemPtr": [{"name": 1}, {"name": 2}]}),
-            json!({"mergeItemPtr": [{"name": 2, "value": "x"}]})
-        ),
+        item(json!({"mergeItemPtr": [{"name": 1}, {"name": 2}]}), json!({"mergeItemPtr": [{"name": 2, "value": "x"}]})),
         json!({"mergeItemPtr": [{"name": 1}, {"name": 2, "value": "x"}]})
     );
 }
@@ -616,24 +531,15 @@ fn merge_item_pointer_field() {
 #[test]
 fn retain_keys_map_without_directive_merges() {
     assert_eq!(
-        item(
-            json!({"retainKeysMap": {"name": "foo"}}),
-            json!({"retainKeysMap": {"value": "bar"}})
-        ),
+        item(json!({"retainKeysMap": {"name": "foo"}}), json!({"retainKeysMap": {"value": "bar"}})),
         json!({"retainKeysMap": {"name": "foo", "value": "bar"}})
     );
     assert_eq!(
-        item(
-            json!({"retainKeysMap": {"name": "foo", "value": "a"}}),
-            json!({"retainKeysMap": {"value": null}})
-        ),
+        item(json!({"retainKeysMap": {"name": "foo", "value": "a"}}), json!({"retainKeysMap": {"value": null}})),
         json!({"retainKeysMap": {"name": "foo"}})
     );
     assert_eq!(
-        item(
-            json!({"retainKeysMap": {"name": "foo", "value": "a"}}),
-            json!({"retainKeysMap": {}})
-        ),
+        item(json!({"retainKeysMap": {"name": "foo", "value": "a"}}), json!({"retainKeysMap": {}})),
         json!({"retainKeysMap": {"name": "foo", "value": "a"}})
     );
 }
@@ -689,29 +595,14 @@ fn retain_keys_must_name_every_patched_field() {
         json!({"retainKeysMap": {"name": "foo"}}),
         json!({"retainKeysMap": {"$retainKeys": ["name"], "value": "x"}}),
     );
-    assert_eq!(
-        err,
-        SmpError::RetainKeysMismatch {
-            path: ".retainKeysMap".into(),
-            field: "value".into()
-        }
-    );
+    assert_eq!(err, SmpError::RetainKeysMismatch { path: ".retainKeysMap".into(), field: "value".into() });
     assert!(err.to_string().contains("$retainKeys"), "{err}");
 }
 
 #[test]
 fn documents_must_be_objects() {
     let err = strategic_merge_patch(&json!({}), &json!([1]), "Pod").unwrap_err();
-    assert_eq!(
-        err,
-        SmpError::NotAnObject {
-            what: "patch",
-            found: "a list"
-        }
-    );
+    assert_eq!(err, SmpError::NotAnObject { what: "patch", found: "a list" });
     let err = strategic_merge_patch(&json!("x"), &json!({}), "Pod").unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "the original object must be a JSON object, not a string"
-    );
+    assert_eq!(err.to_string(), "the original object must be a JSON object, not a string");
 }

@@ -51,7 +51,13 @@ impl TestServer {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("server did not report its address: {line:?}"));
-        TestServer { child, addr, data_dir: data_dir.to_path_buf(), _tmp: None, cache_dir: tempfile::tempdir().unwrap() }
+        TestServer {
+            child,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            _tmp: None,
+            cache_dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
@@ -67,7 +73,9 @@ impl TestServer {
         use std::io::Write;
         let mut cmd = Command::new("kubectl");
         cmd.arg("--kubeconfig").arg(self.kubeconfig()).arg("--cache-dir").arg(self.cache_dir.path()).args(args);
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("kubectl runs");
         if let Some(input) = stdin {
             child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
@@ -91,7 +99,12 @@ impl TestServer {
     /// Runs kubectl expecting failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(!out.status.success(), "kubectl {} should have failed but printed {}", args.join(" "), String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "kubectl {} should have failed but printed {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8(out.stderr).expect("utf-8")
     }
 
@@ -158,7 +171,11 @@ pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
 /// else the copy in `tests/fixtures/seed-manifests`.
 pub fn seed_manifests() -> Vec<PathBuf> {
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/seeds/manifests");
-    let dir = if shared.is_dir() { shared } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed-manifests") };
+    let dir = if shared.is_dir() {
+        shared
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed-manifests")
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
