@@ -24,7 +24,7 @@ use crate::{defaults, typed, validation, Api};
 
 /// Kinds whose `metadata.generation` counts changes of their spec.
 const GENERATION_KINDS: &[&str] =
-    &["Deployment", "ReplicaSet", "DaemonSet", "Ingress", "IngressClass", "NetworkPolicy"];
+    &["Deployment", "ReplicaSet", "ReplicationController", "DaemonSet", "Ingress", "IngressClass", "NetworkPolicy"];
 
 /// Namespaces that exist from the start and may not be deleted.
 pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -922,7 +922,7 @@ fn prepare_for_create(kind: &str, obj: &mut Value) {
         "Service" => {
             map.insert("status".into(), json!({"loadBalancer": {}}));
         }
-        "Deployment" | "ReplicaSet" | "DaemonSet" | "Ingress" => {
+        "Deployment" | "ReplicaSet" | "ReplicationController" | "DaemonSet" | "Ingress" => {
             map.insert("status".into(), json!({}));
             if kind == "Ingress" {
                 map.insert("status".into(), json!({"loadBalancer": {}}));

@@ -96,6 +96,7 @@ fn register(generator: &mut SchemaGenerator, (group, version, kind): Gvk) -> Opt
         ("", "v1", "Secret") => add::<core::Secret>(g),
         ("", "v1", "Event") => add::<core::Event>(g),
         ("", "v1", "ServiceAccount") => add::<core::ServiceAccount>(g),
+        ("", "v1", "ReplicationController") => add::<core::ReplicationController>(g),
         ("apps", "v1", "Deployment") => add::<apps::Deployment>(g),
         ("apps", "v1", "ReplicaSet") => add::<apps::ReplicaSet>(g),
         ("apps", "v1", "DaemonSet") => add::<apps::DaemonSet>(g),

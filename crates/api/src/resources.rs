@@ -222,6 +222,18 @@ pub static RESOURCES: &[ResourceInfo] = &[
         selectable_fields: &[],
     },
     ResourceInfo {
+        group: "",
+        version: "v1",
+        kind: "ReplicationController",
+        plural: "replicationcontrollers",
+        singular: "replicationcontroller",
+        namespaced: true,
+        short_names: &["rc"],
+        categories: ALL,
+        subresources: &[Status, Scale],
+        selectable_fields: &["status.replicas"],
+    },
+    ResourceInfo {
         group: "apps",
         version: "v1",
         kind: "Deployment",

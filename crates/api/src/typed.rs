@@ -27,6 +27,7 @@ pub fn normalize(kind: &str, obj: &Value) -> Result<Value, String> {
         "Event" => round_trip::<core::Event>(obj),
         "ServiceAccount" => round_trip::<core::ServiceAccount>(obj),
         "Binding" => round_trip::<core::Binding>(obj),
+        "ReplicationController" => round_trip::<core::ReplicationController>(obj),
         "Deployment" => round_trip::<apps::Deployment>(obj),
         "ReplicaSet" => round_trip::<apps::ReplicaSet>(obj),
         "DaemonSet" => round_trip::<apps::DaemonSet>(obj),
