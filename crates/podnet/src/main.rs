@@ -16,8 +16,71 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the embedded Kubernetes-compatible API server.
+    /// Run the embedded Kubernetes-compatible API server (and, by default, the controllers).
     Server(ServerArgs),
+    /// Run the cluster controllers against an API server (podnet's or kube-apiserver).
+    Controllers(ControllersArgs),
+}
+
+#[derive(clap::Args)]
+struct ControllerOptions {
+    /// Controllers to run: `*` for all, or a comma-separated list of endpoints, replicaset,
+    /// deployment, daemonset, scheduler, nodeipam, gc; `-name` removes one from `*`.
+    #[arg(long, default_value = "*")]
+    controllers: String,
+    /// The cluster's pod CIDR, split into one block per node by node IPAM.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: String,
+    /// The prefix length of each node's pod CIDR.
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
+}
+
+impl ControllerOptions {
+    fn config(&self) -> anyhow::Result<podnet_controllers::Config> {
+        let mut enabled: Vec<String> = Vec::new();
+        for item in self.controllers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item {
+                "*" => enabled.extend(podnet_controllers::ALL.iter().map(|s| s.to_string())),
+                "none" => enabled.clear(),
+                _ if item.starts_with('-') => enabled.retain(|e| e != &item[1..]),
+                name if podnet_controllers::ALL.contains(&name) => enabled.push(name.to_string()),
+                other => anyhow::bail!(
+                    "--controllers: unknown controller {other:?} (known: {})",
+                    podnet_controllers::ALL.join(", ")
+                ),
+            }
+        }
+        enabled.dedup();
+        Ok(podnet_controllers::Config {
+            enabled,
+            cluster_cidr: self.cluster_cidr.clone(),
+            node_cidr_mask: self.node_cidr_mask_size,
+        })
+    }
+}
+
+#[derive(clap::Args)]
+struct ControllersArgs {
+    /// The kubeconfig to reach the API server with (default: KUBECONFIG or ~/.kube/config,
+    /// or the in-cluster service account).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    options: ControllerOptions,
+}
+
+/// A client for the API server described by `kubeconfig`, or the default one.
+async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc =
+                kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(kube::Client::try_from(config)?)
 }
 
 #[derive(clap::Args)]
@@ -40,6 +103,8 @@ struct ServerArgs {
     /// Number of changes kept for watches to resume from; older ones get 410 Expired.
     #[arg(long, default_value_t = 20_000)]
     history: usize,
+    #[command(flatten)]
+    controllers: ControllerOptions,
 }
 
 fn parse_port_range(s: &str) -> anyhow::Result<std::ops::RangeInclusive<u16>> {
@@ -67,8 +132,22 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         node_port_range: parse_port_range(&args.service_node_port_range).context("--service-node-port-range")?,
         history: args.history,
     };
+    let controllers = args.controllers.config()?;
     let server = podnet_api::Server::start(config).await?;
     tracing::info!(addr = %server.addr, kubeconfig = %server.kubeconfig.display(), "API server listening");
+    if !controllers.enabled.is_empty() {
+        // The controllers run in-process, as a client of the server like any other.
+        let kubeconfig = server.kubeconfig.clone();
+        tokio::spawn(async move {
+            let result = async {
+                let client = client(Some(&kubeconfig)).await?;
+                podnet_controllers::run(client, controllers, std::future::pending()).await
+            };
+            if let Err(e) = result.await {
+                tracing::error!(error = %e, "the controllers stopped");
+            }
+        });
+    }
     println!(
         "podnet server listening on https://{} (kubeconfig: {})",
         podnet_api::server::client_address(server.addr),
@@ -87,6 +166,11 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         match cli.command {
             Command::Server(args) => server(args).await,
+            Command::Controllers(args) => {
+                let config = args.options.config()?;
+                let client = client(args.kubeconfig.as_deref()).await?;
+                podnet_controllers::run(client, config, shutdown_signal()).await
+            }
         }
     })
 }
