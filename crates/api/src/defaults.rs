@@ -440,7 +440,7 @@ fn http_get_defaults(http_get: &mut Obj) {
 }
 
 /// The volume sources a `v1.Volume` may hold.
-const VOLUME_SOURCES: &[&str] = &[
+pub(crate) const VOLUME_SOURCES: &[&str] = &[
     "hostPath",
     "emptyDir",
     "gcePersistentDisk",

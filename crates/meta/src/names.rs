@@ -332,7 +332,7 @@ fn parse_ipv4_sloppy(value: &str) -> Option<Ipv4Addr> {
 
 /// Parses an IP address the way Kubernetes does (`netutils.ParseIPSloppy`): IPv4 with optional
 /// leading zeros, or IPv6 (which may end in such an IPv4 address). No zones, ports or brackets.
-fn parse_ip_sloppy(value: &str) -> Option<IpAddr> {
+pub fn parse_ip_sloppy(value: &str) -> Option<IpAddr> {
     if !value.contains(':') {
         return parse_ipv4_sloppy(value).map(IpAddr::V4);
     }

@@ -25,7 +25,7 @@
 //! also fits RBAC names such as `system:controller:foo`.
 
 use std::fmt::Display;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use podnet_meta::names;
 use serde_json::{Map, Value};
@@ -388,27 +388,7 @@ fn non_negative(v: &Value, name: &str, path: &str, errs: &mut Errs) {
 
 /// Parses an IP address like `netutils.ParseIPSloppy` (IPv4 octets may have leading zeros).
 fn parse_ip(value: &str) -> Option<IpAddr> {
-    if value.contains(':') {
-        return value.parse::<Ipv6Addr>().ok().map(IpAddr::V6);
-    }
-    let mut octets = [0u8; 4];
-    let mut parts = value.split('.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        // Leading zeros are allowed; more than three significant digits are not.
-        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let digits = part.trim_start_matches('0');
-        if digits.len() > 3 {
-            return None;
-        }
-        *octet = if digits.is_empty() { 0 } else { digits.parse().ok()? };
-    }
-    if parts.next().is_some() {
-        return None;
-    }
-    Some(IpAddr::V4(Ipv4Addr::from(octets)))
+    podnet_meta::names::parse_ip_sloppy(value)
 }
 
 /// Parses a CIDR (`10.0.0.0/8`, `fd00::/64`): the address and the prefix length.
