@@ -85,15 +85,7 @@ impl TestServer {
 
     /// Runs kubectl and returns stdout, panicking with stderr if it fails.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {} failed:\nstdout: {}\nstderr: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
+        self.succeed(args, None)
     }
 
     /// Runs kubectl expecting failure; returns stderr.
@@ -109,7 +101,11 @@ impl TestServer {
     }
 
     pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
-        let out = self.kubectl_stdin(args, Some(stdin));
+        self.succeed(args, Some(stdin))
+    }
+
+    fn succeed(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.kubectl_stdin(args, stdin);
         assert!(
             out.status.success(),
             "kubectl {} failed:\nstdout: {}\nstderr: {}",
