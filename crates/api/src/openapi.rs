@@ -386,6 +386,99 @@ pub fn document(group: &str, version: &str) -> ApiResult<Value> {
         .ok_or(ApiError::NoSuchResource)
 }
 
+/// `/openapi/v2`: one Swagger 2.0 document for every group-version, converted from the v3
+/// documents (kubectl only falls back to it; it asks for the protobuf form, which is not served,
+/// so it gets 406 and carries on with v3).
+pub fn v2() -> &'static Value {
+    static V2: LazyLock<Value> = LazyLock::new(|| {
+        let mut paths = Map::new();
+        let mut definitions = Map::new();
+        for d in DOCUMENTS.iter() {
+            for (path, item) in d.body["paths"].as_object().into_iter().flatten() {
+                let ops: Map<String, Value> = item
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(method, op)| (method.clone(), operation_v2(op)))
+                    .collect();
+                paths.insert(path.clone(), Value::Object(ops));
+            }
+            for (name, schema) in d.body["components"]["schemas"].as_object().into_iter().flatten() {
+                definitions.insert(name.clone(), schema_v2(schema));
+            }
+        }
+        definitions.sort_keys();
+        json!({
+            "swagger": "2.0",
+            "info": {"title": "Kubernetes", "version": format!("v{}.{}.0", crate::discovery::KUBE_MAJOR, crate::discovery::KUBE_MINOR)},
+            "paths": paths,
+            "definitions": definitions,
+        })
+    });
+    &V2
+}
+
+/// A v3 operation in v2 form: simple parameters carry their type, the request body is a `body`
+/// parameter, responses carry their schema directly.
+fn operation_v2(op: &Value) -> Value {
+    let mut out = op.clone();
+    let mut params: Vec<Value> = op["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| json!({"name": p["name"], "in": p["in"], "type": p["schema"]["type"], "uniqueItems": true}))
+        .collect();
+    if let Some(content) = op["requestBody"]["content"].as_object() {
+        let schema = content.values().next().map(|c| schema_v2(&c["schema"])).unwrap_or(json!({}));
+        params.push(json!({"name": "body", "in": "body", "required": true, "schema": schema}));
+        out["consumes"] = json!(content.keys().collect::<Vec<_>>());
+    }
+    let map = out.as_object_mut().expect("operations are objects");
+    map.remove("requestBody");
+    map.insert("parameters".into(), json!(params));
+    map.insert("produces".into(), json!(["application/json", "application/yaml"]));
+    let mut responses = Map::new();
+    for (code, r) in op["responses"].as_object().into_iter().flatten() {
+        let schema = r["content"].as_object().and_then(|c| c.values().next()).map(|c| schema_v2(&c["schema"]));
+        let mut resp = json!({"description": r["description"]});
+        if let Some(schema) = schema {
+            resp["schema"] = schema;
+        }
+        responses.insert(code.clone(), resp);
+    }
+    map.insert("responses".into(), Value::Object(responses));
+    out
+}
+
+/// A v3 schema in v2 form: `$ref`s point into `#/definitions/`, and `oneOf` (int-or-string,
+/// quantities), which v2 lacks, becomes a string as kube-apiserver publishes it.
+fn schema_v2(schema: &Value) -> Value {
+    match schema {
+        Value::Object(m) => {
+            if m.contains_key("oneOf") {
+                let mut s = json!({"type": "string"});
+                for k in ["description", "format"] {
+                    if let Some(v) = m.get(k) {
+                        s[k] = v.clone();
+                    }
+                }
+                return s;
+            }
+            Value::Object(
+                m.iter()
+                    .filter(|(k, _)| k.as_str() != "nullable")
+                    .map(|(k, v)| match (k.as_str(), v.as_str()) {
+                        ("$ref", Some(r)) => (k.clone(), json!(r.replace(COMPONENTS, "#/definitions/"))),
+                        _ => (k.clone(), schema_v2(v)),
+                    })
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(schema_v2).collect()),
+        other => other.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,5 +654,32 @@ mod tests {
         assert!(spec["required"].as_array().unwrap().contains(&json!("selector")));
         let template = resolve(&apps, &spec["properties"]["template"]);
         assert!(resolve(&apps, &template["properties"]["spec"])["properties"]["containers"].is_object());
+    }
+
+    #[test]
+    fn v2_is_a_swagger_document_with_resolvable_refs() {
+        let doc = v2();
+        assert_eq!(doc["swagger"], "2.0");
+        let text = doc.to_string();
+        assert!(!text.contains("#/components/"));
+        fn refs(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => m.iter().for_each(|(k, v)| match (k.as_str(), v.as_str()) {
+                    ("$ref", Some(r)) => out.push(r.to_string()),
+                    _ => refs(v, out),
+                }),
+                Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        refs(doc, &mut all);
+        assert!(all.len() > 100, "{}", all.len());
+        for r in all {
+            let name = r.strip_prefix("#/definitions/").unwrap_or_else(|| panic!("non-local ref {r}"));
+            assert!(doc["definitions"].get(name).is_some(), "unresolved {r}");
+        }
+        let patch = &doc["paths"]["/api/v1/namespaces/{namespace}/services/{name}"]["patch"];
+        assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["in"] == "body"));
     }
 }

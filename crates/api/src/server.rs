@@ -177,7 +177,16 @@ async fn handle(api: Arc<Api>, cert_user: Option<User>, req: hyper::Request<Inco
     let query = Query::parse(parts.uri.query());
     let repr = Representation::from_accept(header(header::ACCEPT));
     let content_type = header(header::CONTENT_TYPE);
-    let response = match dispatch(&api, &parts.method, parts.uri.path(), &query, repr, &body, content_type) {
+    let response = match dispatch(
+        &api,
+        &parts.method,
+        parts.uri.path(),
+        &query,
+        repr,
+        header(header::ACCEPT),
+        &body,
+        content_type,
+    ) {
         Ok(Dispatched::Reply(r)) => {
             let bytes = match r.body {
                 ReplyBody::Json(v) => serde_json::to_vec(&v).expect("JSON values serialize"),
@@ -219,6 +228,7 @@ fn dispatch(
     path: &str,
     q: &Query,
     repr: Representation,
+    accept: Option<&str>,
     body: &[u8],
     content_type: Option<&str>,
 ) -> ApiResult<Dispatched> {
@@ -238,7 +248,16 @@ fn dispatch(
         Route::Groups => return read_only(Ok(discovery::groups())),
         Route::Group(g) => return read_only(discovery::group(&g)),
         Route::ResourceList { group, version } => return read_only(discovery::resource_list(&group, &version)),
-        Route::OpenApiV2 => return Err(ApiError::NoSuchResource),
+        Route::OpenApiV2 => {
+            // Served as JSON only; a client that accepts nothing else gets 406.
+            let accept = accept.unwrap_or("*/*");
+            if !(accept.contains("json") || accept.contains("*/*")) {
+                return Err(ApiError::NotAcceptable {
+                    message: "only the following media types are accepted: application/json".into(),
+                });
+            }
+            return read_only(Ok(openapi::v2().clone()));
+        }
         Route::OpenApiV3Root => return read_only(Ok(openapi::root())),
         Route::OpenApiV3 { group, version } => return read_only(openapi::document(&group, &version)),
         Route::Resource(t) => t,
