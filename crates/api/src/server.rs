@@ -177,16 +177,12 @@ async fn handle(api: Arc<Api>, cert_user: Option<User>, req: hyper::Request<Inco
     let query = Query::parse(parts.uri.query());
     let repr = Representation::from_accept(header(header::ACCEPT));
     let content_type = header(header::CONTENT_TYPE);
-    let response = match dispatch(
-        &api,
-        &parts.method,
-        parts.uri.path(),
-        &query,
-        repr,
-        header(header::ACCEPT),
-        &body,
-        content_type,
-    ) {
+    let run =
+        || dispatch(&api, &parts.method, parts.uri.path(), &query, repr, header(header::ACCEPT), &body, content_type);
+    // Writes wait for the store lock and SQLite: let the runtime move other tasks off this
+    // worker meanwhile. Reads only touch memory.
+    let dispatched = if parts.method == Method::GET { run() } else { tokio::task::block_in_place(run) };
+    let response = match dispatched {
         Ok(Dispatched::Reply(r)) => {
             let bytes = match r.body {
                 ReplyBody::Json(v) => serde_json::to_vec(&v).expect("JSON values serialize"),

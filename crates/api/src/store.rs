@@ -28,6 +28,8 @@ pub enum StoreError {
     Open { path: String, source: rusqlite::Error },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("starting the checkpoint thread: {0}")]
+    Thread(std::io::Error),
     #[error("stored object {key} is not valid JSON: {source}")]
     Corrupt { key: String, source: serde_json::Error },
 }
@@ -113,6 +115,16 @@ pub struct Committed {
 
 type Objects = BTreeMap<(String, String), Arc<Value>>;
 
+/// One page of a list (see [`Store::list_page`]).
+pub struct Page {
+    pub items: Vec<Arc<Value>>,
+    /// The revision the page was read at.
+    pub revision: u64,
+    /// Whether objects after this page match.
+    pub more: bool,
+    pub remaining: Option<usize>,
+}
+
 /// The start of a watch: the events it missed, and the receiver of those to come.
 pub type WatchStart = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
 
@@ -130,6 +142,41 @@ struct Inner {
 pub struct Store {
     inner: Mutex<Inner>,
     events: broadcast::Sender<Arc<Event>>,
+    _checkpointer: Checkpointer,
+}
+
+/// A thread with its own connection that checkpoints the WAL twice a second (PASSIVE: it never
+/// blocks the writer), stopped when the store is dropped.
+struct Checkpointer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Checkpointer, StoreError> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let conn =
+            Connection::open(path).map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("podnet-checkpoint".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                    }
+                }
+            })
+            .map_err(StoreError::Thread)?;
+        Ok(Checkpointer { stop })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 const SCHEMA: &str = "
@@ -154,6 +201,9 @@ impl Store {
         // it returns, which survives the death of the process.
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
+        // Checkpoints copy the WAL into the database file with fsyncs: done inside a commit they
+        // stall that write and every write behind the lock, so a background thread does them.
+        db.pragma_update(None, "wal_autocheckpoint", 0)?;
         db.execute_batch(SCHEMA)?;
 
         let meta = |name: &str| -> Result<u64, rusqlite::Error> {
@@ -211,9 +261,11 @@ impl Store {
             }
         }
         let (events, _) = broadcast::channel(16_384);
+        let checkpointer = Checkpointer::start(path)?;
         Ok(Store {
             inner: Mutex::new(Inner { db, revision, compacted, objects, history, history_limit: history_limit.max(1) }),
             events,
+            _checkpointer: checkpointer,
         })
     }
 
@@ -261,6 +313,48 @@ impl Store {
                 .map(|(_, v)| v.clone())
                 .collect(),
         }
+    }
+
+    /// One page of a list: the objects after `after` (a `(namespace, name)` key, in the store's
+    /// order) that `keep` accepts, at most `limit` of them. Seeks in the index, so a page costs
+    /// its size, not the size of the collection. `remaining` (how many more objects there are) is
+    /// only counted when `count_remaining` is set (lists without selectors, as upstream).
+    pub fn list_page(
+        &self,
+        resource: &ResourceInfo,
+        namespace: Option<&str>,
+        after: Option<&(String, String)>,
+        limit: Option<usize>,
+        count_remaining: bool,
+        keep: impl Fn(&Value) -> bool,
+    ) -> Page {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let inner = self.lock();
+        let mut page = Page { items: Vec::new(), revision: inner.revision, more: false, remaining: None };
+        let Some(map) = inner.objects.get(&resource.storage_name()) else {
+            return page;
+        };
+        let start = match (after, namespace) {
+            (Some(key), _) => Excluded(key.clone()),
+            (None, Some(ns)) => Included((ns.to_string(), String::new())),
+            (None, None) => Unbounded,
+        };
+        let mut entries = map.range((start, Unbounded)).take_while(|((n, _), _)| namespace.is_none_or(|ns| n == ns));
+        let limit = limit.unwrap_or(usize::MAX);
+        for (_, obj) in entries.by_ref() {
+            if !keep(obj) {
+                continue;
+            }
+            if page.items.len() == limit {
+                page.more = true;
+                if count_remaining {
+                    page.remaining = Some(1 + entries.count());
+                }
+                break;
+            }
+            page.items.push(obj.clone());
+        }
+        page
     }
 
     /// Counts the objects of a resource in a namespace (used to refuse deleting busy things and
@@ -471,6 +565,45 @@ mod tests {
         let (missed, _) = store.watch_from(29).unwrap();
         assert_eq!(missed.iter().map(|e| e.revision).collect::<Vec<_>>(), vec![30, 31]);
         assert_eq!(missed[1].kind, EventKind::Deleted);
+    }
+
+    #[test]
+    fn pages_follow_the_store_order_across_namespaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), 100).unwrap();
+        let res = by_kind("", "ConfigMap").unwrap();
+        // "pg-b" sorts after "pg" as a namespace, but "pg-b/x" sorts before "pg/x" as a string.
+        for ns in ["pg", "pg-b"] {
+            for name in ["a", "b", "c"] {
+                let key = ObjectKey { resource: res, namespace: ns.into(), name: name.into() };
+                let obj = json!({"metadata": {"name": name, "namespace": ns}});
+                store.mutate(&key, false, |_| Ok(Change::Put(obj))).unwrap();
+            }
+        }
+        let mut seen = Vec::new();
+        let mut after: Option<(String, String)> = None;
+        loop {
+            let page = store.list_page(res, None, after.as_ref(), Some(2), true, |_| true);
+            for o in &page.items {
+                seen.push(format!(
+                    "{}/{}",
+                    o["metadata"]["namespace"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap()
+                ));
+            }
+            if !page.more {
+                break;
+            }
+            assert_eq!(page.remaining, Some(6 - seen.len()));
+            let last = page.items.last().unwrap();
+            after = Some((
+                last["metadata"]["namespace"].as_str().unwrap().into(),
+                last["metadata"]["name"].as_str().unwrap().into(),
+            ));
+        }
+        assert_eq!(seen, ["pg/a", "pg/b", "pg/c", "pg-b/a", "pg-b/b", "pg-b/c"]);
+        let only_b = store.list_page(res, Some("pg-b"), None, Some(10), false, |o| o["metadata"]["name"] != "a");
+        assert_eq!((only_b.items.len(), only_b.more), (2, false));
     }
 
     #[test]

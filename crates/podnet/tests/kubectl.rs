@@ -109,6 +109,26 @@ fn get_tables_wide_and_formats() {
 }
 
 #[test]
+fn chunked_lists_see_every_object_across_namespaces() {
+    let s = TestServer::start();
+    // "pg-b" sorts after "pg" as a namespace but "pg-b/…" before "pg/…" as a string: pages must
+    // follow the namespace order.
+    for ns in ["pg", "pg-b"] {
+        s.ok(&["create", "namespace", ns]);
+        for name in ["a", "b", "c"] {
+            s.ok(&["create", "configmap", name, "-n", ns]);
+        }
+    }
+    let all = s.ok(&["get", "cm", "-A", "--chunk-size=2", "-o", "name"]);
+    assert_eq!(all.lines().count(), 6, "{all}");
+    let table = s.ok(&["get", "cm", "-A", "--chunk-size=1"]);
+    assert_eq!(table.lines().count(), 7, "{table}");
+    let filtered =
+        s.ok(&["get", "cm", "-n", "pg-b", "--chunk-size=1", "--field-selector", "metadata.name!=b", "-o", "name"]);
+    assert_eq!(filtered.lines().collect::<Vec<_>>(), ["configmap/a", "configmap/c"]);
+}
+
+#[test]
 fn run_expose_label_annotate_scale_replace_delete() {
     let s = TestServer::start();
     s.ok(&["run", "web", "--image=nginx", "--port=80", "--labels=app=web"]);

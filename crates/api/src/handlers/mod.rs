@@ -121,6 +121,11 @@ impl ObjectFilter {
         Ok(ObjectFilter { labels, fields })
     }
 
+    /// Whether the filter has no selectors (everything matches).
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_none() && self.fields.is_none()
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         if let Some(sel) = &self.labels {
             if !sel.matches_object(obj) {

@@ -1,7 +1,5 @@
 //! GET and LIST: objects or Tables from memory, with selectors and `limit`/`continue`.
 
-use std::sync::Arc;
-
 use chrono::Utc;
 use serde_json::{json, Value};
 
@@ -29,30 +27,29 @@ impl Api {
 
     pub fn list(&self, t: &Target, q: &Query, repr: Representation) -> ApiResult<Reply> {
         let filter = ObjectFilter::from_query(t.resource, q)?;
-        let (items, rev) = self.store.list(t.resource, t.namespace.as_deref());
-        let mut items: Vec<Arc<Value>> = items.into_iter().filter(|o| filter.matches(o)).collect();
-
         // Pagination: `continue` holds the revision of the first page and the last key sent.
-        let mut list_rev = rev;
+        let mut after = None;
+        let mut first_rev = None;
         if let Some(token) = q.get("continue") {
-            let (crev, after) = decode_continue(token)?;
+            let (crev, key) = decode_continue(token)?;
             if crev < self.store.compacted_revision() {
                 return Err(ApiError::Expired {
                     message: "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into(),
                 });
             }
-            list_rev = crev;
-            items.retain(|o| object_sort_key(o) > after);
+            first_rev = Some(crev);
+            after = Some(key);
         }
         let limit = q.number("limit")?.filter(|l| *l > 0).map(|l| l as usize);
-        let (mut continue_token, mut remaining) = (None, None);
-        if let Some(limit) = limit {
-            if items.len() > limit {
-                remaining = Some((items.len() - limit) as i64);
-                items.truncate(limit);
-                continue_token = items.last().map(|o| encode_continue(list_rev, &object_sort_key(o)));
-            }
-        }
+        let page =
+            self.store.list_page(t.resource, t.namespace.as_deref(), after.as_ref(), limit, filter.is_empty(), |o| {
+                filter.matches(o)
+            });
+        let list_rev = first_rev.unwrap_or(page.revision);
+        let items = page.items;
+        let continue_token =
+            if page.more { items.last().map(|o| encode_continue(list_rev, &object_key(o))) } else { None };
+        let remaining = page.remaining.map(|r| r as i64);
         let rv = list_rev.to_string();
         if repr == Representation::Table {
             let refs: Vec<&Value> = items.iter().map(|o| o.as_ref()).collect();
@@ -93,21 +90,26 @@ impl Api {
     }
 }
 
-fn object_sort_key(o: &Value) -> String {
-    format!("{}/{}", o["metadata"]["namespace"].as_str().unwrap_or(""), o["metadata"]["name"].as_str().unwrap_or(""))
+/// An object's key in the store's order: (namespace, name).
+fn object_key(o: &Value) -> (String, String) {
+    (
+        o["metadata"]["namespace"].as_str().unwrap_or("").to_string(),
+        o["metadata"]["name"].as_str().unwrap_or("").to_string(),
+    )
 }
 
-fn encode_continue(rev: u64, after: &str) -> String {
+fn encode_continue(rev: u64, (ns, name): &(String, String)) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!({"rv": rev, "start": after}).to_string())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!({"rv": rev, "ns": ns, "name": name}).to_string())
 }
 
-fn decode_continue(token: &str) -> ApiResult<(u64, String)> {
+fn decode_continue(token: &str) -> ApiResult<(u64, (String, String))> {
     use base64::Engine;
     let bad = || ApiError::bad_request("invalid continue token: it was not issued by this server");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    Ok((v["rv"].as_u64().ok_or_else(bad)?, v["start"].as_str().ok_or_else(bad)?.to_string()))
+    let field = |k: &str| v[k].as_str().map(str::to_string).ok_or_else(bad);
+    Ok((v["rv"].as_u64().ok_or_else(bad)?, (field("ns")?, field("name")?)))
 }
 
 #[cfg(test)]
@@ -116,8 +118,9 @@ mod tests {
 
     #[test]
     fn continue_tokens_round_trip() {
-        let t = encode_continue(42, "default/web");
-        assert_eq!(decode_continue(&t).unwrap(), (42, "default/web".to_string()));
+        let key = ("default".to_string(), "web".to_string());
+        let t = encode_continue(42, &key);
+        assert_eq!(decode_continue(&t).unwrap(), (42, key));
         assert!(decode_continue("garbage!").is_err());
     }
 }
