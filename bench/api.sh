@@ -52,12 +52,15 @@ done
 
 echo "== podnet server at https://$addr (pid $server_pid, data in $tmp/data), $(nproc) CPUs: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 echo "== reference: the goals (no kube-apiserver is installable here to run as a peer)"
+echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine slows every figure; see *.cpu.other)"
 out="$tmp/bench.out"
 target/release/examples/api-bench "$tmp/data/kubeconfig" --server-pid "$server_pid" "$@" | tee "$out"
 
 echo
 echo "== summary (goal = the project's, for this 2-core machine)"
 grep -E '^api-bench [^ ]+ .*(PASS|MISS)' "$out" | awk '{printf "  %-34s %10s %-9s goal %-7s %s\n", $2, $3, $4, $6, $7}'
+grep -E '^api-bench [^ ]+\.cpu\.other ' "$out" | awk '{printf "  %-34s %10s %-9s (CPU used by other processes)\n", $2, $3, $4}'
+echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 if grep -qE '^api-bench .* MISS ' "$out"; then
     echo "== some goals were missed"
 else

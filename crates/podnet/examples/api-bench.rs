@@ -29,8 +29,9 @@
 //!    sends); and, for reference, kubectl's default chunking: JSON (decoded) and Table pages of
 //!    500 following `continue`. Reported: median and max.
 //!
-//! With `--server-pid`, the CPU time the server and this client used in each phase is reported
-//! as well (both run on the same machine: the client's share is time the server did not get).
+//! Each phase also reports the CPU the server (with `--server-pid`), this client and everything
+//! else on the machine used, in cores: all share the same cores, so the client's and the others'
+//! shares are time the server did not get (a busy machine makes every figure worse).
 //!
 //! Output: one line per measure, `api-bench <measure> <value> <unit> goal <goal> <verdict> |
 //! details`, where the verdict is PASS or MISS against the goal, or `info` for a measure without
@@ -159,44 +160,49 @@ fn cpu_secs(pid: &str) -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
-/// CPU time used by the server and by this process during a phase.
+/// Busy CPU time of the whole machine, in seconds (the first line of /proc/stat: user, nice,
+/// system, irq, softirq and steal; idle and iowait are not busy).
+fn machine_busy_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).map(|f| f.parse().unwrap_or(0)).collect();
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| fields.get(i)).sum();
+    Some(busy as f64 / 100.0)
+}
+
+/// CPU time used during a phase by the server, by this process and by everything else on the
+/// machine (other processes competing for the same cores make the figures worse).
 struct CpuMeter {
     server_pid: Option<String>,
     start: Instant,
     server: Option<f64>,
     client: Option<f64>,
+    machine: Option<f64>,
 }
 
 impl CpuMeter {
     fn start(server_pid: Option<u32>) -> CpuMeter {
         let server_pid = server_pid.map(|p| p.to_string());
-        let server = server_pid.as_deref().and_then(cpu_secs);
-        CpuMeter { start: Instant::now(), server, client: cpu_secs("self"), server_pid }
+        CpuMeter {
+            start: Instant::now(),
+            server: server_pid.as_deref().and_then(cpu_secs),
+            client: cpu_secs("self"),
+            machine: machine_busy_secs(),
+            server_pid,
+        }
     }
 
     fn report(&self, phase: &str) {
         let wall = self.start.elapsed().as_secs_f64();
-        if let (Some(pid), Some(before)) = (&self.server_pid, self.server) {
-            if let Some(after) = cpu_secs(pid) {
-                let used = after - before;
-                report(
-                    &format!("{phase}.cpu.server"),
-                    used / wall,
-                    "cores",
-                    None,
-                    &format!("cpu_s={used:.2} wall_s={wall:.2}"),
-                );
+        let delta = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
+        let server = self.server_pid.as_deref().and_then(|pid| delta(self.server, cpu_secs(pid)));
+        let client = delta(self.client, cpu_secs("self"));
+        let machine = delta(self.machine, machine_busy_secs());
+        let other = machine.map(|m| (m - server.unwrap_or(0.0) - client.unwrap_or(0.0)).max(0.0));
+        for (who, used) in [("server", server), ("client", client), ("other", other)] {
+            if let Some(used) = used {
+                let details = format!("cpu_s={used:.2} wall_s={wall:.2}");
+                report(&format!("{phase}.cpu.{who}"), used / wall, "cores", None, &details);
             }
-        }
-        if let (Some(before), Some(after)) = (self.client, cpu_secs("self")) {
-            let used = after - before;
-            report(
-                &format!("{phase}.cpu.client"),
-                used / wall,
-                "cores",
-                None,
-                &format!("cpu_s={used:.2} wall_s={wall:.2}"),
-            );
         }
     }
 }
