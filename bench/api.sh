@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # API server benchmark: builds podnet (release) and its `api-bench` example, starts
-# `podnet server` on a free loopback port with a fresh data directory, runs the benchmark against
+# `podnet server` (API only: --controllers=none) on a free loopback port with a fresh data
+# directory, runs the benchmark against
 # its kubeconfig, stops the server and prints the figures with the goals:
 #   creates/s with 16 concurrent clients            goal >= 2,000/s
 #   write-to-watch-event latency, 100 watchers      goal p99 < 10 ms, no missed event
@@ -36,7 +37,7 @@ cleanup() {
 trap cleanup EXIT
 
 PODNET_LOG="${PODNET_LOG:-warn}" target/release/podnet server \
-    --listen 127.0.0.1:0 --data-dir "$tmp/data" --service-cidr 10.96.0.0/12 \
+    --listen 127.0.0.1:0 --data-dir "$tmp/data" --service-cidr 10.96.0.0/12 --controllers=none \
     >"$tmp/server.out" 2>"$tmp/server.log" &
 server_pid=$!
 
