@@ -157,6 +157,10 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Multi-call: as `podnet-cni` (or `podnet*` with CNI_COMMAND set) this is the CNI plugin.
+    if podnet_cni::invoked_as_plugin() {
+        std::process::exit(podnet_cni::main());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PODNET_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)

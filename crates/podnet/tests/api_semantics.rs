@@ -91,7 +91,9 @@ fn dry_run_and_generate_name() {
 
 #[test]
 fn deletion_policies_and_graceful_pods() {
-    let s = TestServer::start();
+    // The API server alone: with the garbage collector running, a foreground deletion without
+    // dependents finishes before the test can look at it.
+    let s = TestServer::start_with(&["--controllers=none"]);
     // A pod bound to a node is deleted gracefully: it stays, terminating, until the node agent
     // (or a forced delete) finishes it.
     let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bound\nspec:\n  nodeName: node1\n  terminationGracePeriodSeconds: 20\n  containers:\n  - name: c\n    image: nginx\n";

@@ -24,9 +24,15 @@ pub fn podnet_bin() -> &'static str {
 impl TestServer {
     /// Starts a server on a free loopback port with a fresh data directory.
     pub fn start() -> TestServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `podnet server` arguments (e.g. `--controllers=none` to test the
+    /// API server alone) on a free loopback port with a fresh data directory.
+    pub fn start_with(extra: &[&str]) -> TestServer {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
-        let mut s = Self::start_in(&dir, "127.0.0.1:0", &[]);
+        let mut s = Self::start_in(&dir, "127.0.0.1:0", extra);
         s._tmp = Some(tmp);
         s
     }
