@@ -51,6 +51,13 @@ pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // Bad configuration fails here, before anything runs, not later inside one controller.
+    for name in &config.enabled {
+        anyhow::ensure!(ALL.contains(&name.as_str()), "unknown controller {name:?}: known ones are {}", ALL.join(", "));
+    }
+    if config.enabled.iter().any(|c| c == "nodeipam") {
+        nodeipam::validate(&config)?;
+    }
     let ctx = Arc::new(Context::new(client, config));
     let mut tasks = tokio::task::JoinSet::new();
     for name in ctx.config.enabled.clone() {

@@ -133,6 +133,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         history: args.history,
     };
     let controllers = args.controllers.config()?;
+    if controllers.enabled.iter().any(|c| c == "nodeipam") {
+        podnet_controllers::nodeipam::validate(&controllers)?;
+    }
     let server = podnet_api::Server::start(config).await?;
     tracing::info!(addr = %server.addr, kubeconfig = %server.kubeconfig.display(), "API server listening");
     if !controllers.enabled.is_empty() {
@@ -156,7 +159,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     server.run(shutdown_signal()).await
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     // Multi-call: as `podnet-cni` (or `podnet*` with CNI_COMMAND set) this is the CNI plugin.
     if podnet_cni::invoked_as_plugin() {
         std::process::exit(podnet_cni::main());
@@ -166,6 +169,14 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        // The whole chain of causes on one line, without a backtrace: errors here are for users.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         match cli.command {
