@@ -15,7 +15,8 @@ use kube::runtime::{reflector, watcher, WatchStreamExt};
 
 #[test]
 fn patch_types_and_server_side_apply() {
-    let s = TestServer::start();
+    // The API server alone: the deployment controller would write the Deployment meanwhile.
+    let s = TestServer::start_with(&["--controllers=none"]);
     s.ok(&["create", "deployment", "web", "--image=nginx:1.25", "--replicas=2"]);
     // strategic merge patch merges containers by name
     s.ok(&[

@@ -97,7 +97,8 @@ impl FakeKubelet {
                 }
                 let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
                 if pod.metadata.deletion_timestamp.is_some() {
-                    let _ = api.delete(&name, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await;
+                    let _ =
+                        api.delete(&name, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await;
                     continue;
                 }
                 let ready = pod
@@ -214,7 +215,8 @@ fn an_unschedulable_pod_says_why_and_waits_for_a_node() {
         &pod_yaml("waiting", json!({"nodeSelector": {"kubernetes.io/hostname": "k8s-node3"}})),
     );
     let expected = "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.";
-    let condition = wait_for("PodScheduled=False", || pod_scheduled_condition(&s, "waiting"), |c| c.starts_with("False"));
+    let condition =
+        wait_for("PodScheduled=False", || pod_scheduled_condition(&s, "waiting"), |c| c.starts_with("False"));
     assert_eq!(condition, format!("False/Unschedulable/{expected}"));
     let describe = wait_for(
         "the FailedScheduling event",
@@ -249,7 +251,8 @@ fn taints_tolerations_cordons_and_readiness() {
         register(&client, NodeSpec { ready: false, ..NodeSpec::ready("notready") }).await;
     });
     s.ok_stdin(&["create", "-f", "-"], &pod_yaml("plain", json!({})));
-    let condition = wait_for("plain unschedulable", || pod_scheduled_condition(&s, "plain"), |c| c.starts_with("False"));
+    let condition =
+        wait_for("plain unschedulable", || pod_scheduled_condition(&s, "plain"), |c| c.starts_with("False"));
     assert_eq!(
         condition,
         "False/Unschedulable/0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: infra}, \
@@ -257,11 +260,13 @@ fn taints_tolerations_cordons_and_readiness() {
     );
 
     // A toleration opens the tainted node.
-    let tolerant = json!({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "infra", "effect": "NoSchedule"}]});
+    let tolerant =
+        json!({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "infra", "effect": "NoSchedule"}]});
     s.ok_stdin(&["create", "-f", "-"], &pod_yaml("tolerant", tolerant));
     wait_for("tolerant on the tainted node", || node_of(&s, "tolerant"), |n| n == "tainted");
     // A toleration of another value does not.
-    let wrong = json!({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "web", "effect": "NoSchedule"}]});
+    let wrong =
+        json!({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "web", "effect": "NoSchedule"}]});
     s.ok_stdin(&["create", "-f", "-"], &pod_yaml("wrong-value", wrong));
     wait_for("wrong-value unschedulable", || pod_scheduled_condition(&s, "wrong-value"), |c| c.starts_with("False"));
 
@@ -311,7 +316,8 @@ fn six_pods_spread_two_per_node() {
 }
 
 fn pod_cidrs(s: &TestServer) -> BTreeMap<String, String> {
-    let out = jsonpath(s, &["nodes"], "{range .items[*]}{.metadata.name}={.spec.podCIDR}={.spec.podCIDRs[*]}{\"\\n\"}{end}");
+    let out =
+        jsonpath(s, &["nodes"], "{range .items[*]}{.metadata.name}={.spec.podCIDR}={.spec.podCIDRs[*]}{\"\\n\"}{end}");
     out.lines()
         .filter_map(|l| {
             let mut parts = l.split('=');

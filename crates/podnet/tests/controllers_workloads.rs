@@ -56,18 +56,21 @@ fn make_pods_ready(s: &TestServer) -> Kubelet {
                 while !stop.load(Ordering::SeqCst) {
                     if let Ok(pods) = Api::<Pod>::all(client.clone()).list(&ListParams::default()).await {
                         for pod in pods {
-                            let api: Api<Pod> = Api::namespaced(client.clone(), pod.metadata.namespace.as_deref().unwrap());
+                            let api: Api<Pod> =
+                                Api::namespaced(client.clone(), pod.metadata.namespace.as_deref().unwrap());
                             let name = pod.metadata.name.clone().unwrap();
                             if pod.metadata.deletion_timestamp.is_some() {
                                 let _ = api.delete(&name, &DeleteParams::default().grace_period(0)).await;
                             } else if ready.load(Ordering::SeqCst) && !is_ready(&pod) {
                                 let n = next_ip.fetch_add(1, Ordering::SeqCst);
                                 let ip = format!("10.244.{}.{}", n / 250, n % 250 + 2);
-                                let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-                                let conditions: Vec<Value> = ["PodScheduled", "Initialized", "ContainersReady", "Ready"]
-                                    .iter()
-                                    .map(|t| json!({"type": t, "status": "True", "lastTransitionTime": now}))
-                                    .collect();
+                                let now =
+                                    k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+                                let conditions: Vec<Value> =
+                                    ["PodScheduled", "Initialized", "ContainersReady", "Ready"]
+                                        .iter()
+                                        .map(|t| json!({"type": t, "status": "True", "lastTransitionTime": now}))
+                                        .collect();
                                 let patch = json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
                                                               "startTime": now, "conditions": conditions}});
                                 let _ = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await;
@@ -126,7 +129,9 @@ fn name(obj: &Value) -> String {
 }
 
 fn pod_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    pod["status"]["conditions"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
 fn controller_uid(obj: &Value) -> Option<String> {
@@ -210,7 +215,11 @@ fn replicaset_keeps_replacing_and_scaling_pods() {
                        {.status.availableReplicas} {.status.observedGeneration}";
     wait_for("the status", || {
         let st = jsonpath(&s, &["rs", "myweb-rs"], status_path);
-        if st == "3 3 3 3 1" { Ok(()) } else { Err(st) }
+        if st == "3 3 3 3 1" {
+            Ok(())
+        } else {
+            Err(st)
+        }
     });
 
     // A deleted pod is replaced.
@@ -219,7 +228,42 @@ fn replicaset_keeps_replacing_and_scaling_pods() {
     wait_for("a replacement", || {
         let p = live(&pods(&s, "app=web,env=dev"));
         let names: Vec<String> = p.iter().map(name).collect();
-        if p.len() == 3 && !names.contains(&victim) { Ok(()) } else { Err(format!("{names:?}")) }
+        if p.len() == 3 && !names.contains(&victim) {
+            Ok(())
+        } else {
+            Err(format!("{names:?}"))
+        }
+    });
+
+    // A pod being deleted (held here by a finalizer) no longer counts: it is replaced at once.
+    let held = wait_for("3 pods", || {
+        let p = live(&pods(&s, "app=web,env=dev"));
+        if p.len() == 3 {
+            Ok(name(&p[0]))
+        } else {
+            Err(format!("{} pods", p.len()))
+        }
+    });
+    s.ok(&["patch", "pod", &held, "--type=merge", "-p", r#"{"metadata":{"finalizers":["example.com/hold"]}}"#]);
+    s.ok(&["delete", "pod", &held, "--wait=false"]);
+    wait_for("a replacement of the terminating pod", || {
+        let all = pods(&s, "app=web,env=dev");
+        let st = jsonpath(&s, &["rs", "myweb-rs"], "{.status.replicas}");
+        let terminating = all.iter().any(|p| name(p) == held && !p["metadata"]["deletionTimestamp"].is_null());
+        if all.len() == 4 && live(&all).len() == 3 && terminating && st == "3" {
+            Ok(())
+        } else {
+            Err(format!("{} pods, {} live, status {st}", all.len(), live(&all).len()))
+        }
+    });
+    s.ok(&["patch", "pod", &held, "--type=json", "-p", r#"[{"op":"remove","path":"/metadata/finalizers"}]"#]);
+    wait_for("the terminating pod gone", || {
+        let n = pods(&s, "app=web,env=dev").len();
+        if n == 3 {
+            Ok(())
+        } else {
+            Err(format!("{n} pods"))
+        }
     });
 
     // kubectl scale 3 → 10 → 1; the new pods are not ready, so they go first.
@@ -235,31 +279,56 @@ fn replicaset_keeps_replacing_and_scaling_pods() {
     s.ok(&["scale", "rs", "myweb-rs", "--replicas=10"]);
     wait_for("10 pods", || {
         let n = live(&pods(&s, "app=web,env=dev")).len();
-        if n == 10 { Ok(()) } else { Err(format!("{n} pods")) }
+        if n == 10 {
+            Ok(())
+        } else {
+            Err(format!("{n} pods"))
+        }
     });
     wait_for("the status of 10", || {
         let st = jsonpath(&s, &["rs", "myweb-rs"], "{.status.replicas} {.status.readyReplicas}");
-        if st == "10 3" { Ok(()) } else { Err(st) }
+        if st == "10 3" {
+            Ok(())
+        } else {
+            Err(st)
+        }
     });
     s.ok(&["scale", "rs", "myweb-rs", "--replicas=1"]);
     let last = wait_for("1 pod", || {
         let p = live(&pods(&s, "app=web,env=dev"));
-        if p.len() == 1 { Ok(name(&p[0])) } else { Err(format!("{} pods", p.len())) }
+        if p.len() == 1 {
+            Ok(name(&p[0]))
+        } else {
+            Err(format!("{} pods", p.len()))
+        }
     });
     assert!(ready_before.contains(&last), "{last} was not one of the ready pods {ready_before:?}");
     kubelet.resume();
     wait_for("the status of 1", || {
         let st = jsonpath(&s, &["rs", "myweb-rs"], &format!("{status_path} {{.metadata.generation}}"));
-        if st == "1 1 1 1 3 3" { Ok(()) } else { Err(st) }
+        if st == "1 1 1 1 3 3" {
+            Ok(())
+        } else {
+            Err(st)
+        }
     });
     // It stays at one.
     assert_eq!(live(&pods(&s, "app=web,env=dev")).len(), 1);
 
     // kubectl get rs shows the counts; kubectl describe shows the events.
     let table = s.ok(&["get", "rs", "myweb-rs"]);
-    assert!(table.lines().nth(1).is_some_and(|l| l.split_whitespace().take(4).eq(["myweb-rs", "1", "1", "1"])), "{table}");
+    assert!(
+        table.lines().nth(1).is_some_and(|l| l.split_whitespace().take(4).eq(["myweb-rs", "1", "1", "1"])),
+        "{table}"
+    );
     let describe = s.ok(&["describe", "rs", "myweb-rs"]);
-    for want in ["SuccessfulCreate", "Created pod: myweb-rs-", "SuccessfulDelete", "Deleted pod: myweb-rs-", "replicaset-controller"] {
+    for want in [
+        "SuccessfulCreate",
+        "Created pod: myweb-rs-",
+        "SuccessfulDelete",
+        "Deleted pod: myweb-rs-",
+        "replicaset-controller",
+    ] {
         assert!(describe.contains(want), "{want} missing from:\n{describe}");
     }
 }
@@ -281,7 +350,11 @@ fn replicaset_adopts_orphans_and_releases_pods() {
     let owned = wait_for("3 owned pods", || {
         let p = live(&pods(&s, "app=web,env=dev"));
         let owned = p.iter().filter(|p| controller_uid(p).as_deref() == Some(uid.as_str())).count();
-        if p.len() == 3 && owned == 3 { Ok(p) } else { Err(format!("{} pods, {owned} owned", p.len())) }
+        if p.len() == 3 && owned == 3 {
+            Ok(p)
+        } else {
+            Err(format!("{} pods, {owned} owned", p.len()))
+        }
     });
     let names: BTreeSet<String> = owned.iter().map(name).collect();
     assert!(names.contains("orphan-1") && names.contains("orphan-2"), "{names:?}");
@@ -365,7 +438,10 @@ impl PodWatch {
                 })
             })
         };
-        assert!(eventually(WAIT, || synced.load(Ordering::SeqCst).then_some(())).is_some(), "the pod watch did not sync");
+        assert!(
+            eventually(WAIT, || synced.load(Ordering::SeqCst).then_some(())).is_some(),
+            "the pod watch did not sync"
+        );
         PodWatch { snapshots, stop: Some(stop), thread: Some(thread) }
     }
 
@@ -430,8 +506,14 @@ fn deployment_rolls_out_updates_and_rolls_back() {
     );
     let conditions = status["conditions"].as_array().unwrap();
     let cond = |t: &str| conditions.iter().find(|c| c["type"] == t).unwrap_or_else(|| panic!("no {t}: {status}"));
-    assert_eq!((&cond("Available")["status"], &cond("Available")["reason"]), (&json!("True"), &json!("MinimumReplicasAvailable")));
-    assert_eq!((&cond("Progressing")["status"], &cond("Progressing")["reason"]), (&json!("True"), &json!("NewReplicaSetAvailable")));
+    assert_eq!(
+        (&cond("Available")["status"], &cond("Available")["reason"]),
+        (&json!("True"), &json!("MinimumReplicasAvailable"))
+    );
+    assert_eq!(
+        (&cond("Progressing")["status"], &cond("Progressing")["reason"]),
+        (&json!("True"), &json!("NewReplicaSetAvailable"))
+    );
 
     // A rolling update within maxSurge (1 of 3) and maxUnavailable (0 of 3).
     let watch = PodWatch::start(&s, "app=webui");
@@ -456,7 +538,11 @@ fn deployment_rolls_out_updates_and_rolls_back() {
     wait_for("only new pods", || {
         let p = live(&pods(&s, "app=webui"));
         let images: Vec<&str> = p.iter().map(|p| p["spec"]["containers"][0]["image"].as_str().unwrap()).collect();
-        if p.len() == 3 && images.iter().all(|i| *i == "nginx:1.25") { Ok(()) } else { Err(format!("{images:?}")) }
+        if p.len() == 3 && images.iter().all(|i| *i == "nginx:1.25") {
+            Ok(())
+        } else {
+            Err(format!("{images:?}"))
+        }
     });
     let describe = s.ok(&["describe", "deploy", "webui"]);
     for want in [
@@ -485,15 +571,24 @@ fn deployment_rolls_out_updates_and_rolls_back() {
     assert_eq!(annotation(back, "deployment.kubernetes.io/revision-history"), "1");
     wait_for("the deployment's revision 3", || {
         let r = annotation(&get(&s, &["deploy", "webui"]), "deployment.kubernetes.io/revision");
-        if r == "3" { Ok(()) } else { Err(r) }
+        if r == "3" {
+            Ok(())
+        } else {
+            Err(r)
+        }
     });
     let history = s.ok(&["rollout", "history", "deploy/webui"]);
     let revisions: Vec<&str> = history.lines().skip(2).filter_map(|l| l.split_whitespace().next()).collect();
     assert_eq!(revisions, ["2", "3"], "{history}");
     wait_for("only old-template pods", || {
         let p = live(&pods(&s, "app=webui"));
-        let hashes: BTreeSet<&str> = p.iter().map(|p| p["metadata"]["labels"]["pod-template-hash"].as_str().unwrap()).collect();
-        if p.len() == 3 && hashes == BTreeSet::from([hash.as_str()]) { Ok(()) } else { Err(format!("{hashes:?}")) }
+        let hashes: BTreeSet<&str> =
+            p.iter().map(|p| p["metadata"]["labels"]["pod-template-hash"].as_str().unwrap()).collect();
+        if p.len() == 3 && hashes == BTreeSet::from([hash.as_str()]) {
+            Ok(())
+        } else {
+            Err(format!("{hashes:?}"))
+        }
     });
 
     // kubectl scale on a Deployment scales its ReplicaSet.
@@ -530,7 +625,8 @@ fn rolling_update_respects_surge_unavailability_and_min_ready_seconds() {
         assert!(ready >= 8, "fewer than 10 - 2 ready pods: {snap:?}");
     }
     assert!(max_live > 10, "the rollout never surged: {max_live}");
-    let st = jsonpath(&s, &["deploy", "wide"], "{.status.updatedReplicas} {.status.availableReplicas} {.status.replicas}");
+    let st =
+        jsonpath(&s, &["deploy", "wide"], "{.status.updatedReplicas} {.status.availableReplicas} {.status.replicas}");
     assert_eq!(st, "10 10 10");
 }
 
@@ -566,7 +662,11 @@ fn recreate_pause_and_revision_history_limit() {
     wait_for("two ReplicaSets", || {
         let rss = replicasets(&s, "app=rc");
         let revisions: Vec<String> = rss.iter().map(|r| annotation(r, "deployment.kubernetes.io/revision")).collect();
-        if revisions == ["2", "3"] { Ok(()) } else { Err(format!("{revisions:?}")) }
+        if revisions == ["2", "3"] {
+            Ok(())
+        } else {
+            Err(format!("{revisions:?}"))
+        }
     });
 
     // Paused: a template change does not roll, scaling does.
@@ -578,7 +678,9 @@ fn recreate_pause_and_revision_history_limit() {
             .as_array()
             .and_then(|c| c.iter().find(|c| c["type"] == "Progressing"))
             .map(|c| c["reason"].clone());
-        if d["status"]["observedGeneration"] == d["metadata"]["generation"] && progressing == Some(json!("DeploymentPaused")) {
+        if d["status"]["observedGeneration"] == d["metadata"]["generation"]
+            && progressing == Some(json!("DeploymentPaused"))
+        {
             Ok(())
         } else {
             Err(format!("{}", d["status"]))
@@ -592,7 +694,11 @@ fn recreate_pause_and_revision_history_limit() {
     wait_for("3 pods while paused", || {
         let p = live(&pods(&s, "app=rc"));
         let images: Vec<&str> = p.iter().map(|p| p["spec"]["containers"][0]["image"].as_str().unwrap()).collect();
-        if images == ["busybox:3"; 3] { Ok(()) } else { Err(format!("{images:?}")) }
+        if images == ["busybox:3"; 3] {
+            Ok(())
+        } else {
+            Err(format!("{images:?}"))
+        }
     });
     // Undo refuses a paused deployment, as upstream's kubectl does.
     s.fails(&["rollout", "undo", "deploy/rc"]);
@@ -601,7 +707,11 @@ fn recreate_pause_and_revision_history_limit() {
     wait_for("the resumed rollout", || {
         let p = live(&pods(&s, "app=rc"));
         let images: Vec<&str> = p.iter().map(|p| p["spec"]["containers"][0]["image"].as_str().unwrap()).collect();
-        if images == ["busybox:4"; 3] { Ok(()) } else { Err(format!("{images:?}")) }
+        if images == ["busybox:4"; 3] {
+            Ok(())
+        } else {
+            Err(format!("{images:?}"))
+        }
     });
 }
 
@@ -668,7 +778,11 @@ fn killed_controllers_converge_without_duplicates_or_losses() {
     let wait_exactly = |selector: &str, n: usize| {
         wait_for(&format!("{n} pods of {selector}"), || {
             let got = count(selector);
-            if got == n { Ok(()) } else { Err(format!("{got}")) }
+            if got == n {
+                Ok(())
+            } else {
+                Err(format!("{got}"))
+            }
         })
     };
 
@@ -712,11 +826,13 @@ fn killed_controllers_converge_without_duplicates_or_losses() {
         kill_when(&s, &mut controllers, &watch, |snap| counts(snap).0 >= threshold);
     }
     rollout_status(&s, "roll");
-    let first_hash = replicasets(&s, "app=roll")[0]["metadata"]["labels"]["pod-template-hash"].as_str().unwrap().to_string();
+    let first_hash =
+        replicasets(&s, "app=roll")[0]["metadata"]["labels"]["pod-template-hash"].as_str().unwrap().to_string();
     s.ok(&["set", "image", "deploy/roll", "c=busybox:2"]);
     let mut seen = Vec::new();
     for threshold in [1, 5, 15, 30] {
-        let updated = |snap: &Snapshot| snap.values().filter(|(hash, _, deleting)| *hash != first_hash && !deleting).count();
+        let updated =
+            |snap: &Snapshot| snap.values().filter(|(hash, _, deleting)| *hash != first_hash && !deleting).count();
         seen.push(kill_when(&s, &mut controllers, &watch, |snap| updated(snap) >= threshold));
     }
     rollout_status(&s, "roll");
@@ -732,7 +848,11 @@ fn killed_controllers_converge_without_duplicates_or_losses() {
     wait_for("40 updated roll pods", || {
         let p = live(&pods(&s, "app=roll"));
         let updated = p.iter().filter(|p| p["spec"]["containers"][0]["image"] == "busybox:2").count();
-        if p.len() == 40 && updated == 40 { Ok(()) } else { Err(format!("{} pods, {updated} updated", p.len())) }
+        if p.len() == 40 && updated == 40 {
+            Ok(())
+        } else {
+            Err(format!("{} pods, {updated} updated", p.len()))
+        }
     });
     let rss = replicasets(&s, "app=roll");
     assert_eq!(rss.len(), 2, "one ReplicaSet per template (pods at the kills: {seen:?}): {rss:?}");

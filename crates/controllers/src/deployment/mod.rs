@@ -103,14 +103,21 @@ pub async fn run(ctx: Arc<Context>) -> anyhow::Result<()> {
         stream::select(trigger_with(rs_events, rs_mapper), trigger_with(pod_events, pod_mapper)),
     );
     let state = Arc::new(State { ctx, replicasets, pods, pending, retries: Retries::default() });
-    applier(|d, state| Box::pin(reconcile(d, state)), error_policy, state, deployments, queue, controller::Config::default())
-        .for_each(|result| {
-            if let Err(e) = result {
-                log_applier_error(COMPONENT, &e);
-            }
-            future::ready(())
-        })
-        .await;
+    applier(
+        |d, state| Box::pin(reconcile(d, state)),
+        error_policy,
+        state,
+        deployments,
+        queue,
+        controller::Config::default(),
+    )
+    .for_each(|result| {
+        if let Err(e) = result {
+            log_applier_error(COMPONENT, &e);
+        }
+        future::ready(())
+    })
+    .await;
     anyhow::bail!("the Deployment watches ended")
 }
 
@@ -142,9 +149,10 @@ fn deployments_for_replicaset(rs: &ReplicaSet, deployments: &Store<Deployment>) 
         .iter()
         .filter(|d| d.namespace().as_deref() == Some(ns.as_str()))
         .filter(|d| {
-            d.spec.as_ref().and_then(|s| logic::selector(&s.selector).ok()).is_some_and(|s| {
-                !s.is_empty() && logic::matches(&s, &rs.metadata)
-            })
+            d.spec
+                .as_ref()
+                .and_then(|s| logic::selector(&s.selector).ok())
+                .is_some_and(|s| !s.is_empty() && logic::matches(&s, &rs.metadata))
         })
         .map(|d| ObjectRef::from_obj(d.as_ref()))
         .collect()
@@ -215,7 +223,8 @@ async fn sync_deployment(d: &Deployment, state: &State) -> Result<Action> {
                     if can_adopt == Some(true) {
                         let mut refs = rs.metadata.owner_references.clone().unwrap_or_default();
                         refs.push(logic::new_controller_ref("apps/v1", "Deployment", &d.metadata));
-                        let patch = json!({"metadata": {"resourceVersion": rs.resource_version(), "ownerReferences": refs}});
+                        let patch =
+                            json!({"metadata": {"resourceVersion": rs.resource_version(), "ownerReferences": refs}});
                         match rs_api.patch(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
                             Ok(adopted) => owned.push(adopted),
                             Err(e) if is_not_found(&e) => {}
@@ -226,7 +235,8 @@ async fn sync_deployment(d: &Deployment, state: &State) -> Result<Action> {
                 Claim::Release => {
                     let refs: Vec<_> =
                         rs.metadata.owner_references.iter().flatten().filter(|r| r.uid != uid).cloned().collect();
-                    let patch = json!({"metadata": {"resourceVersion": rs.resource_version(), "ownerReferences": refs}});
+                    let patch =
+                        json!({"metadata": {"resourceVersion": rs.resource_version(), "ownerReferences": refs}});
                     match rs_api.patch(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
                         Ok(_) => {}
                         Err(e) if is_not_found(&e) => {}
@@ -276,7 +286,13 @@ async fn execute(d: &Deployment, plan: Plan, state: &State) -> Result<Action> {
                 let message = format!("Failed to create new replica set {rs_name:?}: {}", api_message(&e));
                 if util::has_progress_deadline(d) {
                     let mut status = d.status.clone().unwrap_or_default();
-                    let cond = util::new_condition("Progressing", "False", "ReplicaSetCreateError", message.clone(), Timestamp::now());
+                    let cond = util::new_condition(
+                        "Progressing",
+                        "False",
+                        "ReplicaSetCreateError",
+                        message.clone(),
+                        Timestamp::now(),
+                    );
                     util::set_condition(&mut status, cond);
                     let patch = json!({"metadata": {"resourceVersion": d.resource_version()}, "status": {"conditions": status.conditions}});
                     let _ = d_api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await;
@@ -364,7 +380,11 @@ async fn existing_replicaset(
     match rs_api.get_opt(&rs_name).await? {
         Some(rs)
             if logic::controller_ref(&rs.metadata).is_some_and(|r| r.uid == uid)
-                && rs.spec.as_ref().and_then(|s| s.template.as_ref()).is_some_and(|t| util::equal_ignore_hash(t, &template)) =>
+                && rs
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.as_ref())
+                    .is_some_and(|t| util::equal_ignore_hash(t, &template)) =>
         {
             state.pending.add(&uid, Expect::Exists(rs_name));
             Ok(Action::requeue(Duration::from_millis(200)))
@@ -372,7 +392,8 @@ async fn existing_replicaset(
         Some(_) => {
             let count = d.status.as_ref().and_then(|s| s.collision_count).unwrap_or(0) + 1;
             tracing::info!(deployment = %d.name_any(), replicaset = %rs_name, count, "pod-template-hash collision");
-            let patch = json!({"metadata": {"resourceVersion": d.resource_version()}, "status": {"collisionCount": count}});
+            let patch =
+                json!({"metadata": {"resourceVersion": d.resource_version()}, "status": {"collisionCount": count}});
             d_api.patch_status(&d.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
             Ok(Action::requeue(Duration::from_millis(100)))
         }

@@ -24,9 +24,9 @@ use k8s_openapi::jiff::Timestamp;
 use super::util::{
     by_creation, by_revision, condition, desired_replicas_annotation, equal_ignore_hash, has_progress_deadline,
     is_rolling_update, max_replicas_annotation, max_surge, max_unavailable, new_condition, normalized_status,
-    pod_template_hash, remove_condition, replicas, replicas_annotations_need_update, revision, rs_actual,
-    rs_available, rs_ready, rs_replicas, set_condition, set_new_rs_annotations, set_replicas_annotations,
-    POD_TEMPLATE_HASH, REVISION,
+    pod_template_hash, remove_condition, replicas, replicas_annotations_need_update, revision, rs_actual, rs_available,
+    rs_ready, rs_replicas, set_condition, set_new_rs_annotations, set_replicas_annotations, POD_TEMPLATE_HASH,
+    REVISION,
 };
 use crate::events::EventType;
 use crate::replicaset::logic::{new_controller_ref, whole_seconds};
@@ -168,7 +168,11 @@ impl Sync<'_> {
         let mut indices: Vec<usize> = (0..self.rss.len()).collect();
         indices.sort_by(|a, b| by_creation(&self.rss[*a], &self.rss[*b]));
         indices.into_iter().find(|i| {
-            self.rss[*i].spec.as_ref().and_then(|s| s.template.as_ref()).is_some_and(|t| equal_ignore_hash(t, &template))
+            self.rss[*i]
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .is_some_and(|t| equal_ignore_hash(t, &template))
         })
     }
 
@@ -186,9 +190,10 @@ impl Sync<'_> {
     }
 
     fn set_deployment_revision(&mut self, rev: &str) {
-        let current = self.revision.clone().or_else(|| {
-            self.d.metadata.annotations.as_ref().and_then(|a| a.get(REVISION)).cloned()
-        });
+        let current = self
+            .revision
+            .clone()
+            .or_else(|| self.d.metadata.annotations.as_ref().and_then(|a| a.get(REVISION)).cloned());
         if current.as_deref() != Some(rev) {
             self.revision = Some(rev.to_string());
         }
@@ -218,7 +223,10 @@ impl Sync<'_> {
             }
             if has_progress_deadline(d) && condition(&self.status, "Progressing").is_none() {
                 let message = format!("Found new replica set {:?}", self.name(i));
-                set_condition(&mut self.status, new_condition("Progressing", "True", "FoundNewReplicaSet", message, self.now));
+                set_condition(
+                    &mut self.status,
+                    new_condition("Progressing", "True", "FoundNewReplicaSet", message, self.now),
+                );
             }
             return Some(i);
         }
@@ -227,7 +235,12 @@ impl Sync<'_> {
         }
         let mut template = self.template();
         let hash = pod_template_hash(&template, self.status.collision_count);
-        template.metadata.get_or_insert_with(Default::default).labels.get_or_insert_with(BTreeMap::new).insert(POD_TEMPLATE_HASH.into(), hash.clone());
+        template
+            .metadata
+            .get_or_insert_with(Default::default)
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(POD_TEMPLATE_HASH.into(), hash.clone());
         let mut selector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
         selector.match_labels.get_or_insert_with(BTreeMap::new).insert(POD_TEMPLATE_HASH.into(), hash.clone());
         let name = format!("{}-{hash}", d.metadata.name.as_deref().unwrap_or_default());
@@ -261,7 +274,10 @@ impl Sync<'_> {
         self.set_deployment_revision(&new_revision.to_string());
         if has_progress_deadline(d) {
             let message = format!("Created new replica set {name:?}");
-            set_condition(&mut self.status, new_condition("Progressing", "True", "NewReplicaSetCreated", message, self.now));
+            set_condition(
+                &mut self.status,
+                new_condition("Progressing", "True", "NewReplicaSetCreated", message, self.now),
+            );
         }
         Some(i)
     }
@@ -478,7 +494,10 @@ impl Sync<'_> {
         // A saturated new ReplicaSet: the old ones go.
         if let Some(i) = new {
             let rs = &self.rss[i];
-            if desired_replicas_annotation(rs) == Some(desired) && rs_replicas(rs) == desired && rs_available(rs) == desired {
+            if desired_replicas_annotation(rs) == Some(desired)
+                && rs_replicas(rs) == desired
+                && rs_available(rs) == desired
+            {
                 for j in self.active(&olds) {
                     self.scale(j, 0);
                 }
@@ -617,7 +636,13 @@ impl Sync<'_> {
             terminating_replicas: None,
         };
         let condition = if available >= replicas(d) - max_unavailable(d) {
-            new_condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.".into(), self.now)
+            new_condition(
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.".into(),
+                self.now,
+            )
         } else {
             new_condition(
                 "Available",
@@ -648,7 +673,10 @@ impl Sync<'_> {
             };
             if deployment_complete(d, &status) {
                 let message = format!("{subject} has successfully progressed.");
-                set_condition(&mut status, new_condition("Progressing", "True", "NewReplicaSetAvailable", message, self.now));
+                set_condition(
+                    &mut status,
+                    new_condition("Progressing", "True", "NewReplicaSetAvailable", message, self.now),
+                );
             } else if self.progressing(&status) {
                 let message = format!("{subject} is progressing.");
                 let mut cond = new_condition("Progressing", "True", "ReplicaSetUpdated", message, self.now);
@@ -661,7 +689,10 @@ impl Sync<'_> {
                 set_condition(&mut status, cond);
             } else if timed_out(d, &status, self.now) {
                 let message = format!("{subject} has timed out progressing.");
-                set_condition(&mut status, new_condition("Progressing", "False", "ProgressDeadlineExceeded", message, self.now));
+                set_condition(
+                    &mut status,
+                    new_condition("Progressing", "False", "ProgressDeadlineExceeded", message, self.now),
+                );
             }
         }
         match self.replica_failure(new) {
@@ -713,10 +744,12 @@ impl Sync<'_> {
         let paused_condition = reason.as_deref() == Some("DeploymentPaused");
         let paused = d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false);
         if paused && !paused_condition {
-            let cond = new_condition("Progressing", "Unknown", "DeploymentPaused", "Deployment is paused".into(), self.now);
+            let cond =
+                new_condition("Progressing", "Unknown", "DeploymentPaused", "Deployment is paused".into(), self.now);
             set_condition(&mut self.status, cond);
         } else if !paused && paused_condition {
-            let cond = new_condition("Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed".into(), self.now);
+            let cond =
+                new_condition("Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed".into(), self.now);
             set_condition(&mut self.status, cond);
         }
     }
@@ -833,7 +866,12 @@ mod tests {
         }
 
         fn plan(&self) -> Plan {
-            plan(Input { deployment: &self.d, replica_sets: self.rss.clone(), pod_phases: HashMap::new(), now: ts(self.clock) })
+            plan(Input {
+                deployment: &self.d,
+                replica_sets: self.rss.clone(),
+                pod_phases: HashMap::new(),
+                now: ts(self.clock),
+            })
         }
 
         /// Applies the writes of a plan as the API server would.
@@ -960,12 +998,18 @@ mod tests {
         let mut c = Cluster::new(deployment(3, "nginx:1.14", rolling(json!("25%"), json!("25%"))));
         c.converge(|_, _| {});
         let s = c.status();
-        assert_eq!((s.replicas, s.updated_replicas, s.ready_replicas, s.available_replicas), (Some(3), Some(3), Some(3), Some(3)));
+        assert_eq!(
+            (s.replicas, s.updated_replicas, s.ready_replicas, s.available_replicas),
+            (Some(3), Some(3), Some(3), Some(3))
+        );
         assert_eq!(s.unavailable_replicas, None);
         assert_eq!(cond(&s, "Available"), ("True", "MinimumReplicasAvailable"));
         assert_eq!(cond(&s, "Progressing"), ("True", "NewReplicaSetAvailable"));
         let name = c.rss[0].metadata.name.clone().unwrap();
-        assert_eq!(condition(&s, "Progressing").unwrap().message.as_deref(), Some(format!("ReplicaSet {name:?} has successfully progressed.").as_str()));
+        assert_eq!(
+            condition(&s, "Progressing").unwrap().message.as_deref(),
+            Some(format!("ReplicaSet {name:?} has successfully progressed.").as_str())
+        );
         assert!(deployment_complete(&c.d, &s));
         // Nothing more to do.
         let plan = c.plan();
@@ -991,7 +1035,8 @@ mod tests {
         assert_eq!(c.d.metadata.annotations.as_ref().unwrap()[REVISION], "2");
         assert!(deployment_complete(&c.d, &c.status()));
         let old = c.rss[0].metadata.name.clone().unwrap();
-        assert!(c.events.contains(&format!("Scaled down replica set {old} to 0 from 2")) || c.events.iter().any(|e| e.starts_with(&format!("Scaled down replica set {old} to 0"))), "{:?}", c.events);
+        let down = format!("Scaled down replica set {old} to 0 from ");
+        assert!(c.events.iter().any(|e| e.starts_with(&down)), "{:?}", c.events);
     }
 
     #[test]
@@ -1094,7 +1139,9 @@ mod tests {
         let after: Vec<i32> = c
             .rss
             .iter()
-            .map(|rs| plan.updates.iter().find(|u| u.metadata.name == rs.metadata.name).map_or(rs_replicas(rs), rs_replicas))
+            .map(|rs| {
+                plan.updates.iter().find(|u| u.metadata.name == rs.metadata.name).map_or(rs_replicas(rs), rs_replicas)
+            })
             .collect();
         // 20 + maxSurge 3 in all, each grown.
         assert_eq!(after.iter().sum::<i32>(), 23, "{before:?} → {after:?}");
@@ -1105,7 +1152,8 @@ mod tests {
         }
         c.apply(plan);
         c.converge(|_, _| {});
-        let sizes: Vec<(i32, i32, i32)> = c.rss.iter().map(|r| (rs_replicas(r), rs_actual(r), rs_available(r))).collect();
+        let sizes: Vec<(i32, i32, i32)> =
+            c.rss.iter().map(|r| (rs_replicas(r), rs_actual(r), rs_available(r))).collect();
         assert_eq!(rs_replicas(c.rss.last().unwrap()), 20, "{sizes:?} {:?} {:?}", c.status(), c.events);
     }
 

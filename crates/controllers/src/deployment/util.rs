@@ -432,14 +432,19 @@ mod tests {
 
     #[test]
     fn fenceposts() {
-        let d = deployment(3, json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}));
+        let d = deployment(
+            3,
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+        );
         assert_eq!(resolve_fenceposts(&d), (1, 0));
         assert_eq!((max_surge(&d), max_unavailable(&d)), (1, 0));
-        let zero = deployment(3, json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}));
+        let zero =
+            deployment(3, json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}));
         assert_eq!(resolve_fenceposts(&zero), (0, 1));
         let recreate = deployment(3, json!({"type": "Recreate"}));
         assert_eq!((max_surge(&recreate), max_unavailable(&recreate)), (0, 0));
-        let big = deployment(2, json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 5}}));
+        let big =
+            deployment(2, json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 5}}));
         assert_eq!(max_unavailable(&big), 2);
     }
 

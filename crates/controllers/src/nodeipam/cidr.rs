@@ -45,7 +45,7 @@ fn mask(width: u8, prefix: u8) -> u128 {
         return 0;
     }
     let all = if width == 128 { u128::MAX } else { (1u128 << width) - 1 };
-    all & !((1u128 << (width - prefix)) - 1) & all
+    all & !((1u128 << (width - prefix)) - 1)
 }
 
 /// Parses `address/prefix`; the address may have host bits set (they are reported separately).

@@ -150,7 +150,13 @@ mod tests {
         e.created("rs", "web-b");
         assert!(e.satisfied("rs", |_| Cached::Absent).is_err());
         e.observe("rs", "web-a");
-        let cached = |name: &str| if name == "web-b" { Cached::Present { uid: "u", terminating: false } } else { Cached::Absent };
+        let cached = |name: &str| {
+            if name == "web-b" {
+                Cached::Present { uid: "u", terminating: false }
+            } else {
+                Cached::Absent
+            }
+        };
         assert!(e.satisfied("rs", cached).is_ok());
         assert!(!e.is_open("rs"));
     }

@@ -178,9 +178,10 @@ fn deletion_cost(pod: &Pod) -> i32 {
 }
 
 fn max_restarts(pod: &Pod) -> i32 {
-    pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).map_or(0, |statuses| {
-        statuses.iter().map(|c| c.restart_count).max().unwrap_or(0)
-    })
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map_or(0, |statuses| statuses.iter().map(|c| c.restart_count).max().unwrap_or(0))
 }
 
 /// `t1` is later than `t2`, an unknown time counting as the latest (`afterOrZero`).
@@ -231,7 +232,8 @@ pub fn pods_to_delete<'a>(pods: &[&'a Pod], related: &[&Pod], count: usize) -> V
             *on_node.entry(node_name(pod)).or_default() += 1;
         }
     }
-    let rank = |pod: &Pod| if node_name(pod).is_empty() { 0 } else { on_node.get(node_name(pod)).copied().unwrap_or(0) };
+    let rank =
+        |pod: &Pod| if node_name(pod).is_empty() { 0 } else { on_node.get(node_name(pod)).copied().unwrap_or(0) };
     let mut ranked: Vec<(&Pod, usize)> = pods.iter().map(|p| (*p, rank(p))).collect();
     ranked.sort_by(|(a, ra), (b, rb)| deletion_order(a, *ra, b, *rb));
     ranked.into_iter().take(count).map(|(p, _)| p).collect()
@@ -247,7 +249,12 @@ pub struct ManageFailure {
 /// replicas, fullyLabeledReplicas (pods carrying all the template's labels), readyReplicas,
 /// availableReplicas (ready for minReadySeconds), observedGeneration, and a ReplicaFailure
 /// condition while creating or deleting pods fails.
-pub fn calculate_status(rs: &ReplicaSet, pods: &[&Pod], failure: Option<&ManageFailure>, now: Timestamp) -> ReplicaSetStatus {
+pub fn calculate_status(
+    rs: &ReplicaSet,
+    pods: &[&Pod],
+    failure: Option<&ManageFailure>,
+    now: Timestamp,
+) -> ReplicaSetStatus {
     let spec = rs.spec.as_ref();
     let template_labels: BTreeMap<String, String> = spec
         .and_then(|s| s.template.as_ref())
@@ -428,6 +435,21 @@ mod tests {
     }
 
     #[test]
+    fn finished_and_terminating_pods_are_not_replicas() {
+        let running = ready(pod("a", 0), 0);
+        assert!(is_pod_active(&running));
+        assert!(is_pod_active(&pod("pending", 0)));
+        let mut terminating = running.clone();
+        terminating.metadata.deletion_timestamp = Some(Time(ts(9)));
+        assert!(!is_pod_active(&terminating));
+        for phase in ["Succeeded", "Failed"] {
+            let mut done = running.clone();
+            done.status.as_mut().unwrap().phase = Some(phase.into());
+            assert!(!is_pod_active(&done), "{phase}");
+        }
+    }
+
+    #[test]
     fn pods_come_from_the_template() {
         let p = pod_from_template(&rs(3, 0));
         assert_eq!(p.metadata.generate_name.as_deref(), Some("web-"));
@@ -491,7 +513,8 @@ mod tests {
         let a = ready(pod("a", 0), 100);
         let b = ready(pod("b", 0), 108);
         let mut c = pod("c", 0);
-        c.metadata.labels = Some([("app".to_string(), "web".to_string()), ("tier".to_string(), "front".to_string())].into());
+        c.metadata.labels =
+            Some([("app".to_string(), "web".to_string()), ("tier".to_string(), "front".to_string())].into());
         let s = calculate_status(&r, &[&a, &b, &c], None, ts(111));
         assert_eq!(s.replicas, 3);
         assert_eq!(s.fully_labeled_replicas, Some(1));

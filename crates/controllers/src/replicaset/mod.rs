@@ -81,15 +81,23 @@ pub async fn run(ctx: Arc<Context>) -> anyhow::Result<()> {
         move |pod: Pod| replicasets_for_pod(&pod, &replicasets, &expectations)
     };
     let queue = stream::select(trigger_self(rs_events, ()), trigger_with(pod_events, mapper));
-    let state = Arc::new(State { ctx, pods, replicasets: replicasets.clone(), expectations, retries: Retries::default() });
-    applier(|rs, state| Box::pin(reconcile(rs, state)), error_policy, state, replicasets, queue, controller::Config::default())
-        .for_each(|result| {
-            if let Err(e) = result {
-                log_applier_error(COMPONENT, &e);
-            }
-            future::ready(())
-        })
-        .await;
+    let state =
+        Arc::new(State { ctx, pods, replicasets: replicasets.clone(), expectations, retries: Retries::default() });
+    applier(
+        |rs, state| Box::pin(reconcile(rs, state)),
+        error_policy,
+        state,
+        replicasets,
+        queue,
+        controller::Config::default(),
+    )
+    .for_each(|result| {
+        if let Err(e) = result {
+            log_applier_error(COMPONENT, &e);
+        }
+        future::ready(())
+    })
+    .await;
     anyhow::bail!("the ReplicaSet watches ended")
 }
 
@@ -100,14 +108,20 @@ pub(crate) fn log_applier_error<E: std::fmt::Display, Q: std::fmt::Display>(
 ) {
     match error {
         controller::Error::ObjectNotFound(_) => {}
-        controller::Error::ReconcilerFailed(e, obj) => tracing::debug!(component, object = %obj, error = %e, "sync failed; retrying"),
+        controller::Error::ReconcilerFailed(e, obj) => {
+            tracing::debug!(component, object = %obj, error = %e, "sync failed; retrying")
+        }
         other => tracing::warn!(component, error = %other, "controller error"),
     }
 }
 
 /// The ReplicaSets a pod event concerns: its controller, or, for an orphan, every ReplicaSet of
 /// its namespace whose selector picks it. Records the pod as observed for the expectations.
-fn replicasets_for_pod(pod: &Pod, replicasets: &Store<ReplicaSet>, expectations: &Expectations) -> Vec<ObjectRef<ReplicaSet>> {
+fn replicasets_for_pod(
+    pod: &Pod,
+    replicasets: &Store<ReplicaSet>,
+    expectations: &Expectations,
+) -> Vec<ObjectRef<ReplicaSet>> {
     let ns = pod.namespace().unwrap_or_default();
     if let Some(owner) = logic::controller_ref(&pod.metadata) {
         if owner.kind == "ReplicaSet" && logic::is_apps(&owner.api_version) {
@@ -124,9 +138,10 @@ fn replicasets_for_pod(pod: &Pod, replicasets: &Store<ReplicaSet>, expectations:
         .iter()
         .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()))
         .filter(|rs| {
-            rs.spec.as_ref().and_then(|s| logic::selector(&s.selector).ok()).is_some_and(|s| {
-                !s.is_empty() && logic::matches(&s, &pod.metadata)
-            })
+            rs.spec
+                .as_ref()
+                .and_then(|s| logic::selector(&s.selector).ok())
+                .is_some_and(|s| !s.is_empty() && logic::matches(&s, &pod.metadata))
         })
         .map(|rs| ObjectRef::from_obj(rs.as_ref()))
         .collect()
@@ -175,7 +190,8 @@ async fn sync(rs: &ReplicaSet, state: &State) -> Result<Action> {
                 if can_adopt.is_none() {
                     // Upstream's canAdopt: the ReplicaSet as the API sees it now, not as cached.
                     let fresh = Api::<ReplicaSet>::namespaced(client.clone(), &ns).get_opt(&name).await?;
-                    can_adopt = Some(fresh.is_some_and(|f| f.uid() == rs.uid() && f.metadata.deletion_timestamp.is_none()));
+                    can_adopt =
+                        Some(fresh.is_some_and(|f| f.uid() == rs.uid() && f.metadata.deletion_timestamp.is_none()));
                 }
                 if can_adopt == Some(true) {
                     if let Some(adopted) = adopt(&pod_api, pod, rs).await? {
@@ -188,7 +204,8 @@ async fn sync(rs: &ReplicaSet, state: &State) -> Result<Action> {
         }
     }
 
-    let by_name: HashMap<&str, &Pod> = all_pods.iter().map(|p| (p.metadata.name.as_deref().unwrap_or(""), p.as_ref())).collect();
+    let by_name: HashMap<&str, &Pod> =
+        all_pods.iter().map(|p| (p.metadata.name.as_deref().unwrap_or(""), p.as_ref())).collect();
     let cached = |n: &str| match by_name.get(n) {
         None => Cached::Absent,
         Some(p) => Cached::Present {
@@ -230,7 +247,12 @@ async fn sync(rs: &ReplicaSet, state: &State) -> Result<Action> {
 
 /// Creates or deletes pods so that `owned` has `spec.replicas` pods; returns the failure to
 /// report, if any (upstream's `manageReplicas`).
-async fn manage_replicas(rs: &ReplicaSet, owned: &[Arc<Pod>], all_pods: &[Arc<Pod>], state: &State) -> Option<ManageFailure> {
+async fn manage_replicas(
+    rs: &ReplicaSet,
+    owned: &[Arc<Pod>],
+    all_pods: &[Arc<Pod>],
+    state: &State,
+) -> Option<ManageFailure> {
     let ns = rs.namespace().unwrap_or_default();
     let uid = rs.uid().unwrap_or_default();
     let desired = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as usize;
@@ -338,8 +360,7 @@ async fn adopt(api: &Api<Pod>, pod: &Pod, rs: &ReplicaSet) -> Result<Option<Pod>
 
 /// Removes the ownerReference to `owner_uid` from `pod`, which its selector no longer picks.
 async fn release(api: &Api<Pod>, pod: &Pod, owner_uid: &str) -> Result<()> {
-    let refs: Vec<_> =
-        pod.metadata.owner_references.iter().flatten().filter(|r| r.uid != owner_uid).cloned().collect();
+    let refs: Vec<_> = pod.metadata.owner_references.iter().flatten().filter(|r| r.uid != owner_uid).cloned().collect();
     let patch = json!({"metadata": {"resourceVersion": pod.resource_version(), "ownerReferences": refs}});
     match api.patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
         Ok(_) => Ok(()),

@@ -351,7 +351,7 @@ pub fn wants_scheduling(pod: &Pod) -> bool {
         && !matches!(phase, "Succeeded" | "Failed")
 }
 
-/// Whether a bound pod takes a place on its node for spreading: not finished.
+/// The node a pod takes a place on, for spreading: its node when it is bound and not finished.
 pub fn occupies_node(pod: &Pod) -> Option<&str> {
     let node = pod.spec.as_ref()?.node_name.as_deref().filter(|n| !n.is_empty())?;
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("");
