@@ -177,8 +177,18 @@ async fn handle(api: Arc<Api>, cert_user: Option<User>, req: hyper::Request<Inco
     let query = Query::parse(parts.uri.query());
     let repr = Representation::from_accept(header(header::ACCEPT));
     let content_type = header(header::CONTENT_TYPE);
-    let run =
-        || dispatch(&api, &parts.method, parts.uri.path(), &query, repr, header(header::ACCEPT), &body, content_type);
+    let run = || {
+        let req = ApiRequest {
+            method: &parts.method,
+            path: parts.uri.path(),
+            query: &query,
+            repr,
+            accept: header(header::ACCEPT),
+            body: &body,
+            content_type,
+        };
+        dispatch(&api, req)
+    };
     // Writes wait for the store lock and SQLite: let the runtime move other tasks off this
     // worker meanwhile. Reads only touch memory.
     let dispatched = if parts.method == Method::GET { run() } else { tokio::task::block_in_place(run) };
@@ -187,6 +197,13 @@ async fn handle(api: Arc<Api>, cert_user: Option<User>, req: hyper::Request<Inco
             let bytes = match r.body {
                 ReplyBody::Json(v) => serde_json::to_vec(&v).expect("JSON values serialize"),
                 ReplyBody::Bytes(b) => b,
+                ReplyBody::Typed { bytes, content_type } => {
+                    return Response::builder()
+                        .status(r.code)
+                        .header(header::CONTENT_TYPE, content_type)
+                        .body(full(bytes))
+                        .expect("valid response")
+                }
             };
             json_response(r.code, bytes, &r.warnings)
         }
@@ -218,16 +235,19 @@ fn ok(v: serde_json::Value) -> ApiResult<Dispatched> {
     Ok(Dispatched::Reply(Reply { code: 200, body: ReplyBody::Json(v), warnings: vec![] }))
 }
 
-fn dispatch(
-    api: &Arc<Api>,
-    method: &Method,
-    path: &str,
-    q: &Query,
+/// What `dispatch` needs of a request.
+struct ApiRequest<'a> {
+    method: &'a Method,
+    path: &'a str,
+    query: &'a Query,
     repr: Representation,
-    accept: Option<&str>,
-    body: &[u8],
-    content_type: Option<&str>,
-) -> ApiResult<Dispatched> {
+    accept: Option<&'a str>,
+    body: &'a [u8],
+    content_type: Option<&'a str>,
+}
+
+fn dispatch(api: &Arc<Api>, req: ApiRequest<'_>) -> ApiResult<Dispatched> {
+    let ApiRequest { method, path, query: q, repr, accept, body, content_type } = req;
     let route = Route::parse(path)?;
     let read_only = |r: ApiResult<serde_json::Value>| {
         if method != Method::GET {
@@ -238,18 +258,32 @@ fn dispatch(
     let t = match route {
         Route::Version => return read_only(Ok(discovery::version())),
         Route::Health => {
-            return Ok(Dispatched::Reply(Reply { code: 200, body: ReplyBody::Bytes(b"ok".to_vec()), warnings: vec![] }))
+            let body = ReplyBody::Typed { bytes: b"ok".to_vec(), content_type: "text/plain; charset=utf-8" };
+            return Ok(Dispatched::Reply(Reply { code: 200, body, warnings: vec![] }));
         }
         Route::CoreVersions => return read_only(Ok(discovery::core_versions(&api.advertise))),
         Route::Groups => return read_only(Ok(discovery::groups())),
         Route::Group(g) => return read_only(discovery::group(&g)),
         Route::ResourceList { group, version } => return read_only(discovery::resource_list(&group, &version)),
         Route::OpenApiV2 => {
-            // Served as JSON only; a client that accepts nothing else gets 406.
+            // JSON, or gnostic's protobuf form for clients that prefer it (kubectl asks for nothing else).
             let accept = accept.unwrap_or("*/*");
+            if openapi::wants_v2_protobuf(accept) {
+                if method != Method::GET {
+                    return Err(ApiError::MethodNotAllowed { message: format!("{method} is not allowed on {path}") });
+                }
+                let body = ReplyBody::Typed {
+                    bytes: openapi::v2_protobuf().to_vec(),
+                    content_type: openapi::V2_PROTOBUF_MIME,
+                };
+                return Ok(Dispatched::Reply(Reply { code: 200, body, warnings: vec![] }));
+            }
             if !(accept.contains("json") || accept.contains("*/*")) {
                 return Err(ApiError::NotAcceptable {
-                    message: "only the following media types are accepted: application/json".into(),
+                    message: format!(
+                        "only the following media types are accepted: application/json, {}",
+                        openapi::V2_PROTOBUF_MIME
+                    ),
                 });
             }
             return read_only(Ok(openapi::v2().clone()));

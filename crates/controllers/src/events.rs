@@ -26,11 +26,14 @@ impl EventType {
     }
 }
 
+/// What makes two events the same: (namespace, involved object's uid, reason, message).
+type EventKey = (String, String, String, String);
+
 /// Writes Events for the controllers. Failures to record are logged, never fatal.
 pub struct Recorder {
     client: kube::Client,
-    /// (namespace, involved uid, reason, message) → (event name, count).
-    seen: Mutex<HashMap<(String, String, String, String), (String, i32)>>,
+    /// Events already written → (event name, count).
+    seen: Mutex<HashMap<EventKey, (String, i32)>>,
 }
 
 impl Recorder {

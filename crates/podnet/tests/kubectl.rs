@@ -323,3 +323,34 @@ fn namespaces_terminate_with_their_content() {
     let err = s.fails(&["delete", "ns", "kube-system"]);
     assert!(err.contains("may not be deleted"), "{err}");
 }
+
+#[test]
+fn kind_list_documents_are_validated_client_side_and_created() {
+    // kubectl validates `kind: List` documents (what `kubectl get -o yaml` prints for several
+    // objects) itself, against the protobuf form of /openapi/v2.
+    let s = TestServer::start();
+    let list = |suffix: &str, extra_cm: &str, extra_port: &str| {
+        format!(
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: list-cm{suffix}\n{extra_cm}  data:\n    a: b\n- apiVersion: v1\n  kind: Service\n  metadata:\n    name: list-svc{suffix}\n  spec:\n    selector:\n      app: x\n    ports:\n    - port: 80\n      targetPort: http\n{extra_port}"
+        )
+    };
+    let out = s.ok_stdin(&["create", "-f", "-"], &list("", "", ""));
+    assert!(out.contains("configmap/list-cm created") && out.contains("service/list-svc created"), "{out}");
+    assert_eq!(s.ok(&["get", "cm", "list-cm", "-o", "jsonpath={.data.a}"]), "b");
+    assert_eq!(s.ok(&["get", "svc", "list-svc", "-o", "jsonpath={.spec.ports[0].targetPort}"]), "http");
+    // Unknown fields, at the top and nested, are refused before anything is sent.
+    let out = s.kubectl_stdin(&["create", "-f", "-"], Some(&list("2", "  bogus: 1\n", "      nope: x\n")));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(r#"unknown field "bogus" in io.k8s.api.core.v1.ConfigMap"#), "{err}");
+    assert!(err.contains(r#"unknown field "nope" in io.k8s.api.core.v1.ServicePort"#), "{err}");
+    assert!(s.fails(&["get", "cm", "list-cm2"]).contains("not found"));
+    // The same List, as `kubectl get -o yaml` prints it, validates too.
+    let got = s.ok(&["get", "cm/list-cm", "svc/list-svc", "-o", "yaml"]);
+    let out = s.ok_stdin(&["create", "--dry-run=client", "-f", "-"], &got);
+    assert!(out.contains("configmap/list-cm created (dry run)"), "{out}");
+    // `kubectl explain` from the v2 document follows references into nested fields.
+    let explain = s.ok(&["explain", "--output=plaintext-openapiv2", "svc.spec.ports"]);
+    assert!(explain.contains("ServicePort contains information"), "{explain}");
+    assert!(explain.contains("targetPort") && explain.contains("port\t<integer> -required-"), "{explain}");
+}

@@ -271,11 +271,22 @@ fn prepare_for_create(kind: &str, obj: &mut Value) {
         "Service" => {
             map.insert("status".into(), json!({"loadBalancer": {}}));
         }
-        "Deployment" | "ReplicaSet" | "ReplicationController" | "DaemonSet" | "Ingress" => {
+        // The counters kube-apiserver always writes (they are not omitempty), so that objects
+        // read back pass the schemas' `required` lists.
+        "Deployment" => {
             map.insert("status".into(), json!({}));
-            if kind == "Ingress" {
-                map.insert("status".into(), json!({"loadBalancer": {}}));
-            }
+        }
+        "ReplicaSet" | "ReplicationController" => {
+            map.insert("status".into(), json!({"replicas": 0}));
+        }
+        "DaemonSet" => {
+            map.insert(
+                "status".into(),
+                json!({"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0}),
+            );
+        }
+        "Ingress" => {
+            map.insert("status".into(), json!({"loadBalancer": {}}));
         }
         "Namespace" => {
             map.insert("status".into(), json!({"phase": "Active"}));

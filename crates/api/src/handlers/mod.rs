@@ -48,6 +48,11 @@ pub enum ReplyBody {
     Json(Value),
     /// Pre-encoded JSON (large lists are written straight into bytes).
     Bytes(Vec<u8>),
+    /// Anything else, with its media type (health checks, the protobuf OpenAPI v2 document).
+    Typed {
+        bytes: Vec<u8>,
+        content_type: &'static str,
+    },
 }
 
 impl Reply {

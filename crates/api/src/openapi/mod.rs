@@ -26,7 +26,12 @@
 //! subresources use `autoscaling/v1` Scale and pods' `binding` subresource core/v1 Binding. A
 //! served kind without a k8s-openapi type gets an open object schema so that it still resolves.
 //!
-//! `/openapi/v2` is not served (kubectl does without it).
+//! `/openapi/v2` is one Swagger 2.0 document converted from these, served as JSON and, in the
+//! protobuf form kubectl asks for, by [`v2_proto`].
+
+mod v2_proto;
+
+pub use v2_proto::{v2_protobuf, wants_protobuf as wants_v2_protobuf, MIME as V2_PROTOBUF_MIME};
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
@@ -387,8 +392,8 @@ pub fn document(group: &str, version: &str) -> ApiResult<Value> {
 }
 
 /// `/openapi/v2`: one Swagger 2.0 document for every group-version, converted from the v3
-/// documents (kubectl only falls back to it; it asks for the protobuf form, which is not served,
-/// so it gets 406 and carries on with v3).
+/// documents (kubectl asks for its protobuf form, [`v2_protobuf`], for client-side validation and
+/// `explain --output=plaintext-openapiv2`).
 pub fn v2() -> &'static Value {
     static V2: LazyLock<Value> = LazyLock::new(|| {
         let mut paths = Map::new();
