@@ -9,20 +9,20 @@
 //! [`applier`] syncs a Service at a time (never the same one twice at once), fed by
 //!
 //! - the Service watch: the Service itself;
-//! - the pod watch, through [`index::Members`]: only the Services whose selector matches the
-//!   pod, and only when something the endpoints show changed — no relist, no polling;
-//! - the EndpointSlice watch (this controller's slices) and the Endpoints watch (deletions):
-//!   their Service, so that a slice or Endpoints changed or deleted behind the controller's back
-//!   is put right;
+//! - the pod watch, through `index::Members`: only the Services whose selector matches the pod,
+//!   and only when something the endpoints show changed — no relist, no polling;
+//! - the EndpointSlice watch (this controller's slices): their Service, when a slice changed or
+//!   was deleted by someone else (the controller's own writes coming back are recognised);
+//! - the Endpoints watch: the Service of a deleted Endpoints, which gets it back;
 //! - the Node watch: the Services whose pods wait for their node to exist.
 //!
-//! A sync computes the desired objects from the cached state (pure functions in [`subsets`] and
-//! [`slices`]), compares them with the current ones and writes only the difference: an
-//! unchanged Service costs no API call, a pod becoming ready rewrites the one slice it is in.
-//! The current objects are the cached ones overlaid with the controller's own writes the watch
-//! has not delivered yet ([`tracking::Written`]), so a sync right after a write neither
+//! A sync computes the desired objects from the cached state (pure functions in `subsets` and
+//! `slices`), compares them with the current ones and writes only the difference: an unchanged
+//! Service costs no API call, a pod becoming ready rewrites the one slice it is in (and the
+//! Endpoints). The current objects are the cached ones overlaid with the controller's own writes
+//! the watch has not delivered yet (`tracking::Written`), so a sync right after a write neither
 //! duplicates a slice nor waits. A deleted Service's Endpoints (which have no owner) and slices
-//! are deleted by the controller; at start, leftovers of Services deleted meanwhile too.
+//! are deleted by the controller; at start, the leftovers of Services deleted meanwhile too.
 
 mod index;
 mod pods;
@@ -185,12 +185,28 @@ impl State {
     fn on_slice_event(&self, event: Result<watcher::Event<EndpointSlice>, watcher::Error>) -> Vec<Key> {
         match event {
             Ok(event) => {
+                // The controller's own write coming back needs no sync; anything else does.
+                let mut own = false;
+                if let watcher::Event::Apply(slice) | watcher::Event::Delete(slice) = &event {
+                    if let Some(key) = slice_service(slice) {
+                        let name = slice.metadata.name.as_deref().unwrap_or_default();
+                        let seen = match &event {
+                            watcher::Event::Apply(_) => slice.metadata.resource_version.clone(),
+                            _ => None,
+                        };
+                        own = lock(&self.written_slices).observed(&key, name, seen);
+                    }
+                }
                 let done = matches!(event, watcher::Event::InitDone);
                 let keys = lock(&self.slices).handle(event);
                 if done {
                     self.mark_synced(SYNCED_SLICES);
                 }
-                keys
+                if own {
+                    Vec::new()
+                } else {
+                    keys
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "watching endpointslices");
@@ -202,6 +218,17 @@ impl State {
     fn on_endpoints_event(&self, event: Result<watcher::Event<Endpoints>, watcher::Error>) -> Vec<Key> {
         match event {
             Ok(event) => {
+                match &event {
+                    watcher::Event::Apply(ep) => {
+                        let key = Key::of(ep);
+                        lock(&self.written_endpoints).observed(&key, &key.name, ep.metadata.resource_version.clone());
+                    }
+                    watcher::Event::Delete(ep) => {
+                        let key = Key::of(ep);
+                        lock(&self.written_endpoints).observed(&key, &key.name, None);
+                    }
+                    _ => {}
+                }
                 let deleted = matches!(event, watcher::Event::Delete(_));
                 let done = matches!(event, watcher::Event::InitDone);
                 let keys = lock(&self.endpoints).handle(event);

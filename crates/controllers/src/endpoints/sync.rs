@@ -44,8 +44,9 @@ pub(super) async fn reconcile(svc: Arc<Service>, st: Arc<State>) -> Result<Actio
         return Ok(Action::await_change());
     }
     let selected = lock(&st.members).pods_of(&key);
-    let (endpoints, slices) =
-        tokio::join!(sync_endpoints(&st, &svc, &key, &selected), sync_slices(&st, &svc, &key, &selected));
+    // Both at once; the slices (what kube-proxy and DNS read) first.
+    let (slices, endpoints) =
+        tokio::join!(sync_slices(&st, &svc, &key, &selected), sync_endpoints(&st, &svc, &key, &selected));
     // Deleted (or replaced) while this sync wrote: clean up after it, again.
     let current_uid = st.services.get(&key.service_ref()).and_then(|s| s.metadata.uid.clone());
     if current_uid != svc.metadata.uid {

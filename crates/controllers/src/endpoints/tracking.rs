@@ -132,6 +132,20 @@ impl<K: Resource> Written<K> {
         self.groups.remove(group);
     }
 
+    /// The watch delivered object `name` of `group` at `seen` (`None`: its deletion). Returns
+    /// whether that is the controller's own last write, which then needs no remembering (nor a
+    /// sync) any more.
+    pub fn observed(&mut self, group: &Key, name: &str, seen: Option<String>) -> bool {
+        let own = self.groups.get(group).and_then(|e| e.get(name)).is_some_and(|entry| {
+            let latest = version(entry.latest.as_ref());
+            latest == seen && (seen.is_some() || entry.latest.is_none())
+        });
+        if own {
+            self.forget(group, name);
+        }
+        own
+    }
+
     /// The current objects of `group`: those the watch shows, where an own write it has not
     /// shown yet replaces (or hides, or adds) them. Entries the watch has caught up with are
     /// dropped.
@@ -218,6 +232,21 @@ mod tests {
         let watched = BTreeMap::from([("b".to_string(), obj("b", "4"))]);
         assert_eq!(names(&w.resolve(&k, Some(&watched))), vec!["b@4"]);
         assert!(w.groups.is_empty());
+    }
+
+    #[test]
+    fn the_watch_catching_up_ends_the_memory() {
+        let mut w: Written<ConfigMap> = Written::default();
+        let k = key();
+        w.record(&k, "a", None, Some(obj("a", "5")));
+        w.record(&k, "b", Some("2".into()), None);
+        assert!(!w.observed(&k, "a", Some("4".into())));
+        assert!(!w.observed(&k, "b", Some("2".into())));
+        assert_eq!(w.groups[&k].len(), 2);
+        assert!(w.observed(&k, "a", Some("5".into())));
+        assert!(w.observed(&k, "b", None));
+        assert!(w.groups.is_empty());
+        assert!(!w.observed(&k, "b", None));
     }
 
     #[test]
