@@ -494,10 +494,10 @@ impl Inner {
         Ok(())
     }
 
-    /// Keeps the history within its limit, dropping the oldest tenth at a time so that the
-    /// delete in SQLite is amortised.
+    /// Keeps the history within its limit, dropping the oldest events in small batches (at most
+    /// 64 rows): a large DELETE inside the write lock stalls every write and watch behind it.
     fn compact_if_needed(&mut self) {
-        let slack = (self.history_limit / 10).max(1);
+        let slack = (self.history_limit / 10).clamp(1, 64);
         if self.history.len() <= self.history_limit + slack {
             return;
         }
