@@ -16,8 +16,8 @@
 //! Layout: [`env`] (the `CNI_*` variables), [`netconf`] (shared configuration fields),
 //! [`version`], [`types`] (results), [`error`] (error JSON and codes) are pure; [`ipam`] keeps
 //! the on-disk store; [`bridge`], [`loopback`] and [`sys`] act on the system through
-//! podnet-netlink; [`nft`], [`ipmasq`] and [`portmap`] through the `nft` program; [`delegate`]
-//! runs other IPAM plugins.
+//! podnet-netlink; [`ipmasq`] through [`nftnl`] (nftables over netlink, on every ADD and DEL);
+//! [`nft`] and [`portmap`] through the `nft` program; [`delegate`] runs other IPAM plugins.
 
 pub mod bridge;
 pub mod delegate;
@@ -29,6 +29,7 @@ pub mod ipmasq;
 pub mod loopback;
 pub mod netconf;
 pub mod nft;
+pub mod nftnl;
 pub mod portmap;
 pub mod sys;
 pub mod types;

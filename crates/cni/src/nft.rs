@@ -2,7 +2,8 @@
 //! knftables): a script is applied in one atomic transaction with `nft -f -`, and rules are
 //! listed with `nft -j` to find the ones an attachment owns by their comment. Rules are tagged
 //! with [`attachment_tag`], a hash of network, container ID and interface, whose first part
-//! names the network so GC can find the rules of one network.
+//! names the network so GC can find the rules of one network. (ipMasq, which runs on every ADD
+//! and DEL, does without the program: see [`crate::nftnl`].)
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -33,10 +33,16 @@ pub fn open_netns(path: &str) -> Result<Netns, CniError> {
         .ok_or_else(|| CniError::UnknownContainer(format!("network namespace {path:?} does not exist")))
 }
 
-/// Writes a `net.*` sysctl in the plugin's own namespace.
+/// Writes a `net.*` sysctl in the plugin's own namespace, unless it already has that value (as
+/// the reference plugins do). The plugin's thread is in that namespace, so `/proc/sys/net` is
+/// written directly, without a thread entering it.
 pub fn host_sysctl(key: &str, value: &str) -> Result<(), CniError> {
-    let ns = Netns::current().map_err(nl)?;
-    podnet_netlink::write_sysctl(&ns, key, value).map_err(nl)
+    let path = podnet_netlink::sysctl::sysctl_path(key).map_err(nl)?;
+    if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == value) {
+        return Ok(());
+    }
+    std::fs::write(&path, value)
+        .map_err(|e| CniError::Netlink(format!("sysctl {key}: cannot write {}: {e}", path.display())))
 }
 
 /// Four random bytes (for the host veth's name).

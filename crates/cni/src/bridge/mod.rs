@@ -25,6 +25,7 @@ use crate::ipam::{self, Ipam};
 use crate::ipmasq;
 use crate::netconf::NetConf;
 use crate::nft;
+use crate::nftnl;
 use crate::sys::{self, nl, not_found};
 use crate::types::{AddResult, Interface};
 use config::BridgeConf;
@@ -52,18 +53,10 @@ pub fn add(nc: &NetConf, env: &Env, stdin: &[u8]) -> CniResult<AddResult> {
     }
     let container = sys::open_netns(env.netns.as_deref().unwrap_or_default())?;
     let mut host = Handle::new().map_err(nl)?;
-    let mut cont = Handle::in_netns(&container).map_err(nl)?;
-    match cont.get_link(env.ifname.as_str()) {
-        Ok(_) => {
-            return Err(CniError::InterfaceExists(format!(
-                "interface {:?} already exists in network namespace {}",
-                env.ifname,
-                container.path().display()
-            )))
-        }
-        Err(e) if not_found(&e) => {}
-        Err(e) => return Err(nl(e)),
-    }
+    // The container's socket is opened when the container side is configured (on the thread that
+    // writes its sysctls): an interface name already taken there shows when the veth pair is
+    // created (see create_veth), and that ADD is undone like any other failure.
+    let mut cont = Container { ns: &container, handle: None };
     let mut done = Done::default();
     let result = add_steps(nc, env, stdin, &bc, &ipam, &container, &mut host, &mut cont, &mut done);
     if result.is_err() {
@@ -81,7 +74,7 @@ fn add_steps(
     ipam: &Ipam,
     container: &Netns,
     host: &mut Handle,
-    cont: &mut Handle,
+    cont: &mut Container<'_>,
     done: &mut Done,
 ) -> CniResult<AddResult> {
     let bridge = ensure_bridge(host, bc, done)?;
@@ -108,7 +101,7 @@ fn add_steps(
     let gateways = plan::calc_gateways(&mut result, bc);
 
     // The container side: addresses, link up, routes.
-    configure_container(cont, container, env, bc, &result)?;
+    let cont_link = configure_container(cont, env, bc, &result)?;
 
     // The host side: gateway addresses on the bridge and forwarding.
     if bc.is_gateway {
@@ -129,10 +122,9 @@ fn add_steps(
         ipmasq::add(&tag, &addrs).map_err(|e| e.context("cannot set up ipMasq"))?;
     }
 
-    // The interfaces as they are now (the bridge's MAC may have changed with its first port).
+    // The interfaces as they are now: the bridge's MAC may have changed with its first port; the
+    // veth ends have the name, MAC and MTU they were read with.
     let bridge = host.get_link(bridge.index).map_err(nl)?;
-    let host_veth = host.get_link(host_veth.index).map_err(nl)?;
-    let cont_link = cont.get_link(env.ifname.as_str()).map_err(nl)?;
     let mac = |l: &Link| l.mac.map(|m| m.to_string()).unwrap_or_default();
     result.interfaces = vec![
         Interface { name: bridge.name.clone(), mac: mac(&bridge), mtu: Some(bridge.mtu), ..Default::default() },
@@ -157,7 +149,7 @@ fn add_steps(
 }
 
 /// Undoes what a failed ADD did, in reverse order; errors are ignored (best effort).
-fn undo(env: &Env, stdin: &[u8], ipam: &Ipam, host: &mut Handle, cont: &mut Handle, done: Done) {
+fn undo(env: &Env, stdin: &[u8], ipam: &Ipam, host: &mut Handle, cont: &mut Container<'_>, done: Done) {
     if let Some(tag) = &done.masq_tag {
         let _ = ipmasq::del(tag);
     }
@@ -170,7 +162,9 @@ fn undo(env: &Env, stdin: &[u8], ipam: &Ipam, host: &mut Handle, cont: &mut Hand
         let _ = delegate::ipam(t, "DEL", env, stdin);
     }
     if done.veth {
-        let _ = cont.del_link(env.ifname.as_str());
+        if let Ok(h) = cont.handle() {
+            let _ = h.del_link(env.ifname.as_str());
+        }
     }
     if let Some(name) = &done.bridge_created {
         // Only if no other attachment has started using it meanwhile.
@@ -179,6 +173,40 @@ fn undo(env: &Env, stdin: &[u8], ipam: &Ipam, host: &mut Handle, cont: &mut Hand
                 let _ = host.del_link(br.index);
             }
         }
+    }
+}
+
+/// The container's namespace and, once opened, a netlink socket in it.
+struct Container<'a> {
+    ns: &'a Netns,
+    handle: Option<Handle>,
+}
+
+impl Container<'_> {
+    /// The socket, opened (on a thread inside the namespace) if it is not yet.
+    fn handle(&mut self) -> CniResult<&mut Handle> {
+        if self.handle.is_none() {
+            self.handle = Some(Handle::in_netns(self.ns).map_err(nl)?);
+        }
+        Ok(self.handle.as_mut().expect("just opened"))
+    }
+
+    /// Writes `sysctls` (paths under `/proc/sys`, best effort: a kernel without IPv6 has no such
+    /// keys) inside the namespace and opens the socket on the same thread: one thread entering
+    /// the namespace for both.
+    fn open_with(&mut self, sysctls: Vec<(String, &'static str)>) -> CniResult<&mut Handle> {
+        let open = self.handle.is_none();
+        let handle = podnet_netlink::run_in(self.ns, move || {
+            for (key, value) in sysctls {
+                let _ = std::fs::write(format!("/proc/sys/{key}"), value);
+            }
+            open.then(Handle::new)
+        })
+        .map_err(nl)?;
+        if let Some(h) = handle {
+            self.handle = Some(h.map_err(nl)?);
+        }
+        self.handle()
     }
 }
 
@@ -241,7 +269,7 @@ fn ensure_bridge(host: &mut Handle, bc: &BridgeConf, done: &mut Done) -> CniResu
 /// and VLAN as configured, up) and the container end `CNI_IFNAME` in the container.
 fn create_veth(
     host: &mut Handle,
-    cont: &mut Handle,
+    cont: &mut Container<'_>,
     bc: &BridgeConf,
     bridge: &Link,
     env: &Env,
@@ -257,6 +285,10 @@ fn create_veth(
         }
         if let Some(m) = bc.mac {
             new = new.peer_mac(MacAddr(m));
+        }
+        // Without a VLAN to set first, the host end is created up (one request less).
+        if bc.vlan == 0 {
+            new = new.up();
         }
         match host.create_link(&new) {
             Ok(link) => {
@@ -275,11 +307,13 @@ fn create_veth(
                         }
                     }
                 }
-                host.set_up(link.index).map_err(nl)?;
+                if bc.vlan != 0 {
+                    host.set_up(link.index).map_err(nl)?;
+                }
                 return Ok(link);
             }
             Err(e) if e.kind() == podnet_netlink::ErrorKind::AlreadyExists => {
-                if cont.get_link(env.ifname.as_str()).is_ok() {
+                if cont.handle()?.get_link(env.ifname.as_str()).is_ok() {
                     return Err(CniError::InterfaceExists(format!(
                         "interface {:?} already exists in network namespace {}",
                         env.ifname,
@@ -296,24 +330,15 @@ fn create_veth(
 }
 
 /// Addresses (without duplicate address detection unless `enabledad`), link up, routes.
-fn configure_container(
-    cont: &mut Handle,
-    container: &Netns,
-    env: &Env,
-    bc: &BridgeConf,
-    result: &AddResult,
-) -> CniResult<()> {
+/// Returns the container interface (as read before it was set up).
+fn configure_container(cont: &mut Container<'_>, env: &Env, bc: &BridgeConf, result: &AddResult) -> CniResult<Link> {
     let ifname = env.ifname.as_str();
     // As the reference plugin: duplicate address detection off unless `enabledad` (hairpin mode
     // echoes neighbour solicitations back), gratuitous ARP when the link comes up, and IPv6 on
     // when an IPv6 address is to be added. Best effort: a kernel without IPv6 has no such keys.
     let settings =
         plan::container_sysctls(ifname, bc.enable_dad, result.ips.iter().any(|i| i.address.addr().is_ipv6()));
-    let _ = podnet_netlink::run_in(container, move || {
-        for (key, value) in settings {
-            let _ = std::fs::write(format!("/proc/sys/{key}"), value);
-        }
-    });
+    let cont = cont.open_with(settings)?;
     for ipc in result.ips.iter().filter(|i| i.interface == Some(CONTAINER_IFACE)) {
         cont.add_addr(ifname, ipc.address).map_err(nl)?;
     }
@@ -348,12 +373,33 @@ fn configure_container(
             }
         }
     }
-    Ok(())
+    Ok(link)
 }
 
 /// Puts `gw` on the bridge unless it has it; another address of the family (IPv4) or of an
 /// overlapping subnet (IPv6) is an error, or replaced with `forceAddress`.
+///
+/// Every ADD but a network's first finds the gateway there. Listing the bridge's addresses
+/// means dumping every address of the namespace (one more per pod: each host veth has an IPv6
+/// link-local one), so an IPv4 gateway is first simply added: "exists" (same address, same
+/// prefix on this link) is the common answer and needs no listing. When it was not there, it is
+/// kept only if nothing conflicts; otherwise it is taken away again and the careful path below
+/// (conflicts resolved before the gateway is added) decides.
 fn ensure_addr(host: &mut Handle, bridge: &Link, gw: IpNet, force: bool) -> CniResult<()> {
+    let opts = AddrOptions { nodad: gw.addr().is_ipv6(), ..Default::default() };
+    if gw.addr().is_ipv4() {
+        match host.add_addr_with(bridge.index, gw, &opts) {
+            Err(e) if e.kind() == podnet_netlink::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) => return Err(CniError::Netlink(format!("cannot add {gw} to bridge {:?}: {e}", bridge.name))),
+            Ok(()) => {
+                let addrs = host.link_addresses(bridge.index).map_err(nl)?;
+                if !addrs.iter().any(|a| a.addr.addr().is_ipv4() && a.addr != gw && a.scope != 253) {
+                    return pin_mac(host, bridge);
+                }
+                host.del_addr(bridge.index, gw).map_err(nl)?;
+            }
+        }
+    }
     let addrs = host.link_addresses(bridge.index).map_err(nl)?;
     for a in addrs.iter().filter(|a| a.addr.addr().is_ipv4() == gw.addr().is_ipv4()) {
         if a.addr == gw {
@@ -371,15 +417,18 @@ fn ensure_addr(host: &mut Handle, bridge: &Link, gw: IpNet, force: bool) -> CniR
             }
         }
     }
-    let opts = AddrOptions { nodad: gw.addr().is_ipv6(), ..Default::default() };
     match host.add_addr_with(bridge.index, gw, &opts) {
         Ok(()) => {}
         Err(e) if e.kind() == podnet_netlink::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(CniError::Netlink(format!("cannot add {gw} to bridge {:?}: {e}", bridge.name))),
     }
-    // As the reference plugin: pin the bridge's MAC (set it to itself), so that it no longer
-    // follows the lowest MAC of its ports as they come and go. (Done once it has a port: set on
-    // a bridge without ports, the kernel leaves its operational state UNKNOWN.)
+    pin_mac(host, bridge)
+}
+
+/// As the reference plugin, once the gateway is added: pin the bridge's MAC (set it to itself),
+/// so that it no longer follows the lowest MAC of its ports as they come and go. (Done once it
+/// has a port: set on a bridge without ports, the kernel leaves its operational state UNKNOWN.)
+fn pin_mac(host: &mut Handle, bridge: &Link) -> CniResult<()> {
     let current = host.get_link(bridge.index).map_err(nl)?;
     if let Some(mac) = current.mac {
         host.set_mac(bridge.index, mac).map_err(nl)?;
@@ -398,6 +447,17 @@ pub fn del(nc: &NetConf, env: &Env, stdin: &[u8]) -> CniResult<()> {
             first_err.get_or_insert(e);
         }
     };
+    // The masquerade rules first, and their socket closed last (see ipmasq::del_with): the
+    // kernel's grace period for the deleted rules passes while the veth pair is deleted.
+    let mut masq_socket = None;
+    if bc.ip_masq {
+        let tag = nft::attachment_tag(&nc.name, &env.container_id, &env.ifname);
+        keep(nftnl::Nft::open().and_then(|mut n| {
+            let r = ipmasq::del_with(&mut n, &tag).map(|_| ());
+            masq_socket = Some(n);
+            r
+        }));
+    }
     match &ipam {
         Ipam::None => {}
         Ipam::HostLocal(c) => keep(ipam::del(c, &env.container_id, &env.ifname).map(|_| ())),
@@ -414,9 +474,7 @@ pub fn del(nc: &NetConf, env: &Env, stdin: &[u8]) -> CniResult<()> {
             }
         })());
     }
-    if bc.ip_masq {
-        keep(ipmasq::del(&nft::attachment_tag(&nc.name, &env.container_id, &env.ifname)).map(|_| ()));
-    }
+    drop(masq_socket);
     first_err.map_or(Ok(()), Err)
 }
 
@@ -559,8 +617,8 @@ pub fn status(nc: &NetConf, env: &Env, stdin: &[u8]) -> CniResult<()> {
             delegate::ipam(&t, "STATUS", env, stdin)?;
         }
     }
-    if bc.ip_masq && !nft::available() {
-        return Err(CniError::NotAvailable(format!("ipMasq needs nftables, and {} cannot be run", nft::nft_program())));
+    if bc.ip_masq && !ipmasq::available() {
+        return Err(CniError::NotAvailable("ipMasq needs nftables, and the kernel's nf_tables cannot be used".into()));
     }
     Ok(())
 }
