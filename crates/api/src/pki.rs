@@ -30,8 +30,9 @@ pub enum PkiError {
 }
 
 /// The components that get a token of their own, as in-pod processes get service-account
-/// tokens. The user name each token authenticates as is `system:podnet:<component>`.
-pub const COMPONENTS: &[&str] = &["controllers", "agent", "proxy", "dns", "ingress"];
+/// tokens. The user name each token authenticates as is `system:podnet:<component>`;
+/// `serviceaccount` is the token lab pods find in their service-account directory.
+pub const COMPONENTS: &[&str] = &["controllers", "agent", "proxy", "dns", "ingress", "serviceaccount"];
 
 /// The server's credentials, loaded or freshly made.
 pub struct Pki {

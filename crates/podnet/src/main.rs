@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod lab_cli;
+
 #[derive(Parser)]
 #[command(name = "podnet", version, about = "The Kubernetes cluster network, in Rust")]
 struct Cli {
@@ -20,6 +22,28 @@ enum Command {
     Server(ServerArgs),
     /// Run the cluster controllers against an API server (podnet's or kube-apiserver).
     Controllers(ControllersArgs),
+    /// Bring up a multi-node cluster on this machine, in network namespaces (kubectl context podnet-NAME).
+    Up(lab_cli::UpArgs),
+    /// Remove everything `podnet up` made.
+    Down(lab_cli::NameArg),
+    /// Show a lab's nodes (addresses, pod CIDRs) and pods.
+    Status(lab_cli::NameArg),
+    /// Run a command inside a pod's namespaces (network, UTS, mount).
+    Exec(lab_cli::ExecArgs),
+    /// Print a container's output.
+    Logs(lab_cli::LogsArgs),
+    /// Node commands: `podnet node exec NODE -- CMD…`.
+    #[command(subcommand)]
+    Node(lab_cli::NodeCommand),
+    /// Run the node agent: register the Node, route to the other nodes, run the pods bound to it.
+    Agent(lab_cli::AgentArgs),
+    /// Entry points podnet runs itself, not meant for users: `image NAME ARGS…` (a lab image as a
+    /// container's process), `runtime ARGS…` (sandbox holders and container shims).
+    #[command(hide = true)]
+    Internal {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -167,8 +191,28 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PODNET_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    if let Command::Internal { args } = &cli.command {
+        if let [what, verb, name] = args.as_slice() {
+            if what == "lab" && verb == "supervise" {
+                if let Err(e) = podnet_lab::supervise::run(name) {
+                    eprintln!("error: {e:#}");
+                    std::process::exit(1);
+                }
+                return;
+            }
+        }
+        if args[0] == "runtime" {
+            // Sandbox holders and shims fork: they must start before any runtime thread exists.
+            if let Err(e) = podnet_runtime::internal_main(&args[1..]) {
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
+            return;
+        }
+    }
     if let Err(e) = run(cli) {
         // The whole chain of causes on one line, without a backtrace: errors here are for users.
         eprintln!("error: {e:#}");
@@ -186,6 +230,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let client = client(args.kubeconfig.as_deref()).await?;
                 podnet_controllers::run(client, config, shutdown_signal()).await
             }
+            Command::Up(a) => lab_cli::up(a).await,
+            Command::Down(a) => lab_cli::down(a),
+            Command::Status(a) => lab_cli::status(a).await,
+            Command::Exec(a) => lab_cli::exec(a).await,
+            Command::Logs(a) => lab_cli::logs(a).await,
+            Command::Node(lab_cli::NodeCommand::Exec(a)) => lab_cli::node_exec(a),
+            Command::Agent(a) => lab_cli::agent(a, shutdown_signal()).await,
+            Command::Internal { args } => match args.as_slice() {
+                [what, name, rest @ ..] if what == "image" => Ok(podnet_images::run(name, rest).await?),
+                _ => anyhow::bail!("unknown internal entry point {args:?}"),
+            },
         }
     })
 }

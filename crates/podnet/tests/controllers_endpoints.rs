@@ -6,18 +6,15 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{podnet_bin, seed_manifests, TestServer};
-use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -592,135 +589,4 @@ async fn a_restarted_controller_converges_and_cleans_up_after_deleted_services()
     .await;
     assert_eq!(after.len(), 1, "no duplicate slice");
     assert_eq!(after[0].metadata.name, before[0].metadata.name, "the slice is kept");
-}
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn percentiles(mut v: Vec<f64>) -> String {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let q = |q: f64| v[((v.len() as f64 - 1.0) * q) as usize];
-    format!("p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}", q(0.5), q(0.9), q(0.99), v[v.len() - 1])
-}
-
-/// Pod Ready → EndpointSlice latency: `SERVICES` Services (1000) of `PODS` pods (10) each, all
-/// with IPs but not ready, then every pod turned ready at `RATE` per second (200), timing from
-/// the status patch to the slice event that shows the endpoint ready (and, for comparison, to
-/// the pod event). A measurement, not a test:
-/// `cargo test --release -p podnet --test controllers_endpoints -- --ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn measure_pod_ready_to_slice_latency() {
-    let (services, per, rate) = (env_or("SERVICES", 1000), env_or("PODS", 10), env_or("RATE", 200));
-    let s = TestServer::start();
-    let client = s.client().await;
-    register_nodes(&client, &["n1", "n2"]).await;
-    let svcs: Api<Service> = Api::default_namespaced(client.clone());
-    futures::stream::iter(0..services)
-        .for_each_concurrent(16, |i| {
-            let svcs = svcs.clone();
-            async move {
-                let svc: Service = serde_json::from_value(json!({"metadata": {"name": format!("s{i}")},
-                    "spec": {"selector": {"app": format!("b{i}")}, "ports": [{"port": 80, "targetPort": 8080}]}}))
-                .unwrap();
-                svcs.create(&PostParams::default(), &svc).await.unwrap();
-            }
-        })
-        .await;
-    let pod_ip = |i: usize, j: usize| format!("10.{}.{}.{}", 100 + i / 250, i % 250, j + 2);
-    let all: Vec<(usize, usize)> = (0..per).flat_map(|j| (0..services).map(move |i| (i, j))).collect();
-    futures::stream::iter(all.clone())
-        .for_each_concurrent(16, |(i, j)| {
-            let client = client.clone();
-            async move {
-                let template = json!({"metadata": {"labels": {"app": format!("b{i}")}},
-                    "spec": {"containers": [{"name": "c", "image": "x", "ports": [{"containerPort": 8080}]}]}});
-                let name = format!("p{i}-{j}");
-                create_pod(&client, &name, &template, if j % 2 == 0 { "n1" } else { "n2" }).await;
-                set_status(&client, &name, &pod_ip(i, j), false).await;
-            }
-        })
-        .await;
-    let slices_api: Api<EndpointSlice> = Api::default_namespaced(client.clone());
-    wait_for("every pod in a slice", || async {
-        let list = slices_api.list(&ListParams::default()).await.ok()?;
-        let total: usize = list
-            .items
-            .iter()
-            .filter(|s| s.metadata.name.as_deref() != Some("kubernetes"))
-            .map(|s| s.endpoints.len())
-            .sum();
-        (total == services * per).then_some(())
-    })
-    .await;
-
-    type Seen = Arc<Mutex<HashMap<String, Instant>>>;
-    let (in_slice, in_pod): (Seen, Seen) = (Arc::default(), Arc::default());
-    let seen = in_slice.clone();
-    let slice_watch = tokio::spawn(async move {
-        let mut events = watcher(slices_api, watcher::Config::default()).boxed();
-        while let Ok(Some(event)) = events.try_next().await {
-            let now = Instant::now();
-            if let watcher::Event::Apply(slice) = event {
-                let mut seen = seen.lock().unwrap();
-                for e in
-                    slice.endpoints.into_iter().filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
-                {
-                    if let Some(pod) = e.target_ref.and_then(|t| t.name) {
-                        seen.entry(pod).or_insert(now);
-                    }
-                }
-            }
-        }
-    });
-    let seen = in_pod.clone();
-    let pods_api: Api<Pod> = Api::default_namespaced(client.clone());
-    let pod_watch = tokio::spawn(async move {
-        let mut events = watcher(pods_api, watcher::Config::default()).boxed();
-        while let Ok(Some(event)) = events.try_next().await {
-            let now = Instant::now();
-            if let watcher::Event::Apply(pod) = event {
-                let ready = pod
-                    .status
-                    .and_then(|s| s.conditions)
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c.type_ == "Ready" && c.status == "True");
-                if ready {
-                    seen.lock().unwrap().entry(pod.metadata.name.unwrap_or_default()).or_insert(now);
-                }
-            }
-        }
-    });
-    tokio::time::sleep(Duration::from_secs(2)).await;
-
-    let sent: Seen = Arc::default();
-    let start = Instant::now();
-    futures::stream::iter(all.into_iter().enumerate())
-        .for_each_concurrent(64, |(k, (i, j))| {
-            let (client, sent) = (client.clone(), sent.clone());
-            async move {
-                tokio::time::sleep_until((start + Duration::from_secs_f64(k as f64 / rate as f64)).into()).await;
-                let name = format!("p{i}-{j}");
-                let at = Instant::now();
-                set_status(&client, &name, &pod_ip(i, j), true).await;
-                sent.lock().unwrap().insert(name, at);
-            }
-        })
-        .await;
-    wait_for("every endpoint ready", || async { (in_slice.lock().unwrap().len() == services * per).then_some(()) })
-        .await;
-    slice_watch.abort();
-    pod_watch.abort();
-    let (sent, in_slice, in_pod) = (sent.lock().unwrap(), in_slice.lock().unwrap(), in_pod.lock().unwrap());
-    let since = |from: &HashMap<String, Instant>, to: &HashMap<String, Instant>| -> Vec<f64> {
-        from.iter()
-            .filter_map(|(p, t0)| to.get(p).map(|t1| t1.saturating_duration_since(*t0).as_secs_f64() * 1e3))
-            .collect()
-    };
-    eprintln!("{services} services x {per} pods, {rate} pods/s turned ready; milliseconds:");
-    eprintln!("  status patch -> slice event: {}", percentiles(since(&sent, &in_slice)));
-    eprintln!("  status patch -> pod event:   {}", percentiles(since(&sent, &in_pod)));
-    eprintln!("  pod event -> slice event:    {}", percentiles(since(&in_pod, &in_slice)));
 }

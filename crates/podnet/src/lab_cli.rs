@@ -1,0 +1,250 @@
+//! The lab's commands: `podnet up`, `down`, `status`, `exec`, `node exec`, `logs`, and the
+//! node agent's `podnet agent`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use podnet_lab::{Backend, LabSpec, PortMap};
+
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// The lab's name (its kubectl context is podnet-NAME).
+    #[arg(long, default_value = "lab")]
+    name: String,
+    /// How many nodes.
+    #[arg(long, default_value_t = 2)]
+    nodes: usize,
+    /// Node names are PREFIX1, PREFIX2…
+    #[arg(long, default_value = "node")]
+    node_prefix: String,
+    /// Pod traffic between nodes: vxlan (flannel-compatible) or host-gw (routes via the nodes).
+    #[arg(long, default_value = "vxlan")]
+    backend: Backend,
+    /// The cluster's pod CIDR (a /24 per node).
+    #[arg(long, default_value = "10.244.0.0/16")]
+    pod_cidr: ipnet::Ipv4Net,
+    /// The Services' cluster IP range.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cidr: ipnet::Ipv4Net,
+    /// Forward 127.0.0.1:HOSTPORT on this machine to NODEPORT on the first node (repeatable).
+    #[arg(long = "port-map", value_name = "HOSTPORT:NODEPORT")]
+    port_maps: Vec<PortMap>,
+}
+
+#[derive(clap::Args)]
+pub struct NameArg {
+    /// The lab's name.
+    #[arg(long, default_value = "lab")]
+    name: String,
+}
+
+#[derive(clap::Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    lab: NameArg,
+    /// The pod's namespace.
+    #[arg(short = 'n', long = "namespace", default_value = "default")]
+    namespace: String,
+    /// The pod.
+    pod: String,
+    /// The container (its namespaces are the pod's; the name is checked).
+    #[arg(short = 'c', long)]
+    container: Option<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct NodeExecArgs {
+    #[command(flatten)]
+    lab: NameArg,
+    /// The node.
+    node: String,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    lab: NameArg,
+    #[arg(short = 'n', long = "namespace", default_value = "default")]
+    namespace: String,
+    pod: String,
+    /// The container (default: the pod's only or first container).
+    #[arg(short = 'c', long)]
+    container: Option<String>,
+    /// Keep printing new output.
+    #[arg(short = 'f', long)]
+    follow: bool,
+}
+
+#[derive(clap::Subcommand)]
+pub enum NodeCommand {
+    /// Run a command inside a node's network namespace.
+    Exec(NodeExecArgs),
+}
+
+#[derive(clap::Args)]
+pub struct AgentArgs {
+    /// The kubeconfig to reach the API server with (default: KUBECONFIG, ~/.kube/config or
+    /// the in-cluster service account).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// This node's name (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// This node's address (default: the first global IPv4 address of this namespace).
+    #[arg(long)]
+    node_ip: Option<IpAddr>,
+    /// vxlan or host-gw.
+    #[arg(long, default_value = "vxlan")]
+    backend: podnet_agent::Backend,
+    /// The cluster's pod CIDR (traffic from it to elsewhere is masqueraded).
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: Vec<ipnet::IpNet>,
+    /// The cluster DNS Service's address, for pods' resolv.conf.
+    #[arg(long, default_value = "10.96.0.10")]
+    cluster_dns: Vec<String>,
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Where the agent keeps its state.
+    #[arg(long, default_value = "/var/lib/podnet/agent")]
+    state_dir: PathBuf,
+    /// Pod network namespaces are named PREFIX<pod uid>.
+    #[arg(long, default_value = "podnet-pod-")]
+    netns_prefix: String,
+    /// The CA pods find in /var/run/secrets/kubernetes.io/serviceaccount/ca.crt.
+    #[arg(long)]
+    pod_ca_file: Option<PathBuf>,
+    /// The token pods find in /var/run/secrets/kubernetes.io/serviceaccount/token.
+    #[arg(long)]
+    pod_token_file: Option<PathBuf>,
+}
+
+fn say(m: &str) {
+    println!("[podnet] {m}");
+}
+
+pub async fn up(a: UpArgs) -> anyhow::Result<()> {
+    let spec = LabSpec {
+        name: a.name,
+        nodes: a.nodes,
+        node_prefix: a.node_prefix,
+        backend: a.backend,
+        pod_cidr: a.pod_cidr,
+        service_cidr: a.service_cidr,
+        port_maps: a.port_maps,
+    };
+    let started = std::time::Instant::now();
+    let name = spec.name.clone();
+    podnet_lab::up(spec, &mut |m| say(m)).await?;
+    say(&format!("lab {name} is up in {:.1} s; try `kubectl get nodes -o wide`", started.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+pub fn down(a: NameArg) -> anyhow::Result<()> {
+    podnet_lab::down(&a.name, &mut say)?;
+    say(&format!("lab {} is down", a.name));
+    Ok(())
+}
+
+pub async fn status(a: NameArg) -> anyhow::Result<()> {
+    print!("{}", podnet_lab::status(&a.name).await?);
+    Ok(())
+}
+
+/// Runs `cmd` with this process's stdio and exits with its code.
+fn run_to_exit(mut cmd: std::process::Command) -> anyhow::Result<()> {
+    let status = cmd.status().context("running the command")?;
+    std::process::exit(
+        status.code().unwrap_or(128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)),
+    );
+}
+
+pub async fn exec(a: ExecArgs) -> anyhow::Result<()> {
+    let (_, uid, runtime_dir) = podnet_lab::locate_pod(&a.lab.name, &a.namespace, &a.pod).await?;
+    let rt = open_runtime(runtime_dir)?;
+    check_container(&rt, &uid, &a.pod, a.container.as_deref())?;
+    let cmd = rt.enter_command(&uid, &a.command)?;
+    run_to_exit(cmd)
+}
+
+pub fn node_exec(a: NodeExecArgs) -> anyhow::Result<()> {
+    let ns_name = podnet_lab::spec::node_netns(&a.lab.name, &a.node);
+    let ns = podnet_netlink::Netns::open_named(&ns_name)
+        .with_context(|| format!("node {:?} of lab {:?} (namespace {ns_name})", a.node, a.lab.name))?;
+    let argv = a.command.clone();
+    let child = podnet_netlink::run_in(&ns, move || std::process::Command::new(&argv[0]).args(&argv[1..]).spawn())?
+        .with_context(|| format!("running {:?}", a.command[0]))?;
+    let out = child.wait_with_output()?;
+    std::process::exit(out.status.code().unwrap_or(1));
+}
+
+pub async fn logs(a: LogsArgs) -> anyhow::Result<()> {
+    let (_, uid, runtime_dir) = podnet_lab::locate_pod(&a.lab.name, &a.namespace, &a.pod).await?;
+    let rt = open_runtime(runtime_dir)?;
+    let container = check_container(&rt, &uid, &a.pod, a.container.as_deref())?;
+    let follow = a.follow;
+    tokio::task::spawn_blocking(move || rt.copy_logs(&uid, &container, &mut std::io::stdout().lock(), follow))
+        .await??;
+    Ok(())
+}
+
+fn open_runtime(state_dir: PathBuf) -> anyhow::Result<podnet_runtime::Runtime> {
+    let exe = std::env::current_exe()?;
+    Ok(podnet_runtime::Runtime::open(podnet_runtime::Config { state_dir, podnet_exe: exe })?)
+}
+
+/// The container to use: the one named (which must exist) or the first.
+fn check_container(rt: &podnet_runtime::Runtime, uid: &str, pod: &str, name: Option<&str>) -> anyhow::Result<String> {
+    let sandbox = rt.sandbox_status(uid)?.with_context(|| format!("pod {pod} has no sandbox on its node (yet)"))?;
+    let names: Vec<String> = sandbox.containers.iter().map(|c| c.name.clone()).collect();
+    match name {
+        Some(n) if names.iter().any(|c| c == n) => Ok(n.to_string()),
+        Some(n) => anyhow::bail!("container {n:?} is not in pod {pod} (containers: {})", names.join(", ")),
+        None => names.first().cloned().with_context(|| format!("pod {pod} has no container started yet")),
+    }
+}
+
+/// The first global IPv4 address of this namespace.
+fn first_address() -> anyhow::Result<IpAddr> {
+    let mut h = podnet_netlink::Handle::new()?;
+    h.dump_addresses()?
+        .into_iter()
+        .find(|a| a.scope == 0 && a.addr.addr().is_ipv4())
+        .map(|a| a.addr.addr())
+        .context("this namespace has no global IPv4 address: give --node-ip")
+}
+
+pub async fn agent(a: AgentArgs, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let read = |p: &Option<PathBuf>| -> anyhow::Result<Option<Vec<u8>>> {
+        p.as_ref().map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display()))).transpose()
+    };
+    let node_name = match a.node_name {
+        Some(n) => n,
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")?.trim().to_string(),
+    };
+    let node_ip = match a.node_ip {
+        Some(ip) => ip,
+        None => first_address()?,
+    };
+    let config = podnet_agent::Config {
+        node_name,
+        node_ip,
+        backend: a.backend,
+        cluster_cidrs: a.cluster_cidr,
+        cluster_dns: a.cluster_dns,
+        cluster_domain: a.cluster_domain,
+        state_dir: a.state_dir,
+        netns_prefix: a.netns_prefix,
+        podnet_exe: std::env::current_exe()?,
+        pod_ca_pem: read(&a.pod_ca_file)?,
+        pod_token: read(&a.pod_token_file)?,
+    };
+    let client = crate::client(a.kubeconfig.as_deref()).await?;
+    podnet_agent::run(client, config, shutdown).await
+}
