@@ -228,6 +228,15 @@ pub(crate) async fn serve(
     }
     // Stop accepting: the listening sockets close with their tasks.
     accept_tasks.shutdown().await;
+    // Connections accepted just before are served all the same.
+    while let Ok((tcp, tls, permit)) = rx.try_recv() {
+        let watcher = graceful.watcher();
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            serve_connection(tcp, tls, handler, watcher).await;
+        });
+    }
     drop(rx);
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
         log_err("requests still running after the shutdown grace period: exiting anyway");

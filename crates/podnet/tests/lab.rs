@@ -1,0 +1,322 @@
+//! `podnet up` end to end, as root, with the real kubectl: the network model of the issue (pod ↔
+//! pod on one node and across nodes with the source address kept, node ↔ pod, pod → an outside
+//! host masqueraded), the seeds' pod-pause and pod-src → pod-dest, both backends, an agent
+//! restart that keeps its pods, pod deletion freeing namespaces and addresses, and up/down
+//! cycles that leave nothing behind. Each test has its own lab (a unique name) and its own
+//! KUBECONFIG, and removes the lab when it ends, also when it fails.
+
+mod cni_support;
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{podnet_bin, seed_manifests};
+use serde_json::Value;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A lab for one test, removed on drop.
+struct Lab {
+    name: String,
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn up(extra: &[&str]) -> Lab {
+        let name = format!("t{}-{}", std::process::id() % 100_000, COUNTER.fetch_add(1, Ordering::SeqCst));
+        let lab = Lab { name, dir: tempfile::tempdir().unwrap() };
+        let out = lab.podnet(&[&["up", "--name", &lab.name][..], extra].concat());
+        assert!(out.status.success(), "podnet up failed:\n{}{}", text(&out.stdout), text(&out.stderr));
+        lab
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    fn podnet(&self, args: &[&str]) -> Output {
+        Command::new(podnet_bin()).args(args).env("KUBECONFIG", self.kubeconfig()).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.podnet(args);
+        assert!(out.status.success(), "podnet {args:?} failed:\n{}{}", text(&out.stdout), text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    fn kubectl(&self, args: &[&str]) -> String {
+        let out = Command::new("kubectl").args(args).env("KUBECONFIG", self.kubeconfig()).output().unwrap();
+        assert!(out.status.success(), "kubectl {args:?} failed:\n{}{}", text(&out.stdout), text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    fn pod(&self, name: &str) -> Value {
+        serde_json::from_str(&self.kubectl(&["get", "pod", name, "-o", "json"])).unwrap()
+    }
+
+    /// Waits until the pod runs with every container ready; returns its IP and node.
+    fn wait_ready(&self, name: &str) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let p = self.pod(name);
+            let ready = p["status"]["conditions"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+            if ready {
+                return (p["status"]["podIP"].as_str().unwrap().into(), p["spec"]["nodeName"].as_str().unwrap().into());
+            }
+            assert!(Instant::now() < deadline, "pod {name} not ready: {}", p["status"]);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `podnet exec POD -- CMD…`'s output (which must succeed).
+    fn exec(&self, pod: &str, cmd: &[&str]) -> String {
+        self.ok(&[&["exec", "--name", &self.name, pod, "--"][..], cmd].concat())
+    }
+
+    fn node_exec(&self, node: &str, cmd: &[&str]) -> String {
+        self.ok(&[&["node", "exec", "--name", &self.name, node, "--"][..], cmd].concat())
+    }
+
+    fn logs(&self, pod: &str) -> String {
+        self.ok(&["logs", "--name", &self.name, pod])
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        Path::new("/var/lib/podnet/labs").join(&self.name)
+    }
+
+    fn namespaces(&self) -> Vec<String> {
+        podnet_netlink::Netns::list()
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.starts_with(&format!("podnet.{}.", self.name)))
+            .collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.podnet(&["down", "--name", &self.name]);
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn curl(url: &str) -> Vec<String> {
+    vec!["curl".into(), "-sS".into(), "--max-time".into(), "5".into(), url.into()]
+}
+
+fn seed(name: &str) -> String {
+    let path = seed_manifests().into_iter().find(|p| p.ends_with(name)).unwrap_or_else(|| panic!("no seed {name}"));
+    path.to_str().unwrap().to_string()
+}
+
+/// A pod from a one-line spec: `name`, image, node, optional command.
+fn run_pod(lab: &Lab, name: &str, image: &str, node: &str) {
+    let manifest = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"nodeSelector": {"kubernetes.io/hostname": node}, "containers": [{"name": "c", "image": image}]}});
+    let path = lab.dir.path().join(format!("{name}.json"));
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    lab.kubectl(&["apply", "-f", path.to_str().unwrap()]);
+}
+
+/// An "outside" host on the lab's underlay, serving the nginx lab image; killed on drop.
+struct Outside {
+    child: Child,
+}
+
+impl Outside {
+    fn start(lab: &Lab) -> (Outside, String) {
+        let ns = format!("podnet.{}.outside", lab.name);
+        let ip = podnet_lab::spec::outside_ip(0);
+        podnet_lab::topology::create_attached(&lab.name, &ns, "vout", ip).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns, podnet_bin(), "internal", "image", "nginx"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        (Outside { child }, ip.to_string())
+    }
+
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let out = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap()).wait_with_output().unwrap();
+        format!("{}{}", text(&out.stdout), text(&out.stderr))
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Retries `f` for a few seconds (a server may still be binding its port).
+fn eventually_ok(what: &str, mut f: impl FnMut() -> Result<String, String>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() > deadline => panic!("{what}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+fn try_exec(lab: &Lab, pod: &str, cmd: &[String]) -> Result<String, String> {
+    let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let out = lab.podnet(&[&["exec", "--name", &lab.name, pod, "--"][..], &args].concat());
+    if out.status.success() {
+        Ok(text(&out.stdout))
+    } else {
+        Err(format!("{}{}", text(&out.stdout), text(&out.stderr)))
+    }
+}
+
+#[test]
+fn network_model_and_seed_pods_over_vxlan() {
+    if !cni_support::privileged("network_model_and_seed_pods_over_vxlan") {
+        return;
+    }
+    let lab = Lab::up(&["--nodes", "2", "--node-prefix", "k8s-node"]);
+    let nodes = lab.kubectl(&["get", "nodes", "-o", "jsonpath={.items[*].metadata.name}"]);
+    assert_eq!(nodes.trim(), "k8s-node1 k8s-node2");
+
+    // Seed 002: pod-pause, two containers in one network namespace; pod-src on node 2 reaches
+    // pod-dest on node 1.
+    lab.kubectl(&["apply", "-f", &seed("pod-pause.yaml")]);
+    lab.kubectl(&["apply", "-f", &seed("pod-src-dest.yaml")]);
+    run_pod(&lab, "web1", "nginx", "k8s-node1");
+    run_pod(&lab, "client1", "nginx", "k8s-node1");
+    run_pod(&lab, "client2", "nginx", "k8s-node2");
+    let (pause_ip, pause_node) = lab.wait_ready("pod-pause");
+    assert_eq!(pause_node, "k8s-node1");
+    let (dest_ip, _) = lab.wait_ready("pod-dest");
+    let (_, src_node) = lab.wait_ready("pod-src");
+    assert_eq!(src_node, "k8s-node2");
+    let (web_ip, _) = lab.wait_ready("web1");
+    let (c1_ip, _) = lab.wait_ready("client1");
+    let (c2_ip, _) = lab.wait_ready("client2");
+
+    // The two containers of pod-pause share localhost and one address.
+    for port in [8000, 8080] {
+        let body = eventually_ok("pod-pause over localhost", || {
+            try_exec(&lab, "pod-pause", &curl(&format!("http://127.0.0.1:{port}/")))
+        });
+        assert!(!body.is_empty(), "port {port} answered nothing");
+        let body2 = eventually_ok("pod-pause from another pod", || {
+            try_exec(&lab, "client2", &curl(&format!("http://{pause_ip}:{port}/")))
+        });
+        assert_eq!(body, body2);
+    }
+    let netns_of =
+        |c: &str| lab.ok(&["exec", "--name", &lab.name, "pod-pause", "-c", c, "--", "readlink", "/proc/self/ns/net"]);
+    assert_eq!(netns_of("container1"), netns_of("container2"));
+    // kubetm/app listens on 8080 whatever the manifest declares.
+    eventually_ok("pod-src -> pod-dest", || try_exec(&lab, "pod-src", &curl(&format!("http://{dest_ip}:8080/"))));
+
+    // Pod to pod, same node and across nodes: nginx logs the client's own address.
+    eventually_ok("same node", || try_exec(&lab, "client1", &curl(&format!("http://{web_ip}/"))));
+    eventually_ok("across nodes", || try_exec(&lab, "client2", &curl(&format!("http://{web_ip}/"))));
+    let log = lab.logs("web1");
+    assert!(log.contains(&format!("{c1_ip} - -")), "same-node source address not kept:\n{log}");
+    assert!(log.contains(&format!("{c2_ip} - -")), "cross-node source address not kept:\n{log}");
+
+    // Node to pod, both ways.
+    let welcome = lab.node_exec("k8s-node2", &["curl", "-sS", "--max-time", "5", &format!("http://{web_ip}/")]);
+    assert!(welcome.contains("Welcome to nginx!"));
+    lab.exec("client1", &["ping", "-c", "1", "-W", "2", "172.31.0.12"]);
+
+    // Pod to an outside host on the underlay: masqueraded to the node's address.
+    let (outside, outside_ip) = Outside::start(&lab);
+    eventually_ok("pod -> outside", || try_exec(&lab, "client2", &curl(&format!("http://{outside_ip}/"))));
+    let log = outside.stop();
+    assert!(log.contains("172.31.0.12 - -"), "pod -> outside was not masqueraded to node 2's address:\n{log}");
+    assert!(!log.contains(&c2_ip), "the pod's own address reached the outside:\n{log}");
+
+    // Deleting pods frees their namespaces and addresses.
+    let ipam = lab.state_dir().join("nodes/k8s-node1/cni/podnet");
+    assert!(ipam.join(&web_ip).exists(), "no reservation for {web_ip} in {}", ipam.display());
+    let uid = lab.pod("web1")["metadata"]["uid"].as_str().unwrap().to_string();
+    assert!(lab.namespaces().iter().any(|n| n.ends_with(&uid)));
+    lab.kubectl(&["delete", "pod", "web1", "--wait=true", "--timeout=60s"]);
+    assert!(!ipam.join(&web_ip).exists(), "{web_ip} still reserved after the pod's deletion");
+    assert!(!lab.namespaces().iter().any(|n| n.ends_with(&uid)), "the pod's namespace is still there");
+}
+
+#[test]
+fn host_gw_routes_and_a_restarted_agent_keeps_its_pods() {
+    if !cni_support::privileged("host_gw_routes_and_a_restarted_agent_keeps_its_pods") {
+        return;
+    }
+    let lab = Lab::up(&["--nodes", "2", "--backend", "host-gw"]);
+    run_pod(&lab, "a", "nginx", "node1");
+    run_pod(&lab, "b", "nginx", "node2");
+    let (a_ip, _) = lab.wait_ready("a");
+    let (b_ip, _) = lab.wait_ready("b");
+    // host-gw: a route per remote pod CIDR via the node's address (seed 001, step 13-1).
+    let routes = lab.node_exec("node1", &["ip", "route"]);
+    let b_cidr = lab.kubectl(&["get", "node", "node2", "-o", "jsonpath={.spec.podCIDR}"]);
+    assert!(routes.contains(&format!("{b_cidr} via 172.31.0.12 dev eth0")), "{routes}");
+    eventually_ok("a -> b", || try_exec(&lab, "a", &curl(&format!("http://{b_ip}/"))));
+    assert!(lab.logs("b").contains(&format!("{a_ip} - -")));
+
+    // Kill node 1's agent: the supervisor starts a new one, which adopts the running pod.
+    let before = lab.pod("a");
+    let agent = Command::new("pgrep")
+        .args(["-f", &format!("agent .*--node-name=node1 .*--netns-prefix=podnet.{}.", lab.name)])
+        .output()
+        .unwrap();
+    let pid = text(&agent.stdout).lines().next().expect("node1's agent runs").trim().to_string();
+    assert!(Command::new("kill").args(["-9", &pid]).status().unwrap().success());
+    std::thread::sleep(Duration::from_secs(2));
+    run_pod(&lab, "c", "nginx", "node1");
+    let (c_ip, _) = lab.wait_ready("c");
+    let after = lab.pod("a");
+    assert_eq!(after["status"]["podIP"], before["status"]["podIP"]);
+    assert_eq!(after["status"]["containerStatuses"][0]["restartCount"], 0);
+    assert_eq!(
+        after["status"]["containerStatuses"][0]["state"]["running"]["startedAt"],
+        before["status"]["containerStatuses"][0]["state"]["running"]["startedAt"],
+        "the pod's container was restarted"
+    );
+    eventually_ok("b -> a after the restart", || try_exec(&lab, "b", &curl(&format!("http://{a_ip}/"))));
+    assert_ne!(c_ip, a_ip);
+}
+
+#[test]
+fn up_and_down_leave_nothing_behind() {
+    if !cni_support::privileged("up_and_down_leave_nothing_behind") {
+        return;
+    }
+    let host = |what: &[&str]| text(&Command::new("ip").args(what).output().unwrap().stdout);
+    let before = (host(&["-j", "addr"]), host(&["-j", "route"]));
+    for _ in 0..2 {
+        let lab = Lab::up(&["--nodes", "2"]);
+        run_pod(&lab, "p", "nginx", "node2");
+        lab.wait_ready("p");
+        let kc = std::fs::read_to_string(lab.kubeconfig()).unwrap();
+        assert!(kc.contains(&format!("current-context: podnet-{}", lab.name)));
+        let status = lab.ok(&["status", "--name", &lab.name]);
+        assert!(status.contains("node2") && status.contains("Running"), "{status}");
+        lab.ok(&["down", "--name", &lab.name]);
+        assert!(lab.namespaces().is_empty(), "namespaces left: {:?}", lab.namespaces());
+        assert!(!lab.state_dir().exists());
+        let kc = std::fs::read_to_string(lab.kubeconfig()).unwrap();
+        assert!(!kc.contains(&format!("podnet-{}", lab.name)), "context left in the kubeconfig:\n{kc}");
+        let procs = Command::new("pgrep").args(["-f", &format!("podnet.{}.", lab.name)]).output().unwrap();
+        assert!(procs.stdout.is_empty(), "processes left: {}", text(&procs.stdout));
+    }
+    let after = (host(&["-j", "addr"]), host(&["-j", "route"]));
+    assert_eq!(before.0, after.0, "the host's addresses changed");
+    assert_eq!(before.1, after.1, "the host's routes changed");
+}
