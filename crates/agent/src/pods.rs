@@ -31,7 +31,8 @@ use crate::status::{self, ContainerView, Observed, PodView, Terminated};
 
 /// How often a worker passes without a change to its pod.
 pub const TICK: Duration = Duration::from_millis(500);
-/// Kubelet's crash back-off: 10 s doubled up to 5 minutes, reset after 10 minutes of running.
+/// Kubelet's crash back-off: the first restart at once, then 10 s doubled up to 5 minutes, reset
+/// after 10 minutes of running.
 const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 const BACKOFF_RESET: Duration = Duration::from_secs(600);
@@ -298,7 +299,8 @@ impl Worker {
             id: self.uid.clone(),
             namespace: self.pod.metadata.namespace.clone().unwrap_or_default(),
             name: self.pod.metadata.name.clone().unwrap_or_default(),
-            hostname: if self.host_network() { String::new() } else { hostname },
+            // On the host network a pod has the node's name, as with kubelet.
+            hostname: if self.host_network() { shared.node_name.clone() } else { hostname },
             netns: net.netns.clone(),
             files,
         }
@@ -372,9 +374,13 @@ impl Worker {
         let now = Instant::now();
         let track = self.tracks.entry(c.name.clone()).or_default();
         match track.restart_at {
+            // The first restart is immediate, as kubelet's; the back-off applies from the second.
+            None if track.backoff.is_zero() => {
+                track.backoff = BACKOFF_INITIAL / 2;
+                self.start(c).await;
+            }
             None => {
-                track.backoff =
-                    if track.backoff.is_zero() { BACKOFF_INITIAL } else { (track.backoff * 2).min(BACKOFF_MAX) };
+                track.backoff = (track.backoff * 2).min(BACKOFF_MAX);
                 track.restart_at = Some(now + track.backoff);
                 let msg = format!(
                     "back-off {:?} restarting failed container={} pod={}",

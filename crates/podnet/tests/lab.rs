@@ -320,3 +320,174 @@ fn up_and_down_leave_nothing_behind() {
     assert_eq!(before.0, after.0, "the host's addresses changed");
     assert_eq!(before.1, after.1, "the host's routes changed");
 }
+
+impl Lab {
+    fn apply_yaml(&self, file: &str, yaml: &str) {
+        let path = self.dir.path().join(file);
+        std::fs::write(&path, yaml).unwrap();
+        self.kubectl(&["apply", "-f", path.to_str().unwrap()]);
+    }
+
+    /// Waits until `check` holds for the pod's JSON.
+    fn wait_pod(&self, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let p = self.pod(name);
+            if check(&p) {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "pod {name}: {what} did not happen: {}", p["status"]);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+const LIFECYCLE: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: probed}
+spec:
+  containers:
+  - name: good
+    image: nginx
+    readinessProbe: {httpGet: {path: /, port: 80}, periodSeconds: 1}
+  - name: bad
+    image: kubetm/app
+    readinessProbe: {httpGet: {path: /missing, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: crash}
+spec:
+  containers:
+  - {name: c, image: busybox, command: ["sh", "-c", "echo started; exit 3"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: unhealthy}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    command: ["sleep", "3600"]
+    livenessProbe: {exec: {command: ["false"]}, periodSeconds: 1, failureThreshold: 1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: once, labels: {app: once}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "echo pod=$MY_POD ip=$MY_IP node=$MY_NODE hostname=$(hostname) arg=$(GREETING)"]
+    env:
+    - {name: MY_POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    - {name: MY_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: MY_NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
+    - {name: GREETING, value: hello}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: noimage}
+spec:
+  containers:
+  - {name: c, image: example.com/not/in/table}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: stubborn}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - {name: c, image: busybox, command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: hostnet}
+spec:
+  hostNetwork: true
+  containers:
+  - {name: c, image: nginx}
+"#;
+
+#[test]
+fn pod_lifecycle_probes_restarts_and_termination() {
+    if !cni_support::privileged("pod_lifecycle_probes_restarts_and_termination") {
+        return;
+    }
+    let lab = Lab::up(&["--nodes", "1"]);
+    lab.apply_yaml("lifecycle.yaml", LIFECYCLE);
+
+    // Readiness: one container's probe fails, so the pod runs but is not Ready.
+    let p = lab.wait_pod("probed", "good ready, bad not", |p| {
+        let cs = p["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+        cs.len() == 2 && cs[0]["ready"] == true && cs[1]["state"]["running"].is_object()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let p2 = lab.pod("probed");
+    assert_eq!(p2["status"]["containerStatuses"][1]["ready"], false, "{}", p2["status"]);
+    assert_eq!(p["status"]["phase"], "Running");
+    let ready = p2["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap().clone();
+    assert_eq!(ready["status"], "False");
+
+    // A crashing container: restarted once at once, then CrashLoopBackOff with its last exit.
+    let p = lab.wait_pod("crash", "CrashLoopBackOff", |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    });
+    let c = &p["status"]["containerStatuses"][0];
+    assert!(c["restartCount"].as_u64().unwrap() >= 1, "{c}");
+    assert_eq!(c["lastState"]["terminated"]["exitCode"], 3);
+    assert!(lab.logs("crash").contains("started"));
+
+    // A failing liveness probe restarts the container.
+    lab.wait_pod("unhealthy", "a liveness restart", |p| {
+        p["status"]["containerStatuses"][0]["restartCount"].as_u64().unwrap_or(0) >= 1
+    });
+
+    // restartPolicy Never, exit 0: Succeeded, with the environment kubelet builds.
+    let p = lab.wait_pod("once", "Succeeded", |p| p["status"]["phase"] == "Succeeded");
+    assert_eq!(p["status"]["containerStatuses"][0]["state"]["terminated"]["reason"], "Completed");
+    let ip = p["status"]["podIP"].as_str().unwrap().to_string();
+    assert_eq!(lab.logs("once").trim(), format!("pod=once ip={ip} node=node1 hostname=once arg=hello"));
+
+    // An image outside the table, without a command: ErrImagePull naming the table.
+    let p = lab.wait_pod("noimage", "ErrImagePull", |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ErrImagePull"
+    });
+    let msg = p["status"]["containerStatuses"][0]["state"]["waiting"]["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("lab image table"), "{msg}");
+    assert_eq!(p["status"]["phase"], "Pending");
+
+    // hostNetwork: the node's address, served in the node's namespace.
+    let (ip, _) = lab.wait_ready("hostnet");
+    assert_eq!(ip, "172.31.0.11");
+    eventually_ok("hostNetwork nginx from the node", || {
+        let out = lab.podnet(&[
+            "node",
+            "exec",
+            "--name",
+            &lab.name,
+            "node1",
+            "--",
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            "http://172.31.0.11/",
+        ]);
+        if out.status.success() {
+            Ok(text(&out.stdout))
+        } else {
+            Err(text(&out.stderr))
+        }
+    });
+
+    // A container ignoring SIGTERM is killed after its grace period, and the pod goes away.
+    lab.wait_ready("stubborn");
+    let uid = lab.pod("stubborn")["metadata"]["uid"].as_str().unwrap().to_string();
+    lab.kubectl(&["delete", "pod", "stubborn", "--wait=true", "--timeout=60s"]);
+    let left = Command::new("pgrep").args(["-f", "trap '' TERM"]).output().unwrap();
+    assert!(text(&left.stdout).trim().is_empty(), "the container outlived its pod");
+    assert!(!lab.namespaces().iter().any(|n| n.ends_with(&uid)));
+}

@@ -313,6 +313,17 @@ fn sandbox_containers_logs_exec_and_removal() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("web-0\n{}\ndefault", ns.link()));
+    // /run, where the service-account directory had to be created, still shows the host's
+    // entries (here: the namespace file), now next to `secrets`.
+    let out = rt
+        .enter_command(&id, &["sh".into(), "-c".into(), format!("ls /run; test -e /run/netns/{}", ns.name)])
+        .unwrap()
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let pod_run = String::from_utf8_lossy(&out.stdout).into_owned();
+    let pod_run: Vec<&str> = pod_run.lines().collect();
+    assert!(pod_run.contains(&"secrets") && pod_run.contains(&"netns"), "{pod_run:?}");
     let missing = rt.enter_command(&id, &["/nonexistent/binary".into()]).unwrap().output().unwrap();
     assert_eq!(missing.status.code(), Some(127), "{missing:?}");
 

@@ -42,6 +42,7 @@ mod runtime;
 mod shim;
 mod state;
 mod types;
+mod validate;
 
 pub use error::{Error, Result};
 pub use log::{copy_log, parse_entry, LogEntry};

@@ -21,6 +21,8 @@ pub(crate) struct ProcId {
 pub(crate) struct Stat {
     /// The state letter (`R`, `S`, `Z`…).
     pub state: char,
+    /// The process group id.
+    pub pgrp: u32,
     /// The start time in clock ticks since boot.
     pub start_ticks: u64,
 }
@@ -37,10 +39,11 @@ impl Stat {
 pub(crate) fn parse_stat(text: &str) -> Option<Stat> {
     let rest = &text[text.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
-    // Fields 3 (state) … 22 (starttime): the state is the first after the name.
+    // Fields 3 (state), 4 (ppid), 5 (pgrp) … 22 (starttime).
     let state = fields.next()?.chars().next()?;
-    let start_ticks = fields.nth(18)?.parse().ok()?;
-    Some(Stat { state, start_ticks })
+    let pgrp = fields.nth(1)?.parse().ok()?;
+    let start_ticks = fields.nth(16)?.parse().ok()?;
+    Some(Stat { state, pgrp, start_ticks })
 }
 
 /// The stat of a process, `None` if there is no such process.
@@ -84,17 +87,24 @@ impl ProcId {
     }
 
     /// Sends `signal` to the process group this process leads (containers run in their own
-    /// group), and to the process itself in case it left the group. The group is only signalled
-    /// while its leader is still this process (alive or a zombie nobody reaped), or already gone
-    /// without a successor with the same pid: a pgid is not reused while the group has members.
+    /// group), and to the process itself only if it left the group (a process gets the signal
+    /// once: a second SIGTERM means "hurry" to some programs). The group is only signalled while
+    /// its leader is still this process (alive or a zombie nobody reaped), or already gone without
+    /// a successor with the same pid: a pgid is not reused while the group has members.
     pub fn signal_group(&self, signal: Signal) {
         match stat(self.pid) {
-            Ok(Some(s)) if s.start_ticks != self.start_ticks => return,
-            Err(_) => return,
-            _ => {}
+            Ok(Some(s)) if s.start_ticks != self.start_ticks => {}
+            Ok(Some(s)) => {
+                let _ = killpg(self.pid(), signal);
+                if s.pgrp != self.pid {
+                    self.signal(signal);
+                }
+            }
+            Ok(None) => {
+                let _ = killpg(self.pid(), signal);
+            }
+            Err(_) => {}
         }
-        let _ = killpg(self.pid(), signal);
-        self.signal(signal);
     }
 
     /// The pid as nix wants it.
@@ -111,10 +121,11 @@ mod tests {
     fn parses_stat_with_odd_names() {
         let line = "1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 \
                     18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
-        assert_eq!(parse_stat(line), Some(Stat { state: 'S', start_ticks: 987654 }));
+        assert_eq!(parse_stat(line), Some(Stat { state: 'S', pgrp: 1234, start_ticks: 987654 }));
         let zombie = "7 (sh) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 42 0 0";
         let s = parse_stat(zombie).unwrap();
         assert!(s.is_dead());
+        assert_eq!(s.pgrp, 7);
         assert_eq!(s.start_ticks, 42);
         assert_eq!(parse_stat("7 (sh) S 1"), None);
         assert_eq!(parse_stat("garbage"), None);

@@ -14,13 +14,13 @@ use nix::sys::signal::Signal;
 
 use crate::error::{Error, Result};
 use crate::invocation::{self, start_helper, Invocation, Stage};
-use crate::mounts::validate_path;
 use crate::procs::ProcId;
 use crate::state::{
     read_json_at, ContainerRecord, Dir, FileRecord, SandboxDir, SandboxRecord, StateRecord, CONTAINER, CONTAINERS,
     FILES, HOLDER, HOLDER_LOG, LAST_STATE, LOG, SANDBOX, SANDBOXES, SHIM_LOG, STATE,
 };
 use crate::types::{Config, ContainerSpec, ContainerState, ContainerStatus, SandboxSpec, SandboxStatus};
+use crate::validate::{validate_container, validate_name, validate_sandbox};
 
 /// How often the runtime looks whether processes are gone.
 const POLL: Duration = Duration::from_millis(20);
@@ -426,90 +426,14 @@ fn list_names(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Checks that a sandbox id or container name can be a directory name.
-fn validate_name(what: &str, name: &str) -> Result<()> {
-    let bad = |reason: &str| Err(Error::invalid(format!("{what} {name:?}"), reason));
-    if name.is_empty() || name.len() > 253 {
-        return bad("must be 1 to 253 characters");
-    }
-    if name.starts_with('.') || name.contains(['/', '\0']) {
-        return bad("must not start with . or contain / or NUL");
-    }
-    Ok(())
-}
-
-fn validate_sandbox(spec: &SandboxSpec) -> Result<()> {
-    validate_name("sandbox id", &spec.id)?;
-    if spec.hostname.is_empty() || spec.hostname.len() > 64 || spec.hostname.contains('\0') {
-        return Err(Error::invalid(format!("hostname {:?}", spec.hostname), "must be 1 to 64 characters"));
-    }
-    if let Some(netns) = &spec.netns {
-        if !netns.is_absolute() {
-            return Err(Error::invalid(format!("netns {}", netns.display()), "not an absolute path"));
-        }
-    }
-    for (i, file) in spec.files.iter().enumerate() {
-        validate_path(&file.path)?;
-        if spec.files[..i].iter().any(|f| f.path == file.path) {
-            return Err(Error::invalid(format!("pod file path {}", file.path.display()), "given twice"));
-        }
-        if file.mode > 0o7777 {
-            return Err(Error::invalid(format!("mode of {}", file.path.display()), format!("{:o}", file.mode)));
-        }
-    }
-    Ok(())
-}
-
-fn validate_container(spec: &ContainerSpec) -> Result<()> {
-    validate_name("container name", &spec.name)?;
-    let what = || format!("container {}", spec.name);
-    if spec.argv.is_empty() || spec.argv[0].is_empty() {
-        return Err(Error::invalid(what(), "empty command"));
-    }
-    if spec.argv.iter().any(|a| a.contains('\0')) {
-        return Err(Error::invalid(what(), "NUL in the command"));
-    }
-    for (k, v) in &spec.env {
-        if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
-            return Err(Error::invalid(what(), format!("environment variable {k:?}")));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::PodFile;
 
     #[test]
-    fn names_must_be_path_components() {
-        validate_name("x", "3f2a-uid").unwrap();
-        for bad in ["", ".", "..", ".hidden", "a/b", "a\0b"] {
-            assert!(validate_name("x", bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn specs_are_checked() {
-        let mut s = SandboxSpec {
-            id: "u".into(),
-            namespace: "default".into(),
-            name: "p".into(),
-            hostname: "p".into(),
-            netns: None,
-            files: vec![PodFile { path: "/etc/hosts".into(), contents: vec![], mode: 0o644 }],
-        };
-        validate_sandbox(&s).unwrap();
-        s.files.push(s.files[0].clone());
-        assert!(validate_sandbox(&s).is_err());
-        s.files.pop();
-        s.netns = Some("run/netns/x".into());
-        assert!(validate_sandbox(&s).is_err());
-        let c = ContainerSpec { name: "c".into(), argv: vec![], env: vec![], working_dir: None };
-        assert!(validate_container(&c).is_err());
-        let c = ContainerSpec { argv: vec!["sh".into()], env: vec![("A=B".into(), "".into())], ..c };
-        assert!(validate_container(&c).is_err());
+    fn runtime_is_shared_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Runtime>();
     }
 
     #[test]
