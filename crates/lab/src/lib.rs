@@ -16,6 +16,7 @@ pub mod forward;
 pub mod kubeconfig;
 pub mod spec;
 pub mod supervise;
+pub mod system;
 pub mod topology;
 
 use std::fs;
@@ -197,6 +198,10 @@ async fn build(spec: &LabSpec, say: &mut (dyn FnMut(&str) + Send)) -> Result<Pat
             )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if podnet_proxy::modes::new_mode(&spec.proxy_mode).is_ok() {
+        say(&format!("deploying the system pods (kube-system/podnet-proxy, {} mode)", spec.proxy_mode));
+        system::deploy(&client, spec).await?;
     }
     Ok(kc_path)
 }

@@ -68,6 +68,13 @@ pub struct LabSpec {
     pub pod_cidr: Ipv4Net,
     pub service_cidr: Ipv4Net,
     pub port_maps: Vec<PortMap>,
+    /// The service proxy's mode (`podnet proxy --proxy-mode`).
+    #[serde(default = "default_proxy_mode")]
+    pub proxy_mode: String,
+}
+
+fn default_proxy_mode() -> String {
+    "nftables".into()
 }
 
 /// The most nodes a lab can have (the underlay's addresses `.11`–`.199`).
@@ -124,6 +131,13 @@ impl LabSpec {
         if self.pod_cidr.contains(&self.service_cidr.network()) || self.service_cidr.contains(&self.pod_cidr.network())
         {
             return err(format!("--pod-cidr {} and --service-cidr {} overlap", self.pod_cidr, self.service_cidr));
+        }
+        if !podnet_proxy::modes::MODES.contains(&self.proxy_mode.as_str()) {
+            return err(format!(
+                "--proxy-mode {:?}: one of {}",
+                self.proxy_mode,
+                podnet_proxy::modes::MODES.join(", ")
+            ));
         }
         let mut seen = std::collections::BTreeSet::new();
         for m in &self.port_maps {
@@ -231,6 +245,7 @@ mod tests {
             pod_cidr: "10.244.0.0/16".parse().unwrap(),
             service_cidr: "10.96.0.0/12".parse().unwrap(),
             port_maps: vec![],
+            proxy_mode: "nftables".into(),
         }
     }
 

@@ -595,11 +595,7 @@ async fn expected_state(client: &Client, ns: &str) -> anyhow::Result<HashMap<Str
             if terminal || pod.metadata.deletion_timestamp.is_some() {
                 continue;
             }
-            let ready = status
-                .and_then(|s| s.conditions.as_ref())
-                .into_iter()
-                .flatten()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
+            let ready = is_ready(pod);
             entries.push((pod.metadata.name.clone().unwrap_or_default(), ip, ready, port));
         }
         entries.sort();
@@ -728,6 +724,51 @@ async fn register_nodes(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Pods seen Ready by a watch of the namespace's pods (pod → when), from the moment this returns
+/// (its initial list is done), for the breakdown of the ready phase's latency.
+async fn watch_pods_ready(
+    kubeconfig: &Path,
+    ns: &str,
+) -> anyhow::Result<(Arc<Mutex<HashMap<String, Instant>>>, tokio::task::JoinHandle<()>)> {
+    let pods: Api<Pod> = Api::namespaced(client(kubeconfig).await?, ns);
+    let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let (listed_tx, listed_rx) = tokio::sync::oneshot::channel();
+    let s = seen.clone();
+    let task = tokio::spawn(async move {
+        let mut listed = Some(listed_tx);
+        let mut events = watcher(pods, watcher::Config::default()).default_backoff().boxed();
+        while let Some(event) = events.next().await {
+            let now = Instant::now();
+            match event {
+                Ok(watcher::Event::Apply(pod)) if is_ready(&pod) => {
+                    lock(&s).entry(pod.metadata.name.clone().unwrap_or_default()).or_insert(now);
+                }
+                Ok(watcher::Event::InitDone) => {
+                    if let Some(tx) = listed.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("controllers-bench: watching pods: {e}"),
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(60), listed_rx)
+        .await
+        .context("the pod watch did not list within 60 s")?
+        .context("the pod watch ended")?;
+    Ok((seen, task))
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
 /// Pod Ready → appears ready in its Service's slice, per pod.
 async fn ready_phase(
     args: &Args,
@@ -740,6 +781,7 @@ async fn ready_phase(
     let order: Vec<(usize, usize)> = (0..args.pods).flat_map(|j| (0..args.services).map(move |i| (i, j))).collect();
     let total = order.len();
     lock(tracker).ready_seen = Some(HashMap::with_capacity(total));
+    let pod_events = watch_pods_ready(&args.kubeconfig, ns).await?;
     let writes: Arc<Mutex<HashMap<String, (Instant, Instant)>>> = Arc::default();
     let cpu = CpuMeter::start(args.server_pid, Some(controllers.pid()));
     let start = Instant::now();
@@ -767,7 +809,11 @@ async fn ready_phase(
     }
     let seen = lock(tracker).ready_seen.take().unwrap_or_default();
     let writes = std::mem::take(&mut *lock(&writes));
+    let (seen_pods, pod_watch) = pod_events;
+    pod_watch.abort();
+    let seen_pods = std::mem::take(&mut *lock(&seen_pods));
     let (mut from_ack, mut from_send, mut write) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut to_pod_event, mut pod_event_to_slice) = (Vec::new(), Vec::new());
     let mut before_ack = 0;
     for (pod, (sent, acked)) in &writes {
         write.push(*acked - *sent);
@@ -778,11 +824,19 @@ async fn ready_phase(
             from_ack.push(at.saturating_duration_since(*acked));
             from_send.push(at.saturating_duration_since(*sent));
         }
+        if let Some(pod_at) = seen_pods.get(pod) {
+            to_pod_event.push(pod_at.saturating_duration_since(*acked));
+            if let Some(at) = seen.get(pod) {
+                pod_event_to_slice.push(at.saturating_duration_since(*pod_at));
+            }
+        }
     }
     ensure!(!from_ack.is_empty(), "no pod was seen ready in a slice");
     from_ack.sort_unstable();
     from_send.sort_unstable();
     write.sort_unstable();
+    to_pod_event.sort_unstable();
+    pod_event_to_slice.sort_unstable();
     let never = total - from_ack.len();
     let details = format!(
         "services={} pods={total} rate_per_s={} writing_s={:.2} samples={} never_seen={never} seen_before_write_response={before_ack}",
@@ -801,6 +855,14 @@ async fn ready_phase(
     let n = format!("samples={}", write.len());
     report("ready.status_write.p50", ms(percentile(&write, 50.0)), "ms", None, &n);
     report("ready.status_write.p99", ms(percentile(&write, 99.0)), "ms", None, &n);
+    if !to_pod_event.is_empty() && !pod_event_to_slice.is_empty() {
+        let n = format!("samples={}", to_pod_event.len());
+        report("ready.pod_event.p50", ms(percentile(&to_pod_event, 50.0)), "ms", None, &n);
+        report("ready.pod_event.p99", ms(percentile(&to_pod_event, 99.0)), "ms", None, &n);
+        let n = format!("samples={}", pod_event_to_slice.len());
+        report("ready.pod_event_to_slice.p50", ms(percentile(&pod_event_to_slice, 50.0)), "ms", None, &n);
+        report("ready.pod_event_to_slice.p99", ms(percentile(&pod_event_to_slice, 99.0)), "ms", None, &n);
+    }
     cpu.report("ready", Some(controllers.pid()));
     Ok(())
 }
@@ -811,19 +873,8 @@ async fn changes_while_down(args: &Args, client: &Client, ns: &str) -> anyhow::R
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
     // Readiness: the first pods in the Services-interleaved order (pod 0 of every Service…).
     let current = Api::<Pod>::namespaced(client.clone(), ns).list(&ListParams::default()).await?.items;
-    let ready: HashMap<String, bool> = current
-        .iter()
-        .map(|p| {
-            let ready = p
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .into_iter()
-                .flatten()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            (p.metadata.name.clone().unwrap_or_default(), ready)
-        })
-        .collect();
+    let ready: HashMap<String, bool> =
+        current.iter().map(|p| (p.metadata.name.clone().unwrap_or_default(), is_ready(p))).collect();
     let flips: Vec<(usize, usize)> =
         (0..args.pods).flat_map(|j| (0..args.services).map(move |i| (i, j))).take(args.flip).collect();
     all(

@@ -30,6 +30,9 @@ pub struct UpArgs {
     /// Forward 127.0.0.1:HOSTPORT on this machine to NODEPORT on the first node (repeatable).
     #[arg(long = "port-map", value_name = "HOSTPORT:NODEPORT")]
     port_maps: Vec<PortMap>,
+    /// The service proxy's mode: nftables or iptables.
+    #[arg(long, default_value = "nftables")]
+    proxy_mode: String,
 }
 
 #[derive(clap::Args)]
@@ -138,6 +141,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<()> {
         pod_cidr: a.pod_cidr,
         service_cidr: a.service_cidr,
         port_maps: a.port_maps,
+        proxy_mode: a.proxy_mode,
     };
     let started = std::time::Instant::now();
     let name = spec.name.clone();
@@ -247,4 +251,68 @@ pub async fn agent(a: AgentArgs, shutdown: impl std::future::Future<Output = ()>
     };
     let client = crate::client(a.kubeconfig.as_deref()).await?;
     podnet_agent::run(client, config, shutdown).await
+}
+
+#[derive(clap::Args)]
+pub struct ProxyArgs {
+    /// The kubeconfig to reach the API server with (default: KUBECONFIG, ~/.kube/config or the
+    /// in-cluster service account).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The API server's URL, overriding the kubeconfig's or the in-cluster one (a proxy cannot
+    /// reach the API through the `kubernetes` Service it is about to program).
+    #[arg(long)]
+    master: Option<String>,
+    /// This node's name (default: NODE_NAME, else the host name).
+    #[arg(long, env = "NODE_NAME")]
+    node_name: Option<String>,
+    /// nftables (default) or iptables.
+    #[arg(long, default_value = "nftables")]
+    proxy_mode: String,
+    /// The cluster's pod CIDR: traffic to cluster IPs from outside it is masqueraded.
+    #[arg(long)]
+    cluster_cidr: Vec<ipnet::IpNet>,
+    #[arg(long, default_value = "0.0.0.0:10249")]
+    metrics_bind_address: std::net::SocketAddr,
+    #[arg(long, default_value = "0.0.0.0:10256")]
+    healthz_bind_address: std::net::SocketAddr,
+    /// Seconds between full syncs.
+    #[arg(long, default_value_t = 30)]
+    sync_period: u64,
+    /// Remove every mode's rules and exit.
+    #[arg(long)]
+    cleanup: bool,
+}
+
+pub async fn proxy(a: ProxyArgs, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    if a.cleanup {
+        for name in podnet_proxy::modes::MODES {
+            podnet_proxy::modes::new_mode(name)?.cleanup()?;
+        }
+        return Ok(());
+    }
+    let mode = podnet_proxy::modes::new_mode(&a.proxy_mode)?;
+    podnet_proxy::modes::cleanup_others(&a.proxy_mode);
+    let node_name = match a.node_name {
+        Some(n) => n,
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")?.trim().to_string(),
+    };
+    let client = match (&a.master, &a.kubeconfig) {
+        (Some(master), None) => {
+            let mut config = kube::Config::incluster().context("in-cluster configuration for --master")?;
+            config.cluster_url = master.parse().with_context(|| format!("--master {master:?}"))?;
+            kube::Client::try_from(config)?
+        }
+        _ => crate::client(a.kubeconfig.as_deref()).await?,
+    };
+    let config = podnet_proxy::controller::Config {
+        node_name,
+        node_addresses: first_address().into_iter().collect(),
+        cluster_cidrs: a.cluster_cidr,
+        metrics_addr: Some(a.metrics_bind_address),
+        healthz_addr: Some(a.healthz_bind_address),
+        full_resync: std::time::Duration::from_secs(a.sync_period.max(1)),
+        ..Default::default()
+    };
+    podnet_proxy::controller::run(client, config, mode, shutdown).await
 }

@@ -37,6 +37,8 @@ enum Command {
     Node(lab_cli::NodeCommand),
     /// Run the node agent: register the Node, route to the other nodes, run the pods bound to it.
     Agent(lab_cli::AgentArgs),
+    /// Run the service proxy of this node (the kube-proxy job).
+    Proxy(lab_cli::ProxyArgs),
     /// Entry points podnet runs itself, not meant for users: `image NAME ARGS…` (a lab image as a
     /// container's process), `runtime ARGS…` (sandbox holders and container shims).
     #[command(hide = true)]
@@ -237,6 +239,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Logs(a) => lab_cli::logs(a).await,
             Command::Node(lab_cli::NodeCommand::Exec(a)) => lab_cli::node_exec(a),
             Command::Agent(a) => lab_cli::agent(a, shutdown_signal()).await,
+            Command::Proxy(a) => lab_cli::proxy(a, shutdown_signal()).await,
             Command::Internal { args } => match args.as_slice() {
                 [what, name, rest @ ..] if what == "image" => Ok(podnet_images::run(name, rest).await?),
                 _ => anyhow::bail!("unknown internal entry point {args:?}"),

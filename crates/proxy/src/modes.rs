@@ -1,0 +1,24 @@
+//! The proxy modes by name, for `--proxy-mode`.
+
+use crate::{Error, Mode};
+
+/// The modes podnet has, the default first.
+pub const MODES: &[&str] = &["nftables", "iptables"];
+
+/// A new mode by its name.
+pub fn new_mode(name: &str) -> Result<Box<dyn Mode>, Error> {
+    match name {
+        _ => Err(Error::Other(format!("--proxy-mode {name:?}: unknown mode (known: {})", MODES.join(", ")))),
+    }
+}
+
+/// Removes the rules of every mode but `keep` (switching modes), best effort.
+pub fn cleanup_others(keep: &str) {
+    for other in MODES.iter().filter(|m| **m != keep) {
+        if let Ok(mut m) = new_mode(other) {
+            if let Err(e) = m.cleanup() {
+                tracing::warn!(mode = other, error = %e, "cleaning up another mode's rules");
+            }
+        }
+    }
+}
