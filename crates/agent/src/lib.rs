@@ -14,6 +14,7 @@
 //! tested; the rest is thin I/O around them.
 #![forbid(unsafe_code)]
 
+pub mod announce;
 pub mod cni;
 pub mod env;
 pub mod network;
@@ -49,6 +50,8 @@ pub struct Config {
     pub netns_prefix: String,
     /// The podnet binary (the CNI plugin, sandbox holders, container shims, lab images).
     pub podnet_exe: PathBuf,
+    /// Load-balancer addresses in this range are announced by one Ready node each.
+    pub announce_cidr: Option<IpNet>,
     /// What pods get in their service-account directory.
     pub pod_ca_pem: Option<Vec<u8>>,
     pub pod_token: Option<Vec<u8>>,
@@ -128,7 +131,17 @@ pub async fn run(
         pod_token: config.pod_token.clone(),
         network: net_rx,
     });
+    let announce = {
+        let (client, me, range) = (client.clone(), config.node_name.clone(), config.announce_cidr);
+        async move {
+            match range {
+                Some(range) => announce::run(client, me, range).await,
+                None => std::future::pending().await,
+            }
+        }
+    };
     tokio::select! {
+        r = announce => r.context("announcing load-balancer addresses"),
         _ = shutdown => {
             tracing::info!("stopping; pods keep running");
             Ok(())

@@ -11,6 +11,8 @@ pub struct Config {
     pub cluster_cidr: String,
     /// Node IPAM: the prefix length of each node's block.
     pub node_cidr_mask: u8,
+    /// servicelb: the pool LoadBalancer Services get addresses from (none: servicelb idles).
+    pub load_balancer_pool: Option<String>,
 }
 
 impl Default for Config {
@@ -19,6 +21,7 @@ impl Default for Config {
             enabled: crate::ALL.iter().map(|s| s.to_string()).collect(),
             cluster_cidr: "10.244.0.0/16".into(),
             node_cidr_mask: 24,
+            load_balancer_pool: None,
         }
     }
 }

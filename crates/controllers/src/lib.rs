@@ -12,6 +12,7 @@
 //! - [`scheduler`]: binds pods to Ready nodes;
 //! - [`nodeipam`]: a pod CIDR per node;
 //! - [`gc`]: cascading deletion through ownerReferences;
+//! - [`servicelb`]: load-balancer IPs from a pool for LoadBalancer Services;
 //! - [`events`]: the core/v1 Events they record, as `kubectl describe` shows them.
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ pub mod gc;
 pub mod nodeipam;
 pub mod replicaset;
 pub mod scheduler;
+pub mod servicelb;
 
 use std::sync::Arc;
 
@@ -43,7 +45,8 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The controllers `podnet controllers` (and `podnet server`) runs, by name.
-pub const ALL: &[&str] = &["endpoints", "replicaset", "deployment", "daemonset", "scheduler", "nodeipam", "gc"];
+pub const ALL: &[&str] =
+    &["endpoints", "replicaset", "deployment", "daemonset", "scheduler", "nodeipam", "gc", "servicelb"];
 
 /// Runs the controllers named in `config.enabled` until `shutdown` resolves.
 pub async fn run(
@@ -70,6 +73,7 @@ pub async fn run(
             "scheduler" => Box::pin(scheduler::run(ctx)),
             "nodeipam" => Box::pin(nodeipam::run(ctx)),
             "gc" => Box::pin(gc::run(ctx)),
+            "servicelb" => Box::pin(servicelb::run(ctx)),
             other => anyhow::bail!("unknown controller {other:?}: known ones are {}", ALL.join(", ")),
         };
         tasks.spawn(async move {

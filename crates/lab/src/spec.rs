@@ -3,7 +3,8 @@
 //!
 //! The address plan: the underlay is `172.31.0.0/24` inside the lab's own namespaces (each lab is
 //! isolated, so labs may share it): the underlay bridge `.1`, the control plane `.2`, node *i*
-//! `.10+i`, and `.200` upwards free for tests' "outside" hosts.
+//! `.10+i`, load-balancer addresses from `.160/27` (announced by the nodes), and `.200` upwards
+//! free for tests' "outside" hosts.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -77,8 +78,8 @@ fn default_proxy_mode() -> String {
     "nftables".into()
 }
 
-/// The most nodes a lab can have (the underlay's addresses `.11`–`.199`).
-pub const MAX_NODES: usize = 189;
+/// The most nodes a lab can have (the underlay's addresses `.11`–`.110`).
+pub const MAX_NODES: usize = 100;
 
 /// Where labs keep their state.
 pub const STATE_ROOT: &str = "/var/lib/podnet/labs";
@@ -191,6 +192,11 @@ pub fn control_plane_ip() -> Ipv4Addr {
 /// Node `index` (1-based)'s address on the underlay.
 pub fn node_ip(index: usize) -> Ipv4Addr {
     nth(underlay_net(), 10 + index as u32)
+}
+
+/// The pool of LoadBalancer Service addresses on the underlay.
+pub fn load_balancer_pool() -> Ipv4Net {
+    "172.31.0.160/27".parse().expect("a CIDR")
 }
 
 /// An "outside" host's address on the underlay (tests add these): `.200 + i`.

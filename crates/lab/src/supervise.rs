@@ -183,6 +183,7 @@ fn supervise(
             format!("--data-dir={}", server_dir.display()),
             format!("--service-cidr={}", spec.service_cidr),
             format!("--cluster-cidr={}", spec.pod_cidr),
+            format!("--load-balancer-pool={}", spec::load_balancer_pool()),
         ],
         logs.join("server.log"),
     );
@@ -211,6 +212,7 @@ fn supervise(
                     format!("--cluster-dns={}", spec.cluster_dns()),
                     format!("--state-dir={}", state.join("nodes").join(node).display()),
                     format!("--netns-prefix={}", spec::pod_netns_prefix(&spec.name, node)),
+                    format!("--announce-cidr={}", spec::load_balancer_pool()),
                     format!("--pod-ca-file={}", server_dir.join("pki/ca.crt").display()),
                     format!("--pod-token-file={}", server_dir.join("pki/tokens/serviceaccount").display()),
                 ],

@@ -120,6 +120,10 @@ pub struct AgentArgs {
     /// Pod network namespaces are named PREFIX<pod uid>.
     #[arg(long, default_value = "podnet-pod-")]
     netns_prefix: String,
+    /// Announce the load-balancer addresses of this range on the node's network (one Ready node
+    /// per address, as a layer-2 load balancer).
+    #[arg(long)]
+    announce_cidr: Option<ipnet::IpNet>,
     /// The CA pods find in /var/run/secrets/kubernetes.io/serviceaccount/ca.crt.
     #[arg(long)]
     pod_ca_file: Option<PathBuf>,
@@ -246,6 +250,7 @@ pub async fn agent(a: AgentArgs, shutdown: impl std::future::Future<Output = ()>
         state_dir: a.state_dir,
         netns_prefix: a.netns_prefix,
         podnet_exe: std::env::current_exe()?,
+        announce_cidr: a.announce_cidr,
         pod_ca_pem: read(&a.pod_ca_file)?,
         pod_token: read(&a.pod_token_file)?,
     };

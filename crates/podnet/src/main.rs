@@ -51,7 +51,7 @@ enum Command {
 #[derive(clap::Args)]
 struct ControllerOptions {
     /// Controllers to run: `*` for all, or a comma-separated list of endpoints, replicaset,
-    /// deployment, daemonset, scheduler, nodeipam, gc; `-name` removes one from `*`.
+    /// deployment, daemonset, scheduler, nodeipam, gc, servicelb; `-name` removes one from `*`.
     #[arg(long, default_value = "*")]
     controllers: String,
     /// The cluster's pod CIDR, split into one block per node by node IPAM.
@@ -60,6 +60,9 @@ struct ControllerOptions {
     /// The prefix length of each node's pod CIDR.
     #[arg(long, default_value_t = 24)]
     node_cidr_mask_size: u8,
+    /// Addresses for LoadBalancer Services (a CIDR), handed out by the servicelb controller.
+    #[arg(long)]
+    load_balancer_pool: Option<String>,
 }
 
 impl ControllerOptions {
@@ -82,6 +85,7 @@ impl ControllerOptions {
             enabled,
             cluster_cidr: self.cluster_cidr.clone(),
             node_cidr_mask: self.node_cidr_mask_size,
+            load_balancer_pool: self.load_balancer_pool.clone(),
         })
     }
 }
