@@ -11,7 +11,7 @@ use futures::StreamExt;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::{reflector, watcher, WatchStreamExt};
+use kube::runtime::{reflector, watcher};
 use podnet_routing::{annotations, Backend};
 use tokio::sync::watch;
 
@@ -50,14 +50,20 @@ pub async fn run(
     config.cluster_cidrs = settings.cluster_cidrs.clone();
     let nodes: Api<Node> = Api::all(client.clone());
     let (store, writer) = reflector::store();
-    let stream = reflector(writer, watcher(nodes.clone(), watcher::Config::default())).applied_objects();
+    // Raw events: during the initial list the store is filled only at InitDone, so the state is
+    // read on InitDone, Apply and Delete, never on the InitApply events before it.
+    let stream = reflector(writer, watcher(nodes.clone(), watcher::Config::default()));
     let mut stream = std::pin::pin!(stream);
     let mut published = false;
     let mut last_plan = None;
     while let Some(ev) = stream.next().await {
-        if let Err(e) = ev {
-            tracing::warn!(error = %e, "node watch");
-            continue;
+        match ev {
+            Err(e) => {
+                tracing::warn!(error = %e, "node watch");
+                continue;
+            }
+            Ok(watcher::Event::Init) | Ok(watcher::Event::InitApply(_)) => continue,
+            Ok(_) => {}
         }
         let all: Vec<Node> = store.state().iter().map(|n| (**n).clone()).collect();
         let Some(me) = all.iter().find(|n| n.metadata.name.as_deref() == Some(settings.node_name.as_str())) else {

@@ -416,7 +416,9 @@ fn pod_lifecycle_probes_restarts_and_termination() {
     if !cni_support::privileged("pod_lifecycle_probes_restarts_and_termination") {
         return;
     }
-    let lab = Lab::up(&["--nodes", "1"]);
+    // A loopback port of the host forwarded to port 80 of the node (the hostNetwork nginx below).
+    let host_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let lab = Lab::up(&["--nodes", "1", "--port-map", &format!("{host_port}:80")]);
     lab.apply_yaml("lifecycle.yaml", LIFECYCLE);
 
     // Readiness: one container's probe fails, so the pod runs but is not Ready.
@@ -440,10 +442,12 @@ fn pod_lifecycle_probes_restarts_and_termination() {
     assert_eq!(c["lastState"]["terminated"]["exitCode"], 3);
     assert!(lab.logs("crash").contains("started"));
 
-    // A failing liveness probe restarts the container.
-    lab.wait_pod("unhealthy", "a liveness restart", |p| {
+    // A failing liveness probe restarts the container: SIGTERM reaches it (exit 143, not a
+    // SIGKILL after the grace period).
+    let p = lab.wait_pod("unhealthy", "a liveness restart", |p| {
         p["status"]["containerStatuses"][0]["restartCount"].as_u64().unwrap_or(0) >= 1
     });
+    assert_eq!(p["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"], 143, "{}", p["status"]);
 
     // restartPolicy Never, exit 0: Succeeded, with the environment kubelet builds.
     let p = lab.wait_pod("once", "Succeeded", |p| p["status"]["phase"] == "Succeeded");
@@ -482,6 +486,12 @@ fn pod_lifecycle_probes_restarts_and_termination() {
             Err(text(&out.stderr))
         }
     });
+
+    let via_host = Command::new("curl")
+        .args(["-sS", "--max-time", "5", &format!("http://127.0.0.1:{host_port}/")])
+        .output()
+        .unwrap();
+    assert!(text(&via_host.stdout).contains("Welcome to nginx!"), "--port-map: {}", text(&via_host.stderr));
 
     // A container ignoring SIGTERM is killed after its grace period, and the pod goes away.
     lab.wait_ready("stubborn");

@@ -71,15 +71,6 @@ fn prepare(dir: &Path) -> Result<Prepared> {
 }
 
 fn supervise(p: Prepared) -> Result<()> {
-    // Signals are taken with sigwait: blocked here, before any thread exists, so that every
-    // thread inherits the mask. The container does not: std resets the mask of the processes it
-    // spawns.
-    let mut signals = SigSet::empty();
-    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        signals.add(s);
-    }
-    signals.thread_block().map_err(Error::sys("block signals"))?;
-
     let spec = &p.record.spec;
     let (out_r, out_w) = std::io::pipe().map_err(|e| Error::Sys { op: "create a pipe".into(), source: e })?;
     let (err_r, err_w) = std::io::pipe().map_err(|e| Error::Sys { op: "create a pipe".into(), source: e })?;
@@ -103,6 +94,16 @@ fn supervise(p: Prepared) -> Result<()> {
         Ok(child) => child,
         Err(e) => return start_error(&p, started_at, e),
     };
+    // Signals are taken with sigwait: blocked here, after the container is spawned (a blocked
+    // mask is inherited across fork and exec, and a container with SIGTERM blocked could not be
+    // stopped) and before any thread exists, so that every thread of the shim inherits it.
+    // Nothing signals the shim before it reports ready; a SIGCHLD that came before the block was
+    // discarded, so the container's state is checked once below.
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    signals.thread_block().map_err(Error::sys("block signals"))?;
     let process = ProcId::of(child.id()).ok().flatten().unwrap_or(ProcId { pid: child.id(), start_ticks: 0 });
     let shim = ProcId::current().map_err(Error::io("read", "/proc/self/stat"))?;
     p.state.write_json(STATE, &StateRecord::Running { process, shim, started_at })?;
@@ -123,13 +124,19 @@ fn supervise(p: Prepared) -> Result<()> {
     // Only now: the runtime returns on `ready` and reads the state just written.
     report_ready()?;
 
+    let peek = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG;
+    let mut exited_early = !matches!(waitid(Id::Pid(pgid), peek), Ok(WaitStatus::StillAlive));
     let status = loop {
-        match signals.wait().map_err(Error::sys("wait for signals"))? {
+        let signal = if std::mem::take(&mut exited_early) {
+            Signal::SIGCHLD
+        } else {
+            signals.wait().map_err(Error::sys("wait for signals"))?
+        };
+        match signal {
             Signal::SIGCHLD => {
                 // Peek without reaping: while the exited leader is a zombie, its process group id
                 // cannot be reused, so what is left of the group can be killed safely.
-                let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG;
-                match waitid(Id::Pid(pgid), flags) {
+                match waitid(Id::Pid(pgid), peek) {
                     Ok(WaitStatus::StillAlive) => continue,
                     Ok(_) | Err(_) => {
                         let _ = killpg(pgid, Signal::SIGKILL);
