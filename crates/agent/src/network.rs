@@ -46,6 +46,16 @@ pub async fn run(
     network: watch::Sender<Option<NetworkConfig>>,
 ) -> anyhow::Result<()> {
     let (link, mtu) = underlay_of(settings.node_ip)?;
+    // Bridged pod-to-pod traffic must pass the IP hooks, or a reply from a pod on the same bridge
+    // skips the service proxy's reverse NAT (kubelet and kube-proxy require the same).
+    for key in ["net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables"] {
+        let path = std::path::Path::new("/proc/sys").join(key);
+        if path.exists() && std::fs::read_to_string(&path).map(|v| v.trim() != "1").unwrap_or(false) {
+            if let Err(e) = std::fs::write(&path, "1") {
+                tracing::warn!(error = %e, "cannot enable {key}");
+            }
+        }
+    }
     let mut config = podnet_routing::Config::new(settings.backend, &settings.node_name, settings.node_ip, &link, mtu);
     config.cluster_cidrs = settings.cluster_cidrs.clone();
     let nodes: Api<Node> = Api::all(client.clone());

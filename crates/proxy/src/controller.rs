@@ -93,10 +93,13 @@ fn trigger_times(slices: &[Arc<EndpointSlice>]) -> BTreeMap<String, SystemTime> 
     out
 }
 
+/// What a health-check node port reports: the Service's namespace and name, its local endpoints.
+type HealthState = Arc<Mutex<(String, String, usize)>>;
+
 /// Health-check node ports: one listener per port, answering with the local endpoint count.
 #[derive(Default)]
 struct HealthChecks {
-    listeners: HashMap<u16, (tokio::task::JoinHandle<()>, Arc<Mutex<(String, String, usize)>>)>,
+    listeners: HashMap<u16, (tokio::task::JoinHandle<()>, HealthState)>,
 }
 
 impl HealthChecks {
@@ -326,7 +329,7 @@ mod tests {
         let svc: Service = serde_json::from_value(serde_json::json!({"metadata": {"name": "a", "namespace": "d"},
             "spec": {"clusterIP": "10.96.0.5", "ports": [{"name": "x", "port": 80}, {"name": "y", "port": 81}]}}))
         .unwrap();
-        let ports = model::build(&[svc.clone()], &[], "n");
+        let ports = model::build(std::slice::from_ref(&svc), &[], "n");
         let old: BTreeMap<_, _> = ports.iter().map(|p| (p.id.clone(), p.clone())).collect();
         assert!(changed_ports(&old, &ports).is_empty());
         let mut svc2 = svc;

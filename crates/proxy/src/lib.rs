@@ -13,6 +13,7 @@ pub mod iptables;
 pub mod metrics;
 pub mod model;
 pub mod modes;
+pub mod nftables;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

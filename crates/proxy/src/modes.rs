@@ -8,6 +8,7 @@ pub const MODES: &[&str] = &["nftables", "iptables"];
 /// A new mode by its name.
 pub fn new_mode(name: &str) -> Result<Box<dyn Mode>, Error> {
     match name {
+        "nftables" => Ok(Box::new(crate::nftables::NftablesMode::new())),
         "iptables" => Ok(Box::new(crate::iptables::IptablesMode::new())),
         _ => Err(Error::Other(format!("--proxy-mode {name:?}: unknown mode (known: {})", MODES.join(", ")))),
     }

@@ -1,0 +1,275 @@
+//! What one service port owns in one family's table, as data: its chains with their rules, its
+//! affinity sets and its elements in the dispatch maps — the rules of kube-proxy's nftables
+//! mode, from a [`ServicePort`] (pure). [`crate::nftables::script`] turns these into text, and
+//! a partial sync compares the old and new [`ServiceRules`] of the ports that changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+
+use super::family::Family;
+use super::names;
+use crate::model::{Endpoint, Protocol, ServicePort};
+use crate::NodeContext;
+
+/// Map of cluster, external and load-balancer IPs: `addr . proto . port : verdict`.
+pub const SERVICE_IPS: &str = "service-ips";
+/// Map of node ports: `proto . port : verdict`.
+pub const SERVICE_NODEPORTS: &str = "service-nodeports";
+/// Map of the addresses of services without (usable) endpoints: reject or drop.
+pub const NO_ENDPOINT_SERVICES: &str = "no-endpoint-services";
+/// Map of the node ports of services without (usable) endpoints: reject or drop.
+pub const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
+/// Map of the load-balancer IPs with loadBalancerSourceRanges.
+pub const FIREWALL_IPS: &str = "firewall-ips";
+/// The chain that marks a packet for masquerading.
+pub const MARK_MASQ: &str = "mark-for-masquerade";
+/// The chain that rejects (TCP reset, ICMP port unreachable).
+pub const REJECT: &str = "reject-chain";
+
+/// One element of a verdict map.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Element {
+    /// The map (one of the constants of this module).
+    pub map: &'static str,
+    /// The key, as nftables writes it (`10.96.0.10 . tcp . 80`).
+    pub key: String,
+    /// The verdict (`goto service-…`, `drop`).
+    pub verdict: String,
+}
+
+/// The addresses of a UDP service port and where it may send them, to find stale conntrack
+/// entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UdpFrontends {
+    /// Cluster, external and load-balancer IPs with the service port.
+    pub addrs: BTreeSet<SocketAddr>,
+    /// The node port, served on the node's addresses.
+    pub node_port: Option<u16>,
+    /// The endpoints traffic may be DNATed to now.
+    pub targets: BTreeSet<SocketAddr>,
+}
+
+/// Everything one service port owns in one family's table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceRules {
+    /// Its chains (all named with a `/`), each with its rules in order.
+    pub chains: BTreeMap<String, Vec<String>>,
+    /// Its affinity sets, with their timeout in seconds.
+    pub sets: BTreeMap<String, u64>,
+    /// Its elements in the dispatch maps.
+    pub elements: BTreeSet<Element>,
+    /// For UDP ports: what the conntrack cleanup needs.
+    pub udp: Option<UdpFrontends>,
+}
+
+impl ServiceRules {
+    /// Rules plus elements: what [`crate::SyncStats::rules_written`] counts.
+    pub fn size(&self) -> usize {
+        self.chains.values().map(Vec::len).sum::<usize>() + self.elements.len()
+    }
+}
+
+/// `{ a, b }` for nftables.
+pub fn anon_set<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
+    let items: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
+    format!("{{ {} }}", items.join(", "))
+}
+
+/// The node's addresses of `family` that take NodePorts (loopback never does, as in
+/// kube-proxy's nftables mode).
+pub fn node_port_addresses(node: &NodeContext, family: Family) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> =
+        node.addresses.iter().filter(|a| family.has(a) && !a.is_loopback() && !a.is_unspecified()).copied().collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The cluster's pod CIDRs of `family`.
+pub fn cluster_cidrs(node: &NodeContext, family: Family) -> Vec<IpNet> {
+    node.cluster_cidrs.iter().filter(|n| family.has_net(n)).map(IpNet::trunc).collect()
+}
+
+/// The endpoints that `usable` picks among `eps` (cloning the port to use the model's rules).
+fn pick(port: &ServicePort, local_only: bool) -> Vec<Endpoint> {
+    let mut p = port.clone();
+    p.internal_local = local_only;
+    p.cluster_endpoints().into_iter().cloned().collect()
+}
+
+/// Builds the rules of `port` in `family`'s table; `None` when the port has no cluster IP of
+/// that family (the port is then not served in that family at all, as with kube-proxy).
+pub fn service_rules(port: &ServicePort, family: Family, node: &NodeContext) -> Option<ServiceRules> {
+    let cluster_ip = *port.cluster_ips.iter().find(|a| family.has(a))?;
+    let ip = family.nft();
+    let id = &port.id;
+    let proto = port.id.protocol.as_lower();
+    let key = |addr: &IpAddr| format!("{addr} . {proto} . {}", port.port);
+    let cidrs = cluster_cidrs(node, family);
+
+    // Endpoints of this family; then the Cluster and Local candidates (KEP-1669 fallback each).
+    let mut fam = port.clone();
+    fam.endpoints.retain(|e| family.has(&e.ip));
+    let cluster_eps = pick(&fam, false);
+    let local_eps = pick(&fam, true);
+    let external_ips: Vec<IpAddr> = port.external_ips.iter().filter(|a| family.has(a)).copied().collect();
+    let lb_ips: Vec<IpAddr> = port.load_balancer_ips.iter().filter(|a| family.has(a)).copied().collect();
+    let externally_accessible = port.node_port.is_some() || !external_ips.is_empty() || !lb_ips.is_empty();
+
+    let has_endpoints = !cluster_eps.is_empty();
+    let has_internal = if port.internal_local { !local_eps.is_empty() } else { has_endpoints };
+    let has_external = if port.external_local { !local_eps.is_empty() } else { has_endpoints };
+    let uses_cluster = has_endpoints && (!port.internal_local || externally_accessible);
+    let uses_local = !local_eps.is_empty() && (port.internal_local || (externally_accessible && port.external_local));
+    let uses_external = has_endpoints && externally_accessible;
+
+    let cluster_chain = names::service_chain(id);
+    let local_chain = names::local_chain(id);
+    let external_chain = names::external_chain(id);
+    let internal_chain = if port.internal_local { &local_chain } else { &cluster_chain };
+    let reject = format!("goto {REJECT}");
+    // What traffic gets when it has no endpoint: reject when the service has none at all, drop
+    // when a Local policy leaves none on this node.
+    let no_endpoint = |has: bool| if !has_endpoints { Some(reject.clone()) } else { (!has).then(|| "drop".into()) };
+
+    let mut out = ServiceRules::default();
+    let mut add = |map: &'static str, key: String, verdict: String| {
+        // A key twice (an external IP that is also the cluster IP…): the first one wins.
+        if !out.elements.iter().any(|e| e.map == map && e.key == key) {
+            out.elements.insert(Element { map, key, verdict });
+        }
+    };
+
+    // Cluster IP.
+    match no_endpoint(has_internal) {
+        None => add(SERVICE_IPS, key(&cluster_ip), format!("goto {internal_chain}")),
+        Some(v) => add(NO_ENDPOINT_SERVICES, key(&cluster_ip), v),
+    }
+    // External and load-balancer IPs.
+    for addr in external_ips.iter().chain(&lb_ips) {
+        if uses_external {
+            add(SERVICE_IPS, key(addr), format!("goto {external_chain}"));
+        }
+        if let Some(v) = no_endpoint(has_external) {
+            add(NO_ENDPOINT_SERVICES, key(addr), v);
+        }
+    }
+    // Node port.
+    if let Some(node_port) = port.node_port {
+        let key = format!("{proto} . {node_port}");
+        if uses_external {
+            add(SERVICE_NODEPORTS, key.clone(), format!("goto {external_chain}"));
+        }
+        if let Some(v) = no_endpoint(has_external) {
+            add(NO_ENDPOINT_NODEPORTS, key, v);
+        }
+    }
+    // loadBalancerSourceRanges: only those sources may use the load-balancer IPs. Ranges given
+    // for the other family only leave this family's LB IPs closed.
+    if !lb_ips.is_empty() && !port.load_balancer_source_ranges.is_empty() {
+        let chain = names::firewall_chain(id);
+        let ranges: Vec<IpNet> =
+            port.load_balancer_source_ranges.iter().filter(|n| family.has_net(n)).map(IpNet::trunc).collect();
+        let rule = if ranges.is_empty() {
+            "drop".to_string()
+        } else {
+            let mut allowed: Vec<String> = ranges.iter().map(IpNet::to_string).collect();
+            // A node whose own address is allowed reaches an LB IP it holds with that IP as source.
+            if node.addresses.iter().any(|a| ranges.iter().any(|r| r.contains(a))) {
+                allowed.extend(lb_ips.iter().map(IpAddr::to_string));
+            }
+            format!("{ip} saddr != {} drop", anon_set(allowed))
+        };
+        out.chains.insert(chain.clone(), vec![rule]);
+        for addr in &lb_ips {
+            add(FIREWALL_IPS, key(addr), format!("goto {chain}"));
+        }
+    }
+
+    // Traffic to the cluster IP from outside the cluster CIDRs is masqueraded (it may come back
+    // through another node); written in the chain cluster IP traffic goes to.
+    let masq_off_cluster = (!cidrs.is_empty() && has_internal).then(|| {
+        format!(
+            "{ip} daddr {cluster_ip} {proto} dport {} {ip} saddr != {} jump {MARK_MASQ}",
+            port.port,
+            anon_set(&cidrs)
+        )
+    });
+    let affinity = port.affinity.map(|t| t.max(std::time::Duration::from_secs(1)));
+    let mut balance = |chain: &str, eps: &[Endpoint], masq: bool| {
+        let mut rules = Vec::new();
+        if masq {
+            rules.extend(masq_off_cluster.clone());
+        }
+        if let Some(timeout) = affinity {
+            for ep in eps {
+                let set = names::affinity_set(id, ep, timeout);
+                rules.push(format!("{ip} saddr @{set} goto {}", names::endpoint_chain(id, ep)));
+            }
+        }
+        let targets: Vec<String> =
+            eps.iter().enumerate().map(|(i, ep)| format!("{i} : goto {}", names::endpoint_chain(id, ep))).collect();
+        rules.push(format!("numgen random mod {} vmap {{ {} }}", eps.len(), targets.join(", ")));
+        out.chains.insert(chain.to_string(), rules);
+    };
+    if uses_cluster {
+        balance(&cluster_chain, &cluster_eps, !port.internal_local);
+    }
+    if uses_local {
+        balance(&local_chain, &local_eps, port.internal_local);
+    }
+
+    if uses_external {
+        let mut rules = Vec::new();
+        if !port.external_local {
+            // Endpoints may be on other nodes: masquerade so that replies come back here.
+            rules.push(format!("jump {MARK_MASQ}"));
+            rules.push(format!("goto {cluster_chain}"));
+        } else {
+            // Client source IP preserved: only local endpoints. Pods and the node itself still
+            // reach every endpoint (as if through an external load balancer).
+            if !cidrs.is_empty() {
+                rules.push(format!("{ip} saddr {} goto {cluster_chain}", anon_set(&cidrs)));
+            }
+            rules.push(format!("fib saddr type local jump {MARK_MASQ}"));
+            rules.push(format!("fib saddr type local goto {cluster_chain}"));
+            if has_external {
+                rules.push(format!("goto {local_chain}"));
+            }
+        }
+        out.chains.insert(external_chain, rules);
+    }
+
+    // One chain per endpoint in use: hairpin masquerade, affinity, DNAT.
+    let mut used: Vec<&Endpoint> = Vec::new();
+    if uses_cluster {
+        used.extend(&cluster_eps);
+    }
+    if uses_local {
+        used.extend(&local_eps);
+    }
+    used.sort();
+    used.dedup_by(|a, b| a.ip == b.ip && a.port == b.port);
+    for ep in &used {
+        let mut rules = vec![format!("{ip} saddr {} jump {MARK_MASQ}", ep.ip)];
+        if let Some(timeout) = affinity {
+            let set = names::affinity_set(id, ep, timeout);
+            rules.push(format!("update @{set} {{ {ip} saddr }}"));
+            out.sets.insert(set, timeout.as_secs());
+        }
+        rules.push(format!("meta l4proto {proto} dnat to {}", ep.address()));
+        out.chains.insert(names::endpoint_chain(id, ep), rules);
+    }
+
+    if port.id.protocol == Protocol::Udp {
+        let addrs = std::iter::once(cluster_ip).chain(external_ips).chain(lb_ips);
+        out.udp = Some(UdpFrontends {
+            addrs: addrs.map(|a| SocketAddr::new(a, port.port)).collect(),
+            node_port: port.node_port,
+            targets: used.iter().map(|e| SocketAddr::new(e.ip, e.port)).collect(),
+        });
+    }
+    Some(out)
+}

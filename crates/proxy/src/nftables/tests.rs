@@ -1,0 +1,577 @@
+//! Unit tests of the rendered nft scripts for representative services.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::family::Family;
+use super::names;
+use super::*;
+use crate::model::{Endpoint, Protocol, ServicePort, ServicePortName};
+use crate::NodeContext;
+
+fn node() -> NodeContext {
+    NodeContext {
+        name: "node1".into(),
+        addresses: vec!["192.168.1.10".parse().unwrap(), "127.0.0.1".parse().unwrap(), "fd00:1::10".parse().unwrap()],
+        cluster_cidrs: vec!["10.244.0.0/16".parse().unwrap(), "fd00:244::/56".parse().unwrap()],
+    }
+}
+
+fn id(name: &str, port: &str, protocol: Protocol) -> ServicePortName {
+    ServicePortName { namespace: "default".into(), name: name.into(), port: port.into(), protocol }
+}
+
+fn ep(addr: &str, local: bool) -> Endpoint {
+    let sa: std::net::SocketAddr = addr.parse().unwrap();
+    Endpoint {
+        ip: sa.ip(),
+        port: sa.port(),
+        node_name: Some(if local { "node1" } else { "node2" }.into()),
+        ready: true,
+        serving: true,
+        terminating: false,
+        local,
+    }
+}
+
+fn svc(name: &str, cluster_ip: &str, port: u16, endpoints: Vec<Endpoint>) -> ServicePort {
+    ServicePort {
+        id: id(name, "http", Protocol::Tcp),
+        cluster_ips: vec![cluster_ip.parse().unwrap()],
+        port,
+        node_port: None,
+        external_ips: vec![],
+        load_balancer_ips: vec![],
+        load_balancer_source_ranges: vec![],
+        affinity: None,
+        external_local: false,
+        internal_local: false,
+        health_check_node_port: None,
+        endpoints,
+    }
+}
+
+fn web() -> ServicePort {
+    svc("web", "10.96.0.20", 80, vec![ep("10.244.1.5:8080", true), ep("10.244.2.6:8080", false)])
+}
+
+/// The lines of `script` that mention `needle`.
+fn lines_with<'a>(script: &'a str, needle: &str) -> Vec<&'a str> {
+    script.lines().filter(|l| l.contains(needle)).collect()
+}
+
+/// The rules of `chain` in `family`, in order.
+fn rules_of(script: &str, family: &str, chain: &str) -> Vec<String> {
+    let prefix = format!("add rule {family} podnet {chain} ");
+    script.lines().filter_map(|l| l.strip_prefix(&prefix)).map(str::to_string).collect()
+}
+
+#[test]
+fn skeleton_has_base_chains_maps_and_masquerading() {
+    let script = render_full(&[], &node());
+    for family in ["ip", "ip6"] {
+        assert!(script.contains(&format!("add table {family} podnet\n")));
+        for (chain, hook, priority) in [
+            ("filter-prerouting", "type filter hook prerouting", -110),
+            ("filter-forward", "type filter hook forward", -110),
+            ("nat-prerouting", "type nat hook prerouting", -100),
+            ("nat-output", "type nat hook output", -100),
+            ("nat-postrouting", "type nat hook postrouting", 100),
+        ] {
+            let def = format!("add chain {family} podnet {chain} {{ {hook} priority {priority} ; policy accept ; }}");
+            assert!(script.contains(&def), "{def}");
+        }
+        assert_eq!(rules_of(&script, family, "nat-prerouting"), ["jump services"]);
+        assert_eq!(rules_of(&script, family, "filter-forward"), ["ct state new jump endpoints-check"]);
+        assert_eq!(
+            rules_of(&script, family, "masquerading"),
+            ["mark and 0x00004000 == 0 return", "mark set mark xor 0x00004000", "masquerade fully-random"]
+        );
+        assert_eq!(rules_of(&script, family, "mark-for-masquerade"), ["mark set mark or 0x00004000"]);
+        assert_eq!(rules_of(&script, family, "reject-chain"), ["meta l4proto tcp reject with tcp reset", "reject"]);
+        assert!(script.contains(&format!("flush map {family} podnet service-ips")));
+    }
+    assert!(script.contains("add map ip podnet service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; }"));
+    assert!(script.contains("add map ip6 podnet service-nodeports { type inet_proto . inet_service : verdict ; }"));
+    assert_eq!(
+        rules_of(&script, "ip", "services"),
+        [
+            "ip daddr . meta l4proto . th dport vmap @service-ips",
+            "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports"
+        ]
+    );
+    // Loopback never takes NodePorts.
+    assert!(script.contains("add element ip podnet nodeport-ips { 192.168.1.10 }\n"));
+    assert!(script.contains("add element ip6 podnet nodeport-ips { fd00:1::10 }\n"));
+}
+
+#[test]
+fn without_node_addresses_node_ports_take_every_local_address() {
+    let mut n = node();
+    n.addresses.clear();
+    let script = render_full(&[], &n);
+    assert_eq!(
+        rules_of(&script, "ip", "services")[1],
+        "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports"
+    );
+    assert_eq!(
+        rules_of(&script, "ip6", "endpoints-check")[1],
+        "fib daddr type local ip6 daddr != ::1 meta l4proto . th dport vmap @no-endpoint-nodeports"
+    );
+    assert!(lines_with(&script, "add element ip podnet nodeport-ips").is_empty());
+}
+
+#[test]
+fn cluster_ip_spreads_over_endpoints_and_masquerades_off_cluster_traffic() {
+    let port = web();
+    let script = render_full(std::slice::from_ref(&port), &node());
+    let chain = names::service_chain(&port.id);
+    assert!(chain.starts_with("service-") && chain.ends_with("-default/web/tcp/http"));
+    assert!(script.contains(&format!("add element ip podnet service-ips {{ 10.96.0.20 . tcp . 80 : goto {chain} }}")));
+    let e1 = names::endpoint_chain(&port.id, &port.endpoints[0]);
+    let e2 = names::endpoint_chain(&port.id, &port.endpoints[1]);
+    assert_eq!(
+        rules_of(&script, "ip", &chain),
+        [
+            "ip daddr 10.96.0.20 tcp dport 80 ip saddr != { 10.244.0.0/16 } jump mark-for-masquerade".to_string(),
+            format!("numgen random mod 2 vmap {{ 0 : goto {e1}, 1 : goto {e2} }}"),
+        ]
+    );
+    assert_eq!(
+        rules_of(&script, "ip", &e1),
+        ["ip saddr 10.244.1.5 jump mark-for-masquerade", "meta l4proto tcp dnat to 10.244.1.5:8080"]
+    );
+    // Chains exist (and are emptied) before any rule refers to them.
+    let first_rule = script.find(&format!("add rule ip podnet {chain} ")).unwrap();
+    assert!(script.find(&format!("add chain ip podnet {e2}\n")).unwrap() < first_rule);
+    assert!(script.contains(&format!("flush chain ip podnet {e2}\n")));
+    // An IPv4-only service has nothing in the ip6 table.
+    assert!(lines_with(&script, "add element ip6 podnet service-ips").is_empty());
+    assert!(lines_with(&script, "add chain ip6 podnet service-").is_empty());
+    assert!(lines_with(&script, "add rule ip6 podnet endpoint-").is_empty());
+}
+
+#[test]
+fn multi_port_services_get_one_set_of_chains_per_port() {
+    let http = web();
+    let mut dns = svc("web", "10.96.0.20", 53, vec![ep("10.244.1.5:5353", true)]);
+    dns.id = id("web", "dns", Protocol::Udp);
+    let mut sctp = svc("web", "10.96.0.20", 9000, vec![ep("10.244.1.5:9000", true)]);
+    sctp.id = id("web", "sig", Protocol::Sctp);
+    let script = render_full(&[http.clone(), dns.clone(), sctp.clone()], &node());
+    for (port, key) in
+        [(&http, "10.96.0.20 . tcp . 80"), (&dns, "10.96.0.20 . udp . 53"), (&sctp, "10.96.0.20 . sctp . 9000")]
+    {
+        let chain = names::service_chain(&port.id);
+        assert!(script.contains(&format!("{key} : goto {chain}")), "{key}");
+    }
+    let dns_ep = names::endpoint_chain(&dns.id, &dns.endpoints[0]);
+    assert_eq!(rules_of(&script, "ip", &dns_ep)[1], "meta l4proto udp dnat to 10.244.1.5:5353");
+    let sctp_chain = names::service_chain(&sctp.id);
+    assert!(rules_of(&script, "ip", &sctp_chain)[0].starts_with("ip daddr 10.96.0.20 sctp dport 9000 "));
+    assert_ne!(names::service_chain(&http.id), names::service_chain(&dns.id));
+}
+
+#[test]
+fn node_ports_and_external_addresses_go_through_the_external_chain() {
+    let mut port = web();
+    port.node_port = Some(30080);
+    port.external_ips = vec!["192.0.2.7".parse().unwrap(), "2001:db8::7".parse().unwrap()];
+    port.load_balancer_ips = vec!["198.51.100.1".parse().unwrap()];
+    let script = render_full(std::slice::from_ref(&port), &node());
+    let ext = names::external_chain(&port.id);
+    let chain = names::service_chain(&port.id);
+    assert!(script.contains(&format!("add element ip podnet service-nodeports {{ tcp . 30080 : goto {ext} }}")));
+    assert!(script.contains(&format!("192.0.2.7 . tcp . 80 : goto {ext}")));
+    assert!(script.contains(&format!("198.51.100.1 . tcp . 80 : goto {ext}")));
+    assert!(!script.contains("2001:db8::7"), "an external IP of another family than the service is ignored");
+    assert_eq!(rules_of(&script, "ip", &ext), ["jump mark-for-masquerade".to_string(), format!("goto {chain}")]);
+    assert!(lines_with(&script, "add element ip podnet firewall-ips").is_empty(), "no source ranges, no firewall");
+}
+
+#[test]
+fn load_balancer_source_ranges_allow_only_those_sources() {
+    let mut port = web();
+    port.load_balancer_ips = vec!["198.51.100.1".parse().unwrap(), "198.51.100.2".parse().unwrap()];
+    port.load_balancer_source_ranges = vec!["203.0.113.0/24".parse().unwrap(), "10.1.2.3/8".parse().unwrap()];
+    let script = render_full(std::slice::from_ref(&port), &node());
+    let fw = names::firewall_chain(&port.id);
+    assert_eq!(rules_of(&script, "ip", &fw), ["ip saddr != { 203.0.113.0/24, 10.0.0.0/8 } drop"]);
+    assert!(script.contains(&format!(
+        "add element ip podnet firewall-ips {{ 198.51.100.1 . tcp . 80 : goto {fw}, 198.51.100.2 . tcp . 80 : goto {fw} }}"
+    )));
+    assert_eq!(rules_of(&script, "ip", "firewall-check"), ["ip daddr . meta l4proto . th dport vmap @firewall-ips"]);
+    assert_eq!(rules_of(&script, "ip", "filter-prerouting"), ["ct state new jump firewall-check"]);
+
+    // A range holding a node address lets the node reach the LB IPs it may hold itself.
+    port.load_balancer_source_ranges = vec!["192.168.1.0/24".parse().unwrap()];
+    let script = render_full(std::slice::from_ref(&port), &node());
+    assert_eq!(rules_of(&script, "ip", &fw), ["ip saddr != { 192.168.1.0/24, 198.51.100.1, 198.51.100.2 } drop"]);
+
+    // Ranges only of the other family: nobody of this family may use the LB IPs.
+    port.load_balancer_source_ranges = vec!["2001:db8::/64".parse().unwrap()];
+    let script = render_full(std::slice::from_ref(&port), &node());
+    assert_eq!(rules_of(&script, "ip", &fw), ["drop"]);
+}
+
+#[test]
+fn client_ip_affinity_uses_dynamic_sets_looked_up_before_numgen() {
+    let mut port = web();
+    port.affinity = Some(Duration::from_secs(300));
+    let script = render_full(std::slice::from_ref(&port), &node());
+    let chain = names::service_chain(&port.id);
+    let sets: Vec<String> =
+        port.endpoints.iter().map(|e| names::affinity_set(&port.id, e, Duration::from_secs(300))).collect();
+    let eps: Vec<String> = port.endpoints.iter().map(|e| names::endpoint_chain(&port.id, e)).collect();
+    for set in &sets {
+        assert!(script.contains(&format!(
+            "add set ip podnet {set} {{ type ipv4_addr ; flags dynamic,timeout ; timeout 300s ; }}"
+        )));
+    }
+    let rules = rules_of(&script, "ip", &chain);
+    assert_eq!(rules.len(), 4);
+    assert_eq!(rules[1], format!("ip saddr @{} goto {}", sets[0], eps[0]));
+    assert_eq!(rules[2], format!("ip saddr @{} goto {}", sets[1], eps[1]));
+    assert!(rules[3].starts_with("numgen random mod 2 vmap"));
+    assert_eq!(rules_of(&script, "ip", &eps[0])[1], format!("update @{} {{ ip saddr }}", sets[0]));
+    assert!(
+        script.find(&format!("add set ip podnet {}", sets[0])).unwrap()
+            < script.find("add rule ip podnet service-").unwrap()
+    );
+}
+
+#[test]
+fn services_without_endpoints_are_rejected_everywhere() {
+    let mut port = svc("empty", "10.96.0.30", 80, vec![]);
+    port.node_port = Some(30030);
+    port.external_ips = vec!["192.0.2.30".parse().unwrap()];
+    port.load_balancer_ips = vec!["198.51.100.30".parse().unwrap()];
+    let script = render_full(std::slice::from_ref(&port), &node());
+    assert!(script.contains(
+        "add element ip podnet no-endpoint-services { 10.96.0.30 . tcp . 80 : goto reject-chain, \
+         192.0.2.30 . tcp . 80 : goto reject-chain, 198.51.100.30 . tcp . 80 : goto reject-chain }"
+    ));
+    assert!(script.contains("add element ip podnet no-endpoint-nodeports { tcp . 30030 : goto reject-chain }"));
+    assert!(lines_with(&script, "add chain ip podnet service-").is_empty(), "no NAT chain at all");
+    assert!(lines_with(&script, "add element ip podnet service-ips").is_empty());
+    assert_eq!(
+        rules_of(&script, "ip", "endpoints-check")[0],
+        "ip daddr . meta l4proto . th dport vmap @no-endpoint-services"
+    );
+    assert_eq!(
+        rules_of(&script, "ip", "filter-output"),
+        ["ct state new jump endpoints-check", "ct state new jump firewall-check"]
+    );
+}
+
+#[test]
+fn terminating_endpoints_only_when_no_ready_one() {
+    let mut terminating = ep("10.244.3.3:8080", false);
+    terminating.ready = false;
+    terminating.terminating = true;
+    let mut not_serving = ep("10.244.3.4:8080", false);
+    not_serving.ready = false;
+    not_serving.serving = false;
+    not_serving.terminating = true;
+    let port = svc("drain", "10.96.0.40", 80, vec![terminating.clone(), not_serving.clone()]);
+    let script = render_full(std::slice::from_ref(&port), &node());
+    assert!(script.contains(&names::endpoint_chain(&port.id, &terminating)));
+    assert!(!script.contains(&names::endpoint_chain(&port.id, &not_serving)));
+    let mut with_ready = port.clone();
+    with_ready.endpoints.push(ep("10.244.3.5:8080", false));
+    let script = render_full(&[with_ready], &node());
+    assert!(!script.contains(&names::endpoint_chain(&port.id, &terminating)), "a ready endpoint wins");
+}
+
+#[test]
+fn external_traffic_policy_local_keeps_the_source_and_the_local_endpoints() {
+    let mut port = web();
+    port.node_port = Some(30080);
+    port.external_local = true;
+    let script = render_full(std::slice::from_ref(&port), &node());
+    let (ext, cluster, local) =
+        (names::external_chain(&port.id), names::service_chain(&port.id), names::local_chain(&port.id));
+    assert_eq!(
+        rules_of(&script, "ip", &ext),
+        [
+            format!("ip saddr {{ 10.244.0.0/16 }} goto {cluster}"),
+            "fib saddr type local jump mark-for-masquerade".to_string(),
+            format!("fib saddr type local goto {cluster}"),
+            format!("goto {local}"),
+        ]
+    );
+    let local_ep = names::endpoint_chain(&port.id, &port.endpoints[0]);
+    assert_eq!(rules_of(&script, "ip", &local), [format!("numgen random mod 1 vmap {{ 0 : goto {local_ep} }}")]);
+    assert!(lines_with(&script, "add element ip podnet no-endpoint-nodeports").is_empty());
+
+    // No local endpoint: external traffic not from pods or the node is dropped.
+    port.endpoints.retain(|e| !e.local);
+    let script = render_full(std::slice::from_ref(&port), &node());
+    assert!(script.contains("add element ip podnet no-endpoint-nodeports { tcp . 30080 : drop }"));
+    assert!(script.contains(&format!("add element ip podnet service-nodeports {{ tcp . 30080 : goto {ext} }}")));
+    assert!(!rules_of(&script, "ip", &ext).iter().any(|r| r.contains(&local)));
+    assert!(lines_with(&script, &format!("add chain ip podnet {local}")).is_empty());
+}
+
+#[test]
+fn internal_traffic_policy_local_uses_local_endpoints_or_drops() {
+    let mut port = web();
+    port.internal_local = true;
+    let script = render_full(std::slice::from_ref(&port), &node());
+    let local = names::local_chain(&port.id);
+    assert!(script.contains(&format!("10.96.0.20 . tcp . 80 : goto {local}")));
+    assert!(rules_of(&script, "ip", &local)[0].ends_with("jump mark-for-masquerade"), "off-cluster masquerade");
+    assert!(lines_with(&script, &names::service_chain(&port.id)).is_empty(), "no Cluster chain needed");
+    port.endpoints.retain(|e| !e.local);
+    let script = render_full(std::slice::from_ref(&port), &node());
+    assert!(script.contains("add element ip podnet no-endpoint-services { 10.96.0.20 . tcp . 80 : drop }"));
+}
+
+#[test]
+fn ipv6_and_dual_stack_services() {
+    let mut port = svc("v6", "fd00:96::20", 80, vec![ep("[fd00:244::5]:8080", true), ep("10.244.1.5:8080", true)]);
+    port.node_port = Some(30081);
+    let script = render_full(std::slice::from_ref(&port), &node());
+    let chain = names::service_chain(&port.id);
+    let v6ep = names::endpoint_chain(&port.id, &port.endpoints[0]);
+    assert!(v6ep.ends_with("__fd00.244..5/8080"));
+    assert!(script.contains(&format!("add element ip6 podnet service-ips {{ fd00:96::20 . tcp . 80 : goto {chain} }}")));
+    assert_eq!(
+        rules_of(&script, "ip6", &v6ep),
+        ["ip6 saddr fd00:244::5 jump mark-for-masquerade", "meta l4proto tcp dnat to [fd00:244::5]:8080"]
+    );
+    assert!(rules_of(&script, "ip6", &chain)[0].contains("ip6 saddr != { fd00:244::/56 }"));
+    assert!(!script.contains("10.244.1.5"), "endpoints of the other family are not used");
+    assert!(lines_with(&script, "add element ip podnet service-").is_empty());
+
+    port.cluster_ips.push("10.96.0.21".parse().unwrap());
+    let script = render_full(std::slice::from_ref(&port), &node());
+    assert!(script.contains(&format!("10.96.0.21 . tcp . 80 : goto {chain}")));
+    assert!(script.contains("add element ip podnet service-nodeports"));
+    assert!(script.contains("add element ip6 podnet service-nodeports"));
+    assert!(script.contains("dnat to 10.244.1.5:8080"));
+}
+
+#[test]
+fn two_services_claiming_one_address_the_first_keeps_it() {
+    let mut a = web();
+    a.external_ips = vec!["192.0.2.9".parse().unwrap()];
+    let mut b = svc("other", "10.96.0.50", 80, vec![ep("10.244.9.9:80", false)]);
+    b.external_ips = a.external_ips.clone();
+    let script = render_full(&[a.clone(), b.clone()], &node());
+    assert_eq!(lines_with(&script, "192.0.2.9 . tcp . 80").len(), 1);
+    assert!(script.contains(&format!("192.0.2.9 . tcp . 80 : goto {}", names::external_chain(&a.id))));
+}
+
+fn changed(ports: &[&ServicePort]) -> BTreeSet<ServicePortName> {
+    ports.iter().map(|p| p.id.clone()).collect()
+}
+
+#[test]
+fn partial_sync_touches_only_what_changed() {
+    let a = web();
+    let b = svc("api", "10.96.0.60", 443, vec![ep("10.244.1.7:8443", true)]);
+    let n = node();
+    let before = Ruleset::build(&[a.clone(), b.clone()], &n);
+
+    // Nothing changed: nothing to write.
+    assert_eq!(render_partial(&before, &[a.clone(), b.clone()], &n, &changed(&[&b])), "");
+
+    // A new endpoint for b: b's service chain is rewritten and the endpoint chain added; its
+    // unchanged endpoint chain and map element, and everything of a, are left alone.
+    let mut b2 = b.clone();
+    b2.endpoints.push(ep("10.244.2.7:8443", false));
+    let script = render_partial(&before, &[a.clone(), b2.clone()], &n, &changed(&[&b2]));
+    let (b_chain, old_ep, new_ep) = (
+        names::service_chain(&b.id),
+        names::endpoint_chain(&b.id, &b.endpoints[0]),
+        names::endpoint_chain(&b.id, &b2.endpoints[1]),
+    );
+    assert!(!script.contains("default/web"), "{script}");
+    assert!(!script.contains("add table"), "no skeleton: {script}");
+    assert!(!script.contains("element"), "the map element did not change: {script}");
+    assert!(!script.contains(&format!("add chain ip podnet {old_ep}")));
+    assert!(script.contains(&format!("add chain ip podnet {new_ep}\nflush chain ip podnet {new_ep}\n")));
+    assert!(script.contains(&format!("flush chain ip podnet {b_chain}\n")));
+    assert!(rules_of(&script, "ip", &b_chain).last().unwrap().starts_with("numgen random mod 2 vmap"));
+
+    // b loses all endpoints: its element moves to the reject map and its chains are flushed.
+    let mut b3 = b.clone();
+    b3.endpoints.clear();
+    let script = render_partial(&before, &[a.clone(), b3.clone()], &n, &changed(&[&b3]));
+    assert!(script.contains("delete element ip podnet service-ips { 10.96.0.60 . tcp . 443 }"));
+    assert!(
+        script.contains("add element ip podnet no-endpoint-services { 10.96.0.60 . tcp . 443 : goto reject-chain }")
+    );
+    assert!(script.find("delete element").unwrap() < script.find("add element").unwrap());
+    assert_eq!(lines_with(&script, "flush chain").len(), 2, "{script}");
+    assert!(lines_with(&script, "delete chain").is_empty(), "chains are deleted by a later sync");
+    let plan = before.partial(&[a.clone(), b3.clone()], &n, &changed(&[&b3]));
+    let stale: BTreeSet<&str> = plan.tx.stale_chains.iter().map(|(_, c)| c.as_str()).collect();
+    assert_eq!(stale, [b_chain.as_str(), old_ep.as_str()].into());
+
+    // b removed: its elements are deleted.
+    let script = render_partial(&before, std::slice::from_ref(&a), &n, &changed(&[&b]));
+    assert!(script.contains("delete element ip podnet service-ips { 10.96.0.60 . tcp . 443 }"));
+    assert!(!script.contains("add "), "{script}");
+}
+
+#[test]
+fn partial_sync_replaces_changed_elements_and_affinity_sets() {
+    let mut a = web();
+    a.affinity = Some(Duration::from_secs(60));
+    let n = node();
+    let before = Ruleset::build(std::slice::from_ref(&a), &n);
+    let mut a2 = a.clone();
+    a2.internal_local = true;
+    a2.affinity = Some(Duration::from_secs(120));
+    let script = render_partial(&before, std::slice::from_ref(&a2), &n, &changed(&[&a2]));
+    let local = names::local_chain(&a.id);
+    let cluster = names::service_chain(&a.id);
+    assert!(script.contains("delete element ip podnet service-ips { 10.96.0.20 . tcp . 80 }"));
+    assert!(script.contains(&format!("add element ip podnet service-ips {{ 10.96.0.20 . tcp . 80 : goto {local} }}")));
+    let old_set = names::affinity_set(&a.id, &a.endpoints[0], Duration::from_secs(60));
+    let new_set = names::affinity_set(&a.id, &a.endpoints[0], Duration::from_secs(120));
+    assert!(script.contains(&format!(
+        "add set ip podnet {new_set} {{ type ipv4_addr ; flags dynamic,timeout ; timeout 120s ; }}"
+    )));
+    assert!(script.contains(&format!("delete set ip podnet {old_set}\n")));
+    assert!(script.find(&format!("flush chain ip podnet {cluster}\n")).unwrap() < script.find("delete set").unwrap());
+}
+
+#[test]
+fn full_sync_clears_leftovers_of_earlier_runs() {
+    let a = web();
+    let ruleset = Ruleset::build(std::slice::from_ref(&a), &node());
+    let leftover = TableState {
+        chains: ["services".into(), names::service_chain(&a.id), "service-OLDOLDOL-default/gone/tcp/".into()].into(),
+        sets: ["nodeport-ips".into(), "affinity-OLDOLDOL-default/gone/tcp/__10.0.0.1/80".into()].into(),
+        maps: Default::default(),
+    };
+    let tx = ruleset.full(&node(), &[(Family::Ipv4, leftover)].into());
+    assert!(tx.script.contains("flush chain ip podnet service-OLDOLDOL-default/gone/tcp/\n"));
+    assert!(tx.script.contains("delete set ip podnet affinity-OLDOLDOL-default/gone/tcp/__10.0.0.1/80\n"));
+    assert_eq!(tx.stale_chains, [(Family::Ipv4, "service-OLDOLDOL-default/gone/tcp/".to_string())]);
+    assert!(!tx.script.contains("delete set ip podnet nodeport-ips"));
+    assert_eq!(ruleset.len(), 1);
+    assert_eq!(tx.rules, tx.script.lines().filter(|l| l.starts_with("add rule")).count() + 1, "rules + 1 element");
+}
+
+#[test]
+fn udp_frontends_for_conntrack_cleanup() {
+    let mut dns = svc("dns", "10.96.0.10", 53, vec![ep("10.244.1.5:5353", true)]);
+    dns.id = id("dns", "dns", Protocol::Udp);
+    dns.node_port = Some(30053);
+    dns.external_ips = vec!["192.0.2.53".parse().unwrap()];
+    let rules = rules::service_rules(&dns, Family::Ipv4, &node()).unwrap();
+    let udp = rules.udp.unwrap();
+    let addrs: Vec<String> = udp.addrs.iter().map(ToString::to_string).collect();
+    assert_eq!(addrs, ["10.96.0.20:53".replace("20", "10"), "192.0.2.53:53".to_string()]);
+    assert_eq!(udp.node_port, Some(30053));
+    assert_eq!(udp.targets.iter().map(ToString::to_string).collect::<Vec<_>>(), ["10.244.1.5:5353"]);
+    assert!(rules::service_rules(&web(), Family::Ipv4, &node()).unwrap().udp.is_none());
+}
+
+/// A stand-in `nft` that records the scripts it is given (`<path>.log`, one per `---`), lists
+/// empty tables, and fails while `<path>.fail` exists.
+struct FakeNft {
+    dir: std::path::PathBuf,
+    program: std::path::PathBuf,
+}
+
+impl FakeNft {
+    fn new(test: &str) -> FakeNft {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("podnet-fake-nft-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let program = dir.join("nft");
+        let script = "#!/bin/sh\n\
+            if [ \"$1\" = \"-f\" ]; then\n\
+              [ -e \"$0.fail\" ] && { echo 'Error: Could not process rule' >&2; exit 1; }\n\
+              cat >> \"$0.log\"; echo --- >> \"$0.log\"; exit 0\n\
+            fi\n\
+            echo '{\"nftables\": []}'\n";
+        std::fs::write(&program, script).unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        FakeNft { dir, program }
+    }
+
+    /// The scripts applied so far.
+    fn scripts(&self) -> Vec<String> {
+        let log = std::fs::read_to_string(self.program.with_extension("log")).unwrap_or_default();
+        log.split("---\n").filter(|s| !s.is_empty()).map(str::to_string).collect()
+    }
+
+    fn fail(&self, on: bool) {
+        let marker = self.program.with_extension("fail");
+        if on {
+            std::fs::write(marker, "").unwrap();
+        } else {
+            let _ = std::fs::remove_file(marker);
+        }
+    }
+}
+
+impl Drop for FakeNft {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn mode_syncs_partially_only_from_a_known_state() {
+    let fake = FakeNft::new("partial");
+    let mut mode = NftablesMode::with_program(fake.program.to_str().unwrap());
+    assert_eq!(mode.name(), "nftables");
+    let (a, b) = (web(), svc("api", "10.96.0.60", 443, vec![ep("10.244.1.7:8443", true)]));
+    let n = node();
+
+    // The first sync is full, whatever `changed` says.
+    let stats = mode.sync(&[a.clone(), b.clone()], &n, &Some(changed(&[&b]))).unwrap();
+    assert_eq!(stats.services_written, 2);
+    assert!(fake.scripts()[0].starts_with("add table ip podnet\n"));
+    assert_eq!(stats.rules_written, fake.scripts()[0].lines().filter(|l| l.starts_with("add rule")).count() + 2);
+
+    // Then partial: only b.
+    let mut b2 = b.clone();
+    b2.endpoints.push(ep("10.244.2.7:8443", false));
+    let stats = mode.sync(&[a.clone(), b2.clone()], &n, &Some(changed(&[&b2]))).unwrap();
+    assert_eq!(stats.services_written, 1);
+    let partial = &fake.scripts()[1];
+    assert!(!partial.contains("add table") && !partial.contains("default/web"), "{partial}");
+    assert_eq!(mode.ruleset().unwrap().get(Family::Ipv4, &b.id).unwrap().chains.len(), 3);
+
+    // Nothing changed: no transaction at all.
+    mode.sync(&[a.clone(), b2.clone()], &n, &Some(changed(&[&a]))).unwrap();
+    assert_eq!(fake.scripts().len(), 2);
+
+    // Another node context: full.
+    let mut other = n.clone();
+    other.addresses.push("192.168.1.11".parse().unwrap());
+    mode.sync(&[a.clone(), b2.clone()], &other, &Some(changed(&[&a]))).unwrap();
+    assert!(fake.scripts()[2].contains("add element ip podnet nodeport-ips { 192.168.1.10, 192.168.1.11 }"));
+
+    // A failed sync names the operation, and the next one is full.
+    fake.fail(true);
+    let err = mode.sync(std::slice::from_ref(&a), &other, &Some(changed(&[&b2]))).unwrap_err().to_string();
+    assert!(err.contains("apply the nftables rules of the changed services") && err.contains("Could not process"));
+    assert!(mode.ruleset().is_none());
+    fake.fail(false);
+    mode.sync(std::slice::from_ref(&a), &other, &Some(changed(&[&b2]))).unwrap();
+    assert!(fake.scripts()[3].starts_with("add table ip podnet\n"));
+
+    // Cleanup deletes both tables (adding them first, so that it works when they are gone).
+    mode.cleanup().unwrap();
+    assert_eq!(
+        fake.scripts()[4],
+        "add table ip podnet\ndelete table ip podnet\nadd table ip6 podnet\ndelete table ip6 podnet\n"
+    );
+    assert!(mode.ruleset().is_none());
+}
+
+#[test]
+fn a_missing_nft_program_is_an_error_naming_the_operation() {
+    let mut mode = NftablesMode::with_program("/nonexistent/nft");
+    let err = mode.sync(&[web()], &node(), &None).unwrap_err().to_string();
+    assert!(err.contains("list nftables table ip podnet") && err.contains("/nonexistent/nft"), "{err}");
+}
