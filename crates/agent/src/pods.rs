@@ -670,8 +670,12 @@ impl Worker {
 
     /// Stops the containers within the grace period, removes the sandbox, releases the network.
     async fn teardown(&mut self) {
+        let started = Instant::now();
+        if self.sandbox_ready && !self.finished {
+            self.run_pre_stop_hooks().await;
+        }
         let shared = self.shared.clone();
-        let (uid, grace) = (self.uid.clone(), self.grace());
+        let (uid, grace) = (self.uid.clone(), self.grace().saturating_sub(started.elapsed()));
         let network = self.network.clone().or_else(|| shared.read_record(&uid));
         blocking(move || {
             if let Err(e) = shared.runtime.remove_sandbox(&uid, grace) {
@@ -682,6 +686,44 @@ impl Worker {
         .await;
         self.sandbox_ready = false;
         self.network = None;
+    }
+
+    /// The preStop hooks of the running containers (exec, httpGet, sleep), all at once and
+    /// within the grace period, before the containers get SIGTERM — as kubelet runs them.
+    async fn run_pre_stop_hooks(&mut self) {
+        let (_, main) = self.spec_containers();
+        let pod_ip = self.network.as_ref().and_then(|n| n.ips.first().copied()).unwrap_or(self.shared.node_ip);
+        let mut hooks = Vec::new();
+        for c in &main {
+            let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.clone()) else { continue };
+            let running = self.status_of(&c.name).await.is_some_and(|s| s.state.is_running());
+            if !running {
+                continue;
+            }
+            let (rt, uid, c) = (self.shared.runtime.clone(), self.uid.clone(), c.clone());
+            hooks.push(async move {
+                if let Some(sleep) = &hook.sleep {
+                    tokio::time::sleep(Duration::from_secs(sleep.seconds.max(0) as u64)).await;
+                } else if let Some(exec) = &hook.exec {
+                    let argv = exec.command.clone().unwrap_or_default();
+                    if argv.is_empty() {
+                        return;
+                    }
+                    if let Ok(cmd) = blocking(move || rt.enter_command(&uid, &argv)).await {
+                        let mut cmd = tokio::process::Command::from(cmd);
+                        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+                        cmd.kill_on_drop(true);
+                        let _ = cmd.status().await;
+                    }
+                } else if let Some(http) = &hook.http_get {
+                    let probe = k8s_openapi::api::core::v1::Probe { http_get: Some(http.clone()), timeout_seconds: Some(30), ..Default::default() };
+                    let _ = probe::run_network(&probe, &c, pod_ip).await;
+                }
+            });
+        }
+        if !hooks.is_empty() {
+            let _ = tokio::time::timeout(self.grace(), futures::future::join_all(hooks)).await;
+        }
     }
 
     /// CNI DEL and the namespace's removal, keeping the sandbox's state.

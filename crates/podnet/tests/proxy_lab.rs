@@ -15,6 +15,31 @@ use std::process::Command;
 
 use lab_support::{curl, eventually_ok, seed, text, try_exec, Lab, Outside};
 
+const STEADY: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: steady}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: steady}}
+  template:
+    metadata: {labels: {app: steady}}
+    spec:
+      terminationGracePeriodSeconds: 10
+      containers:
+      - name: web
+        image: nginx
+        readinessProbe: {httpGet: {path: /, port: 80}, periodSeconds: 1}
+        lifecycle: {preStop: {sleep: {seconds: 2}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: steady}
+spec:
+  selector: {app: steady}
+  ports: [{port: 80}]
+"#;
+
 fn cluster_ip(lab: &Lab, svc: &str) -> String {
     lab.kubectl(&["get", "svc", svc, "-o", "jsonpath={.spec.clusterIP}"])
 }
@@ -170,6 +195,30 @@ fn service_proxy(mode: &str) {
         )
     });
     assert!(api.contains("\"kind\""), "{api}");
+
+    // Endpoints change under a steady load: a rolling restart of pods that terminate gracefully
+    // (a preStop pause, as operators configure it) fails no request.
+    lab.apply_yaml("steady.yaml", STEADY);
+    lab.kubectl(&["rollout", "status", "deployment/steady", "--timeout=60s"]);
+    wait_endpoints(&lab, "steady", 3);
+    let sip = cluster_ip(&lab, "steady");
+    let script = format!(
+        "for i in $(seq 150); do curl -s -o /dev/null -w '%{{http_code}}\\n' --max-time 3 http://{sip}/ || echo FAIL; sleep 0.05; done"
+    );
+    let client = Command::new(common::podnet_bin())
+        .args(["exec", "--name", &lab.name, "pod-src", "--", "sh", "-c", &script])
+        .env("KUBECONFIG", lab.kubeconfig())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    lab.kubectl(&["rollout", "restart", "deployment/steady"]);
+    lab.kubectl(&["rollout", "status", "deployment/steady", "--timeout=90s"]);
+    let out = client.wait_with_output().unwrap();
+    let codes = text(&out.stdout);
+    let failed: Vec<&str> = codes.lines().filter(|l| l.trim() != "200").collect();
+    assert_eq!(codes.lines().count(), 150, "{codes}");
+    assert!(failed.is_empty(), "requests failed during the rollout: {failed:?}");
 
     if mode == "iptables" {
         // Seed 003's shape: KUBE-SVC-* jumping to KUBE-SEP-* with kube-proxy's probabilities.
