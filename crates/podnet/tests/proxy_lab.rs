@@ -195,6 +195,17 @@ fn service_proxy(mode: &str) {
         )
     });
     assert!(api.contains("\"kind\""), "{api}");
+    // In-cluster clients: the service-account token and CA, and KUBERNETES_SERVICE_HOST/PORT.
+    let script = "curl -sS --max-time 5 --cacert /var/run/secrets/kubernetes.io/serviceaccount/ca.crt \
+        -H \"Authorization: Bearer $(cat /var/run/secrets/kubernetes.io/serviceaccount/token)\" \
+        https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api/v1/namespaces/$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace)/pods";
+    lab.apply_yaml("incluster.yaml", &format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: incluster}}\nspec:\n  restartPolicy: Never\n  containers:\n  - {{name: c, image: busybox, command: [sh, -c, {script:?}]}}\n"
+    ));
+    lab.wait_pod("incluster", "Succeeded", |p| p["status"]["phase"] == "Succeeded" || p["status"]["phase"] == "Failed");
+    let listing = lab.logs("incluster");
+    assert!(listing.contains("\"kind\": \"PodList\"") || listing.contains("\"kind\":\"PodList\""), "{listing}");
+    assert!(listing.contains("pod-src"), "{listing}");
 
     // Endpoints change under a steady load: a rolling restart of pods that terminate gracefully
     // (a preStop pause, as operators configure it) fails no request.
