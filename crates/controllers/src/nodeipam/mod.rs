@@ -19,17 +19,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{applier, Action, Config as ApplierConfig, ReconcileRequest};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::Resource;
 use serde_json::json;
 
 use crate::events::EventType;
-use crate::scheduler::{api_code, log_outcome, ready, reflected};
+use crate::scheduler::{api_code, ready, run_on_changes};
 use crate::{Config, Context, Error, Result};
 use cidr::CidrSet;
 
@@ -65,36 +63,14 @@ struct Ipam {
 pub async fn run(ctx: Arc<Context>) -> anyhow::Result<()> {
     let set = validate(&ctx.config).map_err(|e| anyhow::anyhow!("node IPAM: {e}"))?;
     tracing::info!(cidrs = %set, "node IPAM");
-    let (nodes, events) = reflected(Api::<Node>::all(ctx.client.clone()));
-    let waiting = nodes.clone();
-    let queue = events
-        .map_ok(move |event| {
-            let refs: Vec<ObjectRef<Node>> = match event {
-                watcher::Event::Apply(node) | watcher::Event::InitApply(node) => vec![ObjectRef::from_obj(&node)],
-                // A block was freed: the nodes still waiting for one may have it.
-                watcher::Event::Delete(_) => waiting
-                    .state()
-                    .iter()
-                    .filter(|n| pod_cidrs(n).is_empty())
-                    .map(|n| ObjectRef::from_obj(n.as_ref()))
-                    .collect(),
-                watcher::Event::Init | watcher::Event::InitDone => Vec::new(),
-            };
-            stream::iter(refs.into_iter().map(|r| Ok::<_, watcher::Error>(ReconcileRequest::from(r))))
-        })
-        .try_flatten();
-    let state = Arc::new(Ipam { ctx, set, nodes: nodes.clone(), pending: Mutex::new(HashMap::new()) });
-    applier(
-        |node, state: Arc<Ipam>| Box::pin(async move { state.reconcile(node).await }),
-        |_node, _err, _state| Action::requeue(Duration::from_secs(1)),
-        state,
-        nodes,
-        queue,
-        ApplierConfig::default(),
-    )
-    .for_each(|outcome| {
-        log_outcome("nodeipam", outcome);
-        std::future::ready(())
+    let client = ctx.client.clone();
+    let after_delete = |nodes: &Store<Node>| {
+        // A block was freed: the nodes still waiting for one may have it.
+        nodes.state().iter().filter(|n| pod_cidrs(n).is_empty()).map(|n| ObjectRef::from_obj(n.as_ref())).collect()
+    };
+    let state = |nodes| Arc::new(Ipam { ctx, set, nodes, pending: Mutex::new(HashMap::new()) });
+    run_on_changes("nodeipam", Api::<Node>::all(client), state, after_delete, |node, ipam: Arc<Ipam>| {
+        Box::pin(async move { ipam.reconcile(node).await })
     })
     .await;
     Ok(())

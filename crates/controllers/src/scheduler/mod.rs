@@ -53,6 +53,53 @@ where
     (store, events)
 }
 
+/// A reconciler's future, as [`run_on_changes`] takes it.
+pub(crate) type ReconcileFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Action>> + Send>>;
+
+/// Runs `reconcile` (kube-runtime's applier; a failure is retried after a second) over the
+/// objects of `api`: every object the watch applies is reconciled, and after a deletion so are the
+/// objects `after_delete` picks from the store (those waiting for what the deletion freed).
+/// `state` makes the reconciler's state from the store.
+pub(crate) async fn run_on_changes<K, S>(
+    controller: &'static str,
+    api: Api<K>,
+    state: impl FnOnce(Store<K>) -> Arc<S>,
+    after_delete: impl Fn(&Store<K>) -> Vec<ObjectRef<K>> + Send + 'static,
+    reconcile: fn(Arc<K>, Arc<S>) -> ReconcileFuture,
+) where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    S: Send + Sync + 'static,
+{
+    use futures::{stream, TryStreamExt};
+    use kube::runtime::controller::{applier, Config as ApplierConfig, ReconcileRequest};
+    let (store, events) = reflected(api);
+    let waiting = store.clone();
+    let queue = events
+        .map_ok(move |event| {
+            let refs: Vec<ObjectRef<K>> = match event {
+                watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => vec![ObjectRef::from_obj(&obj)],
+                watcher::Event::Delete(_) => after_delete(&waiting),
+                watcher::Event::Init | watcher::Event::InitDone => Vec::new(),
+            };
+            stream::iter(refs.into_iter().map(|r| Ok::<_, watcher::Error>(ReconcileRequest::from(r))))
+        })
+        .try_flatten();
+    let state = state(store.clone());
+    applier(
+        reconcile,
+        |_obj, _err, _state| Action::requeue(Duration::from_secs(1)),
+        state,
+        store,
+        queue,
+        ApplierConfig::default(),
+    )
+    .for_each(|outcome| {
+        log_outcome(controller, outcome);
+        std::future::ready(())
+    })
+    .await;
+}
+
 /// The HTTP status of an API error, if the error is one.
 pub(crate) fn api_code(e: &kube::Error) -> Option<u16> {
     match e {

@@ -11,18 +11,16 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{stream, StreamExt, TryStreamExt};
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{applier, Action, Config as ApplierConfig, ReconcileRequest};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use kube::Resource;
 use serde_json::json;
 
 use crate::events::EventType;
-use crate::scheduler::{api_code, log_outcome, ready, reflected};
+use crate::scheduler::{api_code, ready, run_on_changes};
 use crate::{Context, Result};
 
 const COMPONENT: &str = "service-lb-controller";
@@ -109,43 +107,20 @@ pub async fn run(ctx: Arc<Context>) -> anyhow::Result<()> {
     };
     let pool = Pool::parse(&pool).map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!(pool = %pool.0, "service load balancer");
-    let (services, events) = reflected(Api::<Service>::all(ctx.client.clone()));
-    let waiting = services.clone();
-    let queue = events
-        .map_ok(move |event| {
-            let refs: Vec<ObjectRef<Service>> = match event {
-                watcher::Event::Apply(s) | watcher::Event::InitApply(s) => vec![ObjectRef::from_obj(&s)],
-                // An address was freed: services waiting for one may have it.
-                watcher::Event::Delete(_) => waiting
-                    .state()
-                    .iter()
-                    .filter(|s| {
-                        wants_address(s)
-                            && s.status
-                                .as_ref()
-                                .and_then(|st| st.load_balancer.as_ref())
-                                .and_then(|l| l.ingress.as_ref())
-                                .is_none_or(|i| i.is_empty())
-                    })
-                    .map(|s| ObjectRef::from_obj(s.as_ref()))
-                    .collect(),
-                watcher::Event::Init | watcher::Event::InitDone => Vec::new(),
-            };
-            stream::iter(refs.into_iter().map(|r| Ok::<_, watcher::Error>(ReconcileRequest::from(r))))
-        })
-        .try_flatten();
-    let state = Arc::new(Lb { ctx, pool, services: services.clone(), pending: Mutex::new(Default::default()) });
-    applier(
-        |svc, state: Arc<Lb>| Box::pin(async move { state.reconcile(svc).await }),
-        |_svc, _err, _state| Action::requeue(Duration::from_secs(1)),
-        state,
-        services,
-        queue,
-        ApplierConfig::default(),
-    )
-    .for_each(|outcome| {
-        log_outcome("servicelb", outcome);
-        std::future::ready(())
+    let pool_for_waiting = pool.clone();
+    let client = ctx.client.clone();
+    let after_delete = move |services: &Store<Service>| {
+        // An address was freed: the services waiting for one may have it.
+        services
+            .state()
+            .iter()
+            .filter(|s| wants_address(s) && held(s, &pool_for_waiting).is_empty())
+            .map(|s| ObjectRef::from_obj(s.as_ref()))
+            .collect()
+    };
+    let state = |services| Arc::new(Lb { ctx, pool, services, pending: Mutex::new(Default::default()) });
+    run_on_changes("servicelb", Api::<Service>::all(client), state, after_delete, |svc, lb: Arc<Lb>| {
+        Box::pin(async move { lb.reconcile(svc).await })
     })
     .await;
     Ok(())
