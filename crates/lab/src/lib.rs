@@ -199,10 +199,8 @@ async fn build(spec: &LabSpec, say: &mut (dyn FnMut(&str) + Send)) -> Result<Pat
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    if podnet_proxy::modes::new_mode(&spec.proxy_mode).is_ok() {
-        say(&format!("deploying the system pods (kube-system/podnet-proxy, {} mode)", spec.proxy_mode));
-        system::deploy(&client, spec).await?;
-    }
+    say(&format!("deploying the system pods (kube-system/podnet-proxy, {} mode)", spec.proxy_mode));
+    system::deploy(&client, spec).await?;
     Ok(kc_path)
 }
 

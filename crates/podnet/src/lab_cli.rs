@@ -30,7 +30,7 @@ pub struct UpArgs {
     /// Forward 127.0.0.1:HOSTPORT on this machine to NODEPORT on the first node (repeatable).
     #[arg(long = "port-map", value_name = "HOSTPORT:NODEPORT")]
     port_maps: Vec<PortMap>,
-    /// The service proxy's mode: nftables or iptables.
+    /// The service proxy's mode: nftables, iptables or userspace.
     #[arg(long, default_value = "nftables")]
     proxy_mode: String,
 }
@@ -271,9 +271,12 @@ pub struct ProxyArgs {
     /// This node's name (default: NODE_NAME, else the host name).
     #[arg(long, env = "NODE_NAME")]
     node_name: Option<String>,
-    /// nftables (default) or iptables.
+    /// nftables (default), iptables or userspace.
     #[arg(long, default_value = "nftables")]
     proxy_mode: String,
+    /// The userspace mode's scheduler, as IPVS names them: rr, wrr, lc, dh, sh, sed, nq.
+    #[arg(long, default_value = "rr")]
+    scheduler: podnet_proxy::userspace::Scheduler,
     /// The cluster's pod CIDR: traffic to cluster IPs from outside it is masqueraded.
     #[arg(long)]
     cluster_cidr: Vec<ipnet::IpNet>,
@@ -296,7 +299,7 @@ pub async fn proxy(a: ProxyArgs, shutdown: impl std::future::Future<Output = ()>
         }
         return Ok(());
     }
-    let mode = podnet_proxy::modes::new_mode(&a.proxy_mode)?;
+    let mode = podnet_proxy::modes::new_mode_with(&a.proxy_mode, a.scheduler)?;
     podnet_proxy::modes::cleanup_others(&a.proxy_mode);
     let node_name = match a.node_name {
         Some(n) => n,

@@ -155,7 +155,9 @@ fn service_proxy(mode: &str) {
     eventually_ok("a refusal from a service without endpoints", || {
         match try_exec(&lab, "pod-src", &curl(&format!("http://{eip}/"))) {
             Ok(body) => Err(format!("answered: {body}")),
-            Err(e) if e.contains("Connection refused") || e.contains("Couldn't connect") => Ok(e),
+            Err(e) if e.contains("Connection refused") || e.contains("Couldn't connect") || e.contains("reset") => {
+                Ok(e)
+            }
             Err(e) => Err(e),
         }
     });
@@ -257,5 +259,12 @@ fn service_proxy_iptables_mode() {
 fn service_proxy_nftables_mode() {
     if cni_support::privileged("service_proxy_nftables_mode") {
         service_proxy("nftables");
+    }
+}
+
+#[test]
+fn service_proxy_userspace_mode() {
+    if cni_support::privileged("service_proxy_userspace_mode") {
+        service_proxy("userspace");
     }
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model;
 pub mod modes;
 pub mod nftables;
+pub mod userspace;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
