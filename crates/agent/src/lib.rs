@@ -44,6 +44,8 @@ pub struct Config {
     pub cluster_cidrs: Vec<IpNet>,
     pub cluster_dns: Vec<String>,
     pub cluster_domain: String,
+    /// The resolv.conf pods with dnsPolicy Default get (kubelet's `--resolv-conf`).
+    pub resolv_conf: PathBuf,
     /// Where the agent keeps the runtime's state, IPAM reservations and pod records.
     pub state_dir: PathBuf,
     /// Pod network namespaces are named `<prefix><pod uid>`.
@@ -113,7 +115,8 @@ pub async fn run(
         podnet_exe: config.podnet_exe.clone(),
     })
     .context("opening the runtime's state")?;
-    let node_resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let node_resolv_conf = std::fs::read_to_string(&config.resolv_conf)
+        .with_context(|| format!("reading the node's resolv.conf {}", config.resolv_conf.display()))?;
     let shared = Arc::new(pods::Shared {
         client: client.clone(),
         runtime: Arc::new(runtime),

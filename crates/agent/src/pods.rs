@@ -711,12 +711,18 @@ impl Worker {
                     }
                     if let Ok(cmd) = blocking(move || rt.enter_command(&uid, &argv)).await {
                         let mut cmd = tokio::process::Command::from(cmd);
-                        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+                        cmd.stdin(std::process::Stdio::null())
+                            .stdout(std::process::Stdio::null())
+                            .stderr(std::process::Stdio::null());
                         cmd.kill_on_drop(true);
                         let _ = cmd.status().await;
                     }
                 } else if let Some(http) = &hook.http_get {
-                    let probe = k8s_openapi::api::core::v1::Probe { http_get: Some(http.clone()), timeout_seconds: Some(30), ..Default::default() };
+                    let probe = k8s_openapi::api::core::v1::Probe {
+                        http_get: Some(http.clone()),
+                        timeout_seconds: Some(30),
+                        ..Default::default()
+                    };
                     let _ = probe::run_network(&probe, &c, pod_ip).await;
                 }
             });

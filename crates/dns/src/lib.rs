@@ -6,6 +6,12 @@
 //! for others, `forward` asks the upstreams). The wire format is hickory-proto's.
 #![forbid(unsafe_code)]
 
+pub mod corefile;
+pub mod daemon;
+pub mod kubernetes;
+pub mod plugins;
+pub mod server;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;

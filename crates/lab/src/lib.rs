@@ -199,7 +199,11 @@ async fn build(spec: &LabSpec, say: &mut (dyn FnMut(&str) + Send)) -> Result<Pat
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    say(&format!("deploying the system pods (kube-system/podnet-proxy, {} mode)", spec.proxy_mode));
+    say(&format!(
+        "deploying the system pods (kube-system/podnet-proxy in {} mode, kube-system/coredns at {})",
+        spec.proxy_mode,
+        spec.cluster_dns()
+    ));
     system::deploy(&client, spec).await?;
     Ok(kc_path)
 }

@@ -3,7 +3,9 @@
 //! control plane namespace, one `podnet agent` per node namespace, each restarted if it exits —
 //! and serves the loopback port forwards (the API on a free `127.0.0.1` port, each `--port-map`
 //! to the first node's NodePort). It reports readiness in `<state>/supervisor.json`; SIGTERM
-//! stops the server and the agents (pods keep running until `podnet down` removes them).
+//! stops the server and the agents (pods keep running until `podnet down` removes them). It also
+//! runs the lab's upstream resolver (`podnet dns` in the underlay namespace, at the underlay
+//! gateway's address), the nodes' nameserver.
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener};
@@ -190,6 +192,27 @@ fn supervise(
     server.start()?;
     wait_for_api(&spec.name, Duration::from_secs(30))?;
 
+    // The lab's upstream resolver on the underlay (what a LAN's DNS server is to real nodes):
+    // it knows the lab's own names and answers NXDOMAIN for the rest, so no query leaves the
+    // machine. Nodes (and pods with dnsPolicy Default, and the cluster DNS's forward) use it.
+    let upstream_conf = state.join("upstream.Corefile");
+    let upstream = format!(
+        ".:53 {{\n    errors\n    hosts {{\n        {} outside.podnet.lab\n        {} api.podnet.lab\n    }}\n}}\n",
+        spec::outside_ip(0),
+        spec::control_plane_ip()
+    );
+    fs::write(&upstream_conf, upstream).map_err(|e| LabError::io(&upstream_conf, e))?;
+    let resolv_conf = state.join("resolv.conf");
+    fs::write(&resolv_conf, format!("nameserver {}\n", spec::underlay_gateway()))
+        .map_err(|e| LabError::io(&resolv_conf, e))?;
+    let mut resolver = Managed::new(
+        "upstream resolver",
+        spec::underlay_netns(&spec.name),
+        vec![exe.clone(), "dns".into(), format!("--conf={}", upstream_conf.display())],
+        logs.join("resolver.log"),
+    );
+    resolver.start()?;
+
     let agent_kc = state.join("agent.kubeconfig");
     let kc = component_kubeconfig(&server_dir, "agent")?;
     fs::write(&agent_kc, kc).map_err(|e| LabError::io(&agent_kc, e))?;
@@ -213,6 +236,7 @@ fn supervise(
                     format!("--state-dir={}", state.join("nodes").join(node).display()),
                     format!("--netns-prefix={}", spec::pod_netns_prefix(&spec.name, node)),
                     format!("--announce-cidr={}", spec::load_balancer_pool()),
+                    format!("--resolv-conf={}", resolv_conf.display()),
                     format!("--pod-ca-file={}", server_dir.join("pki/ca.crt").display()),
                     format!("--pod-token-file={}", server_dir.join("pki/tokens/serviceaccount").display()),
                 ],
@@ -256,6 +280,7 @@ fn supervise(
                 _ = int.recv() => break,
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {
                     server.keep_alive();
+                    resolver.keep_alive();
                     for a in &mut agents {
                         a.keep_alive();
                     }
@@ -268,6 +293,7 @@ fn supervise(
         a.stop(Duration::from_secs(5));
     }
     server.stop(Duration::from_secs(5));
+    resolver.stop(Duration::from_secs(5));
     let _ = fs::remove_file(status_path(state));
     Ok(())
 }

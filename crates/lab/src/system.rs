@@ -1,11 +1,14 @@
 //! The lab's system pods, deployed as on a real cluster: the service proxy as the DaemonSet
-//! kube-system/podnet-proxy (hostNetwork, one pod per node, as kube-proxy's), running the
-//! `podnet` lab image. `podnet up` applies them and waits until each node runs its pod.
+//! kube-system/podnet-proxy (hostNetwork, one pod per node, as kube-proxy's), and the cluster DNS
+//! as kubeadm deploys CoreDNS — ConfigMap kube-system/coredns with kubeadm's default Corefile,
+//! Deployment kube-system/coredns (2 replicas, k8s-app=kube-dns) and Service kube-system/kube-dns
+//! at the tenth address of the service range (53/UDP, 53/TCP, 9153/TCP) — both running the
+//! `podnet` lab image. `podnet up` applies them and waits until they are ready.
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
@@ -41,18 +44,95 @@ pub fn proxy_daemonset(spec: &LabSpec) -> serde_json::Value {
     })
 }
 
-/// Applies the system pods and waits until every node runs a ready one of each.
-pub async fn deploy(client: &kube::Client, spec: &LabSpec) -> Result<(), LabError> {
-    let ds: Api<DaemonSet> = Api::namespaced(client.clone(), "kube-system");
-    let pp = PatchParams::apply("podnet-up").force();
-    ds.patch("podnet-proxy", &pp, &Patch::Apply(proxy_daemonset(spec))).await?;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
+/// kubeadm's default Corefile (seed 000 prints it).
+pub const KUBEADM_COREFILE: &str = ".:53 {
+    errors
+    health {
+       lameduck 5s
+    }
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+       pods insecure
+       fallthrough in-addr.arpa ip6.arpa
+       ttl 30
+    }
+    prometheus :9153
+    forward . /etc/resolv.conf {
+       max_concurrent 1000
+    }
+    cache 30
+    loop
+    reload
+    loadbalance
+}
+";
+
+/// The cluster DNS objects: ConfigMap, Deployment and Service, as kubeadm makes them.
+pub fn dns_objects(spec: &LabSpec) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
+    let labels = json!({"k8s-app": "kube-dns"});
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "coredns", "namespace": "kube-system"},
+        "data": {"Corefile": KUBEADM_COREFILE}});
+    let deploy = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "coredns", "namespace": "kube-system", "labels": labels},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "dnsPolicy": "Default",
+                    "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"},
+                                    {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
+                    "containers": [{
+                        "name": "coredns",
+                        "image": "podnet",
+                        "args": ["dns", "--configmap=kube-system/coredns"],
+                        "ports": [{"containerPort": 53, "name": "dns", "protocol": "UDP"},
+                                  {"containerPort": 53, "name": "dns-tcp", "protocol": "TCP"},
+                                  {"containerPort": 9153, "name": "metrics", "protocol": "TCP"}],
+                        "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}, "initialDelaySeconds": 60,
+                                          "timeoutSeconds": 5, "failureThreshold": 5},
+                        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 1},
+                    }],
+                },
+            },
+        },
+    });
+    let svc = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kube-dns", "namespace": "kube-system",
+            "labels": {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"},
+            "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"}},
+        "spec": {
+            "selector": labels,
+            "clusterIP": spec.cluster_dns().to_string(),
+            "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                      {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                      {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}],
+        },
+    });
+    (cm, deploy, svc)
+}
+
+/// Waits until `want` pods matching `selector` in kube-system are Ready (on the nodes of
+/// `on_nodes`, when given).
+async fn wait_ready_pods(
+    pods: &Api<Pod>,
+    selector: &str,
+    want: usize,
+    on_nodes: Option<&[String]>,
+    what: &str,
+) -> Result<(), LabError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let list = pods.list(&ListParams::default().labels("k8s-app=podnet-proxy")).await?;
+        let list = pods.list(&ListParams::default().labels(selector)).await?;
         let ready_nodes: Vec<String> = list
             .items
             .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
             .filter(|p| {
                 p.status
                     .as_ref()
@@ -61,14 +141,32 @@ pub async fn deploy(client: &kube::Client, spec: &LabSpec) -> Result<(), LabErro
             })
             .filter_map(|p| p.spec.as_ref()?.node_name.clone())
             .collect();
-        if spec.node_names().iter().all(|n| ready_nodes.contains(n)) {
+        let done = match on_nodes {
+            Some(nodes) => nodes.iter().all(|n| ready_nodes.contains(n)),
+            None => ready_nodes.len() >= want,
+        };
+        if done {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(LabError::Failed(format!(
-                "the podnet-proxy pods are not ready on every node after 60 s (ready on: {ready_nodes:?})"
-            )));
+            return Err(LabError::Failed(format!("{what}: not ready after 60 s (ready on: {ready_nodes:?})")));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Applies the system pods and waits until every node runs a ready one of each.
+pub async fn deploy(client: &kube::Client, spec: &LabSpec) -> Result<(), LabError> {
+    let pp = PatchParams::apply("podnet-up").force();
+    let ds: Api<DaemonSet> = Api::namespaced(client.clone(), "kube-system");
+    ds.patch("podnet-proxy", &pp, &Patch::Apply(proxy_daemonset(spec))).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
+    let nodes = spec.node_names();
+    wait_ready_pods(&pods, "k8s-app=podnet-proxy", nodes.len(), Some(&nodes), "the podnet-proxy pods").await?;
+    // The cluster DNS reaches the API through the kubernetes Service: after the proxy.
+    let (cm, deploy, svc) = dns_objects(spec);
+    Api::<ConfigMap>::namespaced(client.clone(), "kube-system").patch("coredns", &pp, &Patch::Apply(cm)).await?;
+    Api::<Service>::namespaced(client.clone(), "kube-system").patch("kube-dns", &pp, &Patch::Apply(svc)).await?;
+    Api::<Deployment>::namespaced(client.clone(), "kube-system").patch("coredns", &pp, &Patch::Apply(deploy)).await?;
+    wait_ready_pods(&pods, "k8s-app=kube-dns", 2, None, "the coredns pods").await
 }

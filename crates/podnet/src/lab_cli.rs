@@ -114,6 +114,9 @@ pub struct AgentArgs {
     cluster_dns: Vec<String>,
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+    /// The resolv.conf pods with dnsPolicy Default get, and upstream of the cluster DNS.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
     /// Where the agent keeps its state.
     #[arg(long, default_value = "/var/lib/podnet/agent")]
     state_dir: PathBuf,
@@ -247,6 +250,7 @@ pub async fn agent(a: AgentArgs, shutdown: impl std::future::Future<Output = ()>
         cluster_cidrs: a.cluster_cidr,
         cluster_dns: a.cluster_dns,
         cluster_domain: a.cluster_domain,
+        resolv_conf: a.resolv_conf,
         state_dir: a.state_dir,
         netns_prefix: a.netns_prefix,
         podnet_exe: std::env::current_exe()?,
@@ -323,4 +327,39 @@ pub async fn proxy(a: ProxyArgs, shutdown: impl std::future::Future<Output = ()>
         ..Default::default()
     };
     podnet_proxy::controller::run(client, config, mode, shutdown).await
+}
+
+#[derive(clap::Args)]
+pub struct DnsArgs {
+    /// The Corefile (CoreDNS's `-conf`; `-conf FILE` is accepted too).
+    #[arg(long = "conf", value_name = "FILE", conflicts_with = "configmap")]
+    conf: Option<PathBuf>,
+    /// Read the Corefile from this ConfigMap (NAMESPACE/NAME, key `Corefile`) and follow its changes.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    configmap: Option<String>,
+    /// The kubeconfig for the kubernetes plugin (default: in-cluster, KUBECONFIG or ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+}
+
+pub async fn dns(a: DnsArgs, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    use podnet_dns::daemon::CorefileSource;
+    let source = match (a.conf, a.configmap) {
+        (Some(path), _) => CorefileSource::File(path),
+        (None, Some(cm)) => {
+            let (ns, name) = cm.split_once('/').context("--configmap: expected NAMESPACE/NAME")?;
+            CorefileSource::ConfigMap(ns.to_string(), name.to_string())
+        }
+        (None, None) => CorefileSource::File(PathBuf::from("Corefile")),
+    };
+    // An API client when one can be had: the kubernetes plugin and --configmap need it, a
+    // Corefile without them does not.
+    let client = match crate::client(a.kubeconfig.as_deref()).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::debug!(error = %e, "no API client");
+            None
+        }
+    };
+    podnet_dns::daemon::run(source, client, shutdown).await
 }

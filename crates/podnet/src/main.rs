@@ -39,6 +39,8 @@ enum Command {
     Agent(lab_cli::AgentArgs),
     /// Run the service proxy of this node (the kube-proxy job).
     Proxy(lab_cli::ProxyArgs),
+    /// Run the cluster DNS server (a CoreDNS drop-in: Corefile, kubernetes, forward, cache…).
+    Dns(lab_cli::DnsArgs),
     /// Entry points podnet runs itself, not meant for users: `image NAME ARGS…` (a lab image as a
     /// container's process), `runtime ARGS…` (sandbox holders and container shims).
     #[command(hide = true)]
@@ -199,7 +201,9 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
+    // CoreDNS's single-dash `-conf FILE`, as Deployments pass it.
+    let args = std::env::args().map(|a| if a == "-conf" { "--conf".to_string() } else { a });
+    let cli = Cli::parse_from(args);
     if let Command::Internal { args } = &cli.command {
         if let [what, verb, name] = args.as_slice() {
             if what == "lab" && verb == "supervise" {
@@ -244,6 +248,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Node(lab_cli::NodeCommand::Exec(a)) => lab_cli::node_exec(a),
             Command::Agent(a) => lab_cli::agent(a, shutdown_signal()).await,
             Command::Proxy(a) => lab_cli::proxy(a, shutdown_signal()).await,
+            Command::Dns(a) => lab_cli::dns(a, shutdown_signal()).await,
             Command::Internal { args } => match args.as_slice() {
                 [what, name, rest @ ..] if what == "image" => Ok(podnet_images::run(name, rest).await?),
                 _ => anyhow::bail!("unknown internal entry point {args:?}"),

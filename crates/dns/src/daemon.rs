@@ -1,0 +1,191 @@
+//! `podnet dns`: the process CoreDNS's binary is. It reads a Corefile (`-conf FILE`, or straight
+//! from a ConfigMap, which it keeps watching and mirrors into a file as a mounted ConfigMap
+//! would be), builds each server block's plugin chain — the `kubernetes` plugin from
+//! [`crate::kubernetes`], the others from [`crate::plugins`] — serves each block on UDP and TCP,
+//! starts the HTTP endpoints (health, ready, metrics), and with `reload` swaps in the chains of a
+//! changed Corefile (a bad one is logged and the old chains keep serving).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use hickory_proto::op::Message;
+
+use crate::corefile::{Corefile, KubernetesOptions, PodsMode};
+use crate::kubernetes::{KubernetesConfig, PodMode};
+use crate::plugins::{build_chain, BoxError, ChainContext, KubernetesPlugin, Readiness, SharedChain};
+use crate::server::{Server, ServerConfig};
+use crate::{BoxFuture, Handler, Next, Request};
+
+/// Where the Corefile comes from.
+#[derive(Debug, Clone)]
+pub enum CorefileSource {
+    File(PathBuf),
+    /// The `Corefile` key of a ConfigMap (`namespace`, `name`).
+    ConfigMap(String, String),
+}
+
+/// The chain a server runs: whatever the [`SharedChain`] holds now (so a reload takes effect on
+/// the next query).
+struct Current(Arc<SharedChain>);
+
+impl Handler for Current {
+    fn name(&self) -> &'static str {
+        "chain"
+    }
+
+    fn handle<'a>(&'a self, req: &'a Request, _next: Next<'a>) -> BoxFuture<'a, Message> {
+        Box::pin(async move {
+            let chain = self.0.load();
+            Next::new(&chain).run(req).await
+        })
+    }
+}
+
+/// The `kubernetes` block's options as the plugin's configuration.
+pub fn kubernetes_config(o: &KubernetesOptions) -> Result<KubernetesConfig, BoxError> {
+    let mut cfg = KubernetesConfig::new(o.zones.iter())?;
+    cfg.pods = match o.pods {
+        PodsMode::Disabled => PodMode::Disabled,
+        PodsMode::Insecure => PodMode::Insecure,
+        PodsMode::Verified => PodMode::Verified,
+    };
+    cfg.fallthrough = match &o.fallthrough {
+        None => None,
+        Some(f) => {
+            let mut zones = Vec::new();
+            for z in &f.zones {
+                zones.extend(crate::kubernetes::config::parse_zone(z)?);
+            }
+            Some(zones)
+        }
+    };
+    cfg.ttl = o.ttl;
+    cfg.endpoint_pod_names = o.endpoint_pod_names;
+    cfg.namespaces = o.namespaces.iter().cloned().collect();
+    cfg.noendpoints = o.noendpoints;
+    cfg.ignore_empty_service = o.ignore_empty_service;
+    Ok(cfg)
+}
+
+/// Builds the kubernetes plugin: a watcher over the API keeping the cluster snapshot current.
+fn kubernetes_plugin(client: &Option<kube::Client>, o: &KubernetesOptions) -> Result<KubernetesPlugin, BoxError> {
+    let client = client.clone().ok_or("the kubernetes plugin needs an API client (in-cluster or --kubeconfig)")?;
+    let cfg = kubernetes_config(o)?;
+    let (shared, _task) = crate::kubernetes::watcher::spawn(&client, &cfg);
+    let ready = shared.clone();
+    let readiness: Arc<dyn Readiness> = Arc::new(move || ready.synced());
+    let handler: Arc<dyn Handler> = Arc::new(crate::kubernetes::KubernetesPlugin::new(cfg, shared));
+    Ok(KubernetesPlugin { handler, readiness: Some(readiness) })
+}
+
+/// Mirrors the ConfigMap's `Corefile` into `path`, now and on every change.
+async fn mirror_configmap(client: kube::Client, namespace: String, name: String, path: PathBuf) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::watcher;
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(client, &namespace);
+    let write = |cm: &ConfigMap| -> anyhow::Result<()> {
+        let text = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get("Corefile"))
+            .with_context(|| format!("ConfigMap {namespace}/{name} has no Corefile key"))?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    };
+    let first = api.get(&name).await.with_context(|| format!("reading ConfigMap {namespace}/{name}"))?;
+    write(&first)?;
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let path2 = path.clone();
+    tokio::spawn(async move {
+        let mut stream = watcher::watcher(api, cfg).boxed();
+        while let Some(ev) = stream.next().await {
+            if let Ok(watcher::Event::Apply(cm)) = ev {
+                let text = cm.data.as_ref().and_then(|d| d.get("Corefile")).cloned().unwrap_or_default();
+                let tmp = path2.with_extension("tmp");
+                if std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path2)).is_err() {
+                    tracing::warn!("cannot mirror the Corefile to {}", path2.display());
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Runs the DNS server until `shutdown` resolves.
+pub async fn run(
+    source: CorefileSource,
+    client: Option<kube::Client>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let path = match &source {
+        CorefileSource::File(p) => p.clone(),
+        CorefileSource::ConfigMap(ns, name) => {
+            let dir = std::env::temp_dir().join(format!("podnet-dns-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join("Corefile");
+            let c = client.clone().context("--configmap needs an API client")?;
+            mirror_configmap(c, ns.clone(), name.clone(), path.clone()).await?;
+            path
+        }
+    };
+    let corefile = Corefile::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ctx = Arc::new(ChainContext::new());
+    let factory = |o: &KubernetesOptions, _ctx: &ChainContext| kubernetes_plugin(&client, o);
+    let mut shared: Vec<Arc<SharedChain>> = Vec::new();
+    let mut servers = Vec::new();
+    for block in &corefile.servers {
+        let chain = build_chain(block, &ctx, factory).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let chain = Arc::new(SharedChain::new(chain));
+        let addr = SocketAddr::from(([0, 0, 0, 0], block.port));
+        let server = Server::bind(addr, ServerConfig::default()).await?;
+        tracing::info!(addr = %server.local_addr(), zones = ?block.zones, "serving");
+        servers.push((server, chain.clone()));
+        shared.push(chain);
+    }
+    ctx.start().await.context("starting the HTTP endpoints")?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (server, chain) in servers {
+        let front: Arc<Vec<Arc<dyn Handler>>> = Arc::new(vec![Arc::new(Current(chain)) as Arc<dyn Handler>]);
+        let mut stop = stop_rx.clone();
+        tasks.spawn(server.run(front, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
+    }
+    if let Some(options) = corefile.reload_options() {
+        let reloader = crate::plugins::Reloader::new(&path);
+        let (ctx2, shared2, client2) = (ctx.clone(), shared.clone(), client.clone());
+        let metrics = Some(ctx.metrics().clone());
+        tokio::spawn(crate::plugins::watch_corefile(reloader, options, metrics, move |next: Corefile| {
+            if next.servers.len() != shared2.len() {
+                return Err("a reload cannot add or remove server blocks; restart to apply".into());
+            }
+            let factory = |o: &KubernetesOptions, _ctx: &ChainContext| kubernetes_plugin(&client2, o);
+            let mut chains = Vec::new();
+            for block in &next.servers {
+                chains.push(build_chain(block, &ctx2, factory)?);
+            }
+            for (slot, chain) in shared2.iter().zip(chains) {
+                slot.store(chain);
+            }
+            let ctx3 = ctx2.clone();
+            tokio::spawn(async move {
+                let _ = ctx3.start().await;
+            });
+            Ok(())
+        }));
+    }
+    shutdown.await;
+    ctx.shutdown().await;
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    if let CorefileSource::ConfigMap(..) = source {
+        let _ = std::fs::remove_dir_all(path.parent().unwrap_or(Path::new("/nonexistent")));
+    }
+    Ok(())
+}

@@ -1,0 +1,341 @@
+//! A small Prometheus registry with CoreDNS's metric names (`coredns_dns_requests_total`, …):
+//! counters, gauges and histograms keyed by label values, rendered in the text exposition format.
+//! Pure: the `prometheus` plugin serves [`Metrics::render`] over HTTP.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+/// What a metric is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    /// A histogram with these upper bounds (ascending; `+Inf` is implied).
+    Histogram(&'static [f64]),
+}
+
+/// A metric's name, help and kind.
+#[derive(Debug)]
+pub struct Desc {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: MetricKind,
+}
+
+/// CoreDNS's duration buckets (0.25ms doubling to ~8s).
+pub const TIME_BUCKETS: &[f64] = &[
+    0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192,
+];
+/// CoreDNS's message size buckets.
+pub const SIZE_BUCKETS: &[f64] =
+    &[0.0, 100.0, 200.0, 300.0, 400.0, 511.0, 1023.0, 2047.0, 4095.0, 8291.0, 16e3, 32e3, 48e3, 64e3];
+
+macro_rules! desc {
+    ($id:ident, $name:literal, $kind:expr, $help:literal) => {
+        #[doc = $help]
+        pub static $id: Desc = Desc { name: $name, help: $help, kind: $kind };
+    };
+}
+
+use MetricKind::{Counter, Gauge, Histogram};
+desc!(
+    BUILD_INFO,
+    "coredns_build_info",
+    Gauge,
+    "A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built."
+);
+desc!(
+    PLUGIN_ENABLED,
+    "coredns_plugin_enabled",
+    Gauge,
+    "A metric that indicates whether a plugin is enabled on per server and zone basis."
+);
+desc!(
+    DNS_REQUESTS_TOTAL,
+    "coredns_dns_requests_total",
+    Counter,
+    "Counter of DNS requests made per zone, protocol and family."
+);
+desc!(DNS_RESPONSES_TOTAL, "coredns_dns_responses_total", Counter, "Counter of response status codes.");
+desc!(
+    DNS_REQUEST_DURATION_SECONDS,
+    "coredns_dns_request_duration_seconds",
+    Histogram(TIME_BUCKETS),
+    "Histogram of the time (in seconds) each request took per zone."
+);
+desc!(
+    DNS_REQUEST_SIZE_BYTES,
+    "coredns_dns_request_size_bytes",
+    Histogram(SIZE_BUCKETS),
+    "Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol."
+);
+desc!(
+    DNS_RESPONSE_SIZE_BYTES,
+    "coredns_dns_response_size_bytes",
+    Histogram(SIZE_BUCKETS),
+    "Size of the returned response in bytes."
+);
+desc!(CACHE_ENTRIES, "coredns_cache_entries", Gauge, "The number of elements in the cache.");
+desc!(CACHE_REQUESTS_TOTAL, "coredns_cache_requests_total", Counter, "The count of cache requests.");
+desc!(CACHE_HITS_TOTAL, "coredns_cache_hits_total", Counter, "The count of cache hits.");
+desc!(
+    CACHE_MISSES_TOTAL,
+    "coredns_cache_misses_total",
+    Counter,
+    "The count of cache misses. Deprecated, derive misses from cache hits/requests counters."
+);
+desc!(
+    CACHE_PREFETCH_TOTAL,
+    "coredns_cache_prefetch_total",
+    Counter,
+    "The number of times the cache has prefetched a cached item."
+);
+desc!(
+    CACHE_SERVED_STALE_TOTAL,
+    "coredns_cache_served_stale_total",
+    Counter,
+    "The number of requests served from stale cache entries."
+);
+desc!(CACHE_EVICTIONS_TOTAL, "coredns_cache_evictions_total", Counter, "The count of cache evictions.");
+desc!(FORWARD_REQUESTS_TOTAL, "coredns_forward_requests_total", Counter, "Counter of requests made per upstream.");
+desc!(
+    FORWARD_RESPONSES_TOTAL,
+    "coredns_forward_responses_total",
+    Counter,
+    "Counter of responses received per upstream."
+);
+desc!(
+    FORWARD_REQUEST_DURATION_SECONDS,
+    "coredns_forward_request_duration_seconds",
+    Histogram(TIME_BUCKETS),
+    "Histogram of the time each request took."
+);
+desc!(
+    FORWARD_HEALTHCHECK_FAILURES_TOTAL,
+    "coredns_forward_healthcheck_failures_total",
+    Counter,
+    "Counter of the number of failed healthchecks."
+);
+desc!(
+    FORWARD_HEALTHCHECK_BROKEN_TOTAL,
+    "coredns_forward_healthcheck_broken_total",
+    Counter,
+    "Counter of the number of complete failures of the healthchecks."
+);
+desc!(
+    FORWARD_MAX_CONCURRENT_REJECTS_TOTAL,
+    "coredns_forward_max_concurrent_rejects_total",
+    Counter,
+    "Counter of the number of queries rejected because the concurrent queries were at maximum."
+);
+desc!(HOSTS_ENTRIES, "coredns_hosts_entries", Gauge, "The combined number of entries in hosts and Corefile.");
+desc!(
+    HOSTS_RELOAD_TIMESTAMP_SECONDS,
+    "coredns_hosts_reload_timestamp_seconds",
+    Gauge,
+    "The timestamp of the last reload of hosts file."
+);
+desc!(RELOAD_FAILED_TOTAL, "coredns_reload_failed_total", Counter, "Counter of the number of failed reload attempts.");
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Debug, Clone)]
+enum Series {
+    Value(f64),
+    Histogram { counts: Vec<u64>, sum: f64, count: u64 },
+}
+
+struct Family {
+    desc: &'static Desc,
+    series: BTreeMap<Labels, Series>,
+}
+
+/// The registry every plugin of a process records into.
+#[derive(Default)]
+pub struct Metrics {
+    families: Mutex<BTreeMap<&'static str, Family>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn labels(pairs: &[(&'static str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with(&self, desc: &'static Desc, pairs: &[(&'static str, &str)], f: impl FnOnce(&mut Series)) {
+        let mut families = self.families.lock().expect("metrics lock");
+        let family = families.entry(desc.name).or_insert_with(|| Family { desc, series: BTreeMap::new() });
+        let series = family.series.entry(labels(pairs)).or_insert_with(|| match desc.kind {
+            MetricKind::Histogram(b) => Series::Histogram { counts: vec![0; b.len()], sum: 0.0, count: 0 },
+            _ => Series::Value(0.0),
+        });
+        f(series);
+    }
+
+    /// Adds one to a counter.
+    pub fn inc(&self, desc: &'static Desc, pairs: &[(&'static str, &str)]) {
+        self.add(desc, pairs, 1.0);
+    }
+
+    /// Adds `v` to a counter or gauge.
+    pub fn add(&self, desc: &'static Desc, pairs: &[(&'static str, &str)], v: f64) {
+        self.with(desc, pairs, |s| {
+            if let Series::Value(x) = s {
+                *x += v;
+            }
+        });
+    }
+
+    /// Sets a gauge.
+    pub fn set(&self, desc: &'static Desc, pairs: &[(&'static str, &str)], v: f64) {
+        self.with(desc, pairs, |s| {
+            if let Series::Value(x) = s {
+                *x = v;
+            }
+        });
+    }
+
+    /// Records `v` in a histogram.
+    pub fn observe(&self, desc: &'static Desc, pairs: &[(&'static str, &str)], v: f64) {
+        let MetricKind::Histogram(bounds) = desc.kind else {
+            return;
+        };
+        self.with(desc, pairs, |s| {
+            if let Series::Histogram { counts, sum, count } = s {
+                for (c, b) in counts.iter_mut().zip(bounds) {
+                    if v <= *b {
+                        *c += 1;
+                    }
+                }
+                *sum += v;
+                *count += 1;
+            }
+        });
+    }
+
+    /// A counter's or gauge's value, or a histogram's count; `None` if never recorded.
+    pub fn value(&self, name: &str, pairs: &[(&str, &str)]) -> Option<f64> {
+        let families = self.families.lock().expect("metrics lock");
+        let family = families.get(name)?;
+        family.series.iter().find_map(|(l, s)| {
+            let same = l.len() == pairs.len() && l.iter().zip(pairs).all(|((k, v), (pk, pv))| k == pk && v == pv);
+            same.then_some(match s {
+                Series::Value(v) => *v,
+                Series::Histogram { count, .. } => *count as f64,
+            })
+        })
+    }
+
+    /// The sum of a metric over all its label values.
+    pub fn total(&self, name: &str) -> f64 {
+        let families = self.families.lock().expect("metrics lock");
+        families.get(name).map_or(0.0, |f| {
+            f.series
+                .values()
+                .map(|s| match s {
+                    Series::Value(v) => *v,
+                    Series::Histogram { count, .. } => *count as f64,
+                })
+                .sum()
+        })
+    }
+
+    /// Everything in Prometheus's text format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let families = self.families.lock().expect("metrics lock");
+        let mut out = String::new();
+        for family in families.values() {
+            let d = family.desc;
+            let kind = match d.kind {
+                MetricKind::Counter => "counter",
+                MetricKind::Gauge => "gauge",
+                MetricKind::Histogram(_) => "histogram",
+            };
+            let _ = writeln!(out, "# HELP {} {}", d.name, d.help);
+            let _ = writeln!(out, "# TYPE {} {kind}", d.name);
+            for (l, s) in &family.series {
+                match s {
+                    Series::Value(v) => {
+                        let _ = writeln!(out, "{}{} {}", d.name, render_labels(l, None), number(*v));
+                    }
+                    Series::Histogram { counts, sum, count } => {
+                        let MetricKind::Histogram(bounds) = d.kind else { continue };
+                        for (b, c) in bounds.iter().zip(counts) {
+                            let le = number(*b);
+                            let _ = writeln!(out, "{}_bucket{} {c}", d.name, render_labels(l, Some(&le)));
+                        }
+                        let _ = writeln!(out, "{}_bucket{} {count}", d.name, render_labels(l, Some("+Inf")));
+                        let _ = writeln!(out, "{}_sum{} {}", d.name, render_labels(l, None), number(*sum));
+                        let _ = writeln!(out, "{}_count{} {count}", d.name, render_labels(l, None));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+fn render_labels(l: &Labels, le: Option<&str>) -> String {
+    let mut parts: Vec<String> = l.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{le}\""));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_gauges_and_histograms_render() {
+        let m = Metrics::new();
+        let l = [("server", "dns://:53"), ("zone", ".")];
+        m.inc(&DNS_REQUESTS_TOTAL, &l);
+        m.inc(&DNS_REQUESTS_TOTAL, &l);
+        m.set(&CACHE_ENTRIES, &[("type", "success")], 3.0);
+        m.observe(&DNS_REQUEST_DURATION_SECONDS, &[("zone", ".")], 0.003);
+        assert_eq!(m.value("coredns_dns_requests_total", &l), Some(2.0));
+        assert_eq!(m.value("coredns_dns_requests_total", &[("zone", ".")]), None);
+        assert_eq!(m.total("coredns_dns_request_duration_seconds"), 1.0);
+        let text = m.render();
+        assert!(text.contains("# TYPE coredns_dns_requests_total counter\n"));
+        assert!(text.contains("coredns_dns_requests_total{server=\"dns://:53\",zone=\".\"} 2\n"));
+        assert!(text.contains("coredns_cache_entries{type=\"success\"} 3\n"));
+        assert!(text.contains("coredns_dns_request_duration_seconds_bucket{zone=\".\",le=\"0.002\"} 0\n"));
+        assert!(text.contains("coredns_dns_request_duration_seconds_bucket{zone=\".\",le=\"0.004\"} 1\n"));
+        assert!(text.contains("coredns_dns_request_duration_seconds_bucket{zone=\".\",le=\"+Inf\"} 1\n"));
+        assert!(text.contains("coredns_dns_request_duration_seconds_count{zone=\".\"} 1\n"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
