@@ -157,8 +157,13 @@ impl Drop for Outside {
 }
 
 /// Retries `f` for a few seconds (a server may still be binding its port).
-pub fn eventually_ok(what: &str, mut f: impl FnMut() -> Result<String, String>) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
+pub fn eventually_ok(what: &str, f: impl FnMut() -> Result<String, String>) -> String {
+    eventually_within(Duration::from_secs(15), what, f)
+}
+
+/// Retries `f` until it succeeds or `limit` has passed.
+pub fn eventually_within(limit: Duration, what: &str, mut f: impl FnMut() -> Result<String, String>) -> String {
+    let deadline = Instant::now() + limit;
     loop {
         match f() {
             Ok(v) => return v,

@@ -1,0 +1,157 @@
+//! Cluster DNS in the lab, with `dig` and the libc resolver (`getent hosts`, so the pods'
+//! search list and ndots:5 are exercised) from pods: seed 000's service and pod lookups in
+//! namespace apps, seed 003's headless service (one record per ready pod, NXDOMAIN when none is
+//! ready, updates after scaling) and `curl` of a pod's DNS name, SRV with the targets' addresses,
+//! PTR, an ExternalName followed through the forwarder to the lab's upstream resolver, and the
+//! kube-dns Service as kubeadm creates it.
+
+mod cni_support;
+mod common;
+mod lab_support;
+
+use std::collections::BTreeSet;
+
+use std::time::Duration;
+
+use lab_support::{eventually_ok, eventually_within, seed, try_exec, Lab};
+
+fn dig(lab: &Lab, pod: &str, args: &[&str]) -> Result<String, String> {
+    let mut cmd = vec!["dig".to_string(), "+short".into(), "+time=2".into(), "+tries=2".into(), "@10.96.0.10".into()];
+    cmd.extend(args.iter().map(|a| a.to_string()));
+    try_exec(lab, pod, &cmd)
+}
+
+fn lines(s: &str) -> BTreeSet<String> {
+    s.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+}
+
+#[test]
+fn cluster_dns_in_the_lab() {
+    if !cni_support::privileged("cluster_dns_in_the_lab") {
+        return;
+    }
+    let lab = Lab::up(&["--nodes", "2"]);
+    // kube-dns as seed 000's `kubectl get service -n kube-system` shows it.
+    let svc = lab.kubectl(&[
+        "get",
+        "service",
+        "-n",
+        "kube-system",
+        "kube-dns",
+        "-o",
+        "jsonpath={.spec.clusterIP} {.spec.ports[*].port}/{.spec.ports[*].protocol}",
+    ]);
+    assert_eq!(svc, "10.96.0.10 53 53 9153/UDP TCP TCP");
+    let replicas =
+        lab.kubectl(&["get", "deploy", "-n", "kube-system", "coredns", "-o", "jsonpath={.status.readyReplicas}"]);
+    assert_eq!(replicas, "2");
+
+    // Seed 000: nginx-service in namespace apps, looked up from a pod in default.
+    lab.kubectl(&["create", "namespace", "apps"]);
+    lab.kubectl(&["create", "deployment", "nginx", "-n", "apps", "--image=nginx"]);
+    lab.kubectl(&["expose", "deployment", "nginx", "-n", "apps", "--name", "nginx-service", "--port", "80"]);
+    lab.kubectl(&["run", "client", "--image=busybox", "--command", "--", "sleep", "3600"]);
+    lab.wait_ready("client");
+    let cip = lab.kubectl(&["get", "svc", "-n", "apps", "nginx-service", "-o", "jsonpath={.spec.clusterIP}"]);
+    let a = eventually_ok("nginx-service.apps", || dig(&lab, "client", &["nginx-service.apps.svc.cluster.local"]));
+    assert_eq!(a.trim(), cip);
+    // The libc resolver with the search list: a short name in the pod's own namespace, then
+    // `<svc>.<ns>` across namespaces.
+    lab.kubectl(&["expose", "pod", "client", "--name", "client-svc", "--port", "80"]);
+    let own = eventually_ok("getent client-svc", || {
+        try_exec(&lab, "client", &["getent".into(), "hosts".into(), "client-svc".into()])
+    });
+    assert!(own.contains("client-svc.default.svc.cluster.local"), "{own}");
+    let other = eventually_ok("getent nginx-service.apps", || {
+        try_exec(&lab, "client", &["getent".into(), "hosts".into(), "nginx-service.apps".into()])
+    });
+    assert!(other.starts_with(&cip), "{other}");
+    // A pod record: a-b-c-d.apps.pod.cluster.local.
+    let pod_ip =
+        lab.kubectl(&["get", "pods", "-n", "apps", "-l", "app=nginx", "-o", "jsonpath={.items[0].status.podIP}"]);
+    let name = format!("{}.apps.pod.cluster.local", pod_ip.replace('.', "-"));
+    assert_eq!(eventually_ok("pod record", || dig(&lab, "client", &[&name])).trim(), pod_ip);
+    let page = eventually_ok("curl the pod's DNS name", || {
+        try_exec(
+            &lab,
+            "client",
+            &["curl".into(), "-sS".into(), "--max-time".into(), "5".into(), format!("http://{name}/")],
+        )
+    });
+    assert!(page.contains("Welcome to nginx!"));
+    // PTR of the service address.
+    let ptr = eventually_ok("PTR", || dig(&lab, "client", &["-x", &cip]));
+    assert_eq!(ptr.trim(), "nginx-service.apps.svc.cluster.local.");
+
+    // Seed 003: the headless service answers with every ready pod, and follows scaling.
+    lab.kubectl(&["apply", "-f", &seed("deploy-nginx.yaml"), "-f", &seed("headless-nginx.yaml")]);
+    lab.kubectl(&["rollout", "status", "deployment/webui", "--timeout=60s"]);
+    let ips = lines(&lab.kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        "app=webui",
+        "-o",
+        "jsonpath={range .items[*]}{.status.podIP}{\"\\n\"}{end}",
+    ]));
+    assert_eq!(ips.len(), 3);
+    eventually_ok("headless: three records", || {
+        let got = lines(&dig(&lab, "client", &["headless-service.default.svc.cluster.local"])?);
+        if got == ips {
+            Ok(String::new())
+        } else {
+            Err(format!("{got:?} != {ips:?}"))
+        }
+    });
+    // Answers are cached for up to 30 s (kubeadm's `cache 30`), as with CoreDNS.
+    let cached = Duration::from_secs(45);
+    lab.kubectl(&["scale", "deployment/webui", "--replicas=1"]);
+    eventually_within(cached, "headless: one record after scaling to 1", || {
+        let got = lines(&dig(&lab, "client", &["headless-service.default.svc.cluster.local"])?);
+        if got.len() == 1 {
+            Ok(String::new())
+        } else {
+            Err(format!("{got:?}"))
+        }
+    });
+    lab.kubectl(&["scale", "deployment/webui", "--replicas=0"]);
+    eventually_within(cached, "headless without ready endpoints: NXDOMAIN", || {
+        let out = try_exec(
+            &lab,
+            "client",
+            &["dig".into(), "@10.96.0.10".into(), "headless-service.default.svc.cluster.local".into()],
+        )?;
+        if out.contains("status: NXDOMAIN") {
+            Ok(out)
+        } else {
+            Err(out)
+        }
+    });
+
+    // SRV of a named port, with the target's address in the Additional section.
+    lab.kubectl(&["create", "service", "clusterip", "named", "--tcp=8080:80"]);
+    let srv = eventually_ok("SRV", || {
+        let out = try_exec(
+            &lab,
+            "client",
+            &["dig".into(), "@10.96.0.10".into(), "SRV".into(), "_8080-80._tcp.named.default.svc.cluster.local".into()],
+        )?;
+        if out.contains("ANSWER: 1") {
+            Ok(out)
+        } else {
+            Err(out)
+        }
+    });
+    assert!(srv.contains("named.default.svc.cluster.local."), "{srv}");
+    assert!(srv.contains("ADDITIONAL SECTION"), "{srv}");
+
+    // ExternalName: a CNAME, followed through the forwarder (the lab's upstream resolver).
+    lab.kubectl(&["create", "service", "externalname", "outside", "--external-name", "outside.podnet.lab"]);
+    let ext = eventually_ok("ExternalName", || dig(&lab, "client", &["outside.default.svc.cluster.local"]));
+    assert_eq!(lines(&ext), BTreeSet::from(["outside.podnet.lab.".to_string(), "172.31.0.200".to_string()]));
+    // Names outside the cluster go to the lab's resolver (nothing leaves the machine).
+    let out = try_exec(&lab, "client", &["dig".into(), "@10.96.0.10".into(), "example.com".into()]).unwrap();
+    assert!(out.contains("status: NXDOMAIN"), "{out}");
+    // The dns-version record.
+    assert_eq!(dig(&lab, "client", &["TXT", "dns-version.cluster.local"]).unwrap().trim(), "\"1.1.0\"");
+}
