@@ -127,28 +127,50 @@ pub fn processes_in(inodes: &[u64]) -> Vec<i32> {
         .collect()
 }
 
-/// Stops every process in the lab's namespaces: SIGTERM, then SIGKILL after `grace`.
+/// Processes that belong to the lab but may be in no namespace it still has: sandbox holders and
+/// shims of finished pods (whose network namespace was released), by the lab's state directory
+/// in their command line.
+fn processes_of_state(lab: &str) -> Vec<i32> {
+    let marker = format!("{}/", spec::state_dir(lab).display());
+    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let me = std::process::id() as i32;
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains(&marker)
+        })
+        .collect()
+}
+
+/// Stops every process of the lab — in its namespaces, or running from its state directory:
+/// SIGTERM, then SIGKILL after `grace`.
 pub fn kill_processes(lab: &str, grace: Duration) -> usize {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     let inodes: Vec<u64> =
         lab_namespaces(lab).iter().filter_map(|n| netns_inode(&Path::new("/run/netns").join(n))).collect();
-    if inodes.is_empty() {
-        return 0;
-    }
-    let first = processes_in(&inodes);
+    let remaining = || {
+        let mut pids = processes_in(&inodes);
+        pids.extend(processes_of_state(lab));
+        pids.sort();
+        pids.dedup();
+        pids
+    };
+    let first = remaining();
     for pid in &first {
         let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
     }
     let deadline = Instant::now() + grace;
-    while Instant::now() < deadline && !processes_in(&inodes).is_empty() {
+    while Instant::now() < deadline && !remaining().is_empty() {
         std::thread::sleep(Duration::from_millis(50));
     }
-    for pid in processes_in(&inodes) {
+    for pid in remaining() {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
     let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline && !processes_in(&inodes).is_empty() {
+    while Instant::now() < deadline && !remaining().is_empty() {
         std::thread::sleep(Duration::from_millis(20));
     }
     first.len()

@@ -136,6 +136,9 @@ fn up_and_down_leave_nothing_behind() {
         let lab = Lab::up(&["--nodes", "2"]);
         run_pod(&lab, "p", "nginx", "node2");
         lab.wait_ready("p");
+        // A finished pod gives back its network namespace but keeps its sandbox (for its logs).
+        lab.kubectl(&["run", "done", "--image=busybox", "--restart=Never", "--command", "--", "true"]);
+        lab.wait_pod("done", "Succeeded", |p| p["status"]["phase"] == "Succeeded");
         let kc = std::fs::read_to_string(lab.kubeconfig()).unwrap();
         assert!(kc.contains(&format!("current-context: podnet-{}", lab.name)));
         let status = lab.ok(&["status", "--name", &lab.name]);
@@ -145,8 +148,10 @@ fn up_and_down_leave_nothing_behind() {
         assert!(!lab.state_dir().exists());
         let kc = std::fs::read_to_string(lab.kubeconfig()).unwrap();
         assert!(!kc.contains(&format!("podnet-{}", lab.name)), "context left in the kubeconfig:\n{kc}");
-        let procs = Command::new("pgrep").args(["-f", &format!("podnet.{}.", lab.name)]).output().unwrap();
-        assert!(procs.stdout.is_empty(), "processes left: {}", text(&procs.stdout));
+        for pattern in [format!("podnet.{}.", lab.name), format!("/var/lib/podnet/labs/{}/", lab.name)] {
+            let procs = Command::new("pgrep").args(["-f", &pattern]).output().unwrap();
+            assert!(procs.stdout.is_empty(), "processes left: {}", text(&procs.stdout));
+        }
     }
     let after = (host(&["-j", "addr"]), host(&["-j", "route"]));
     assert_eq!(before.0, after.0, "the host's addresses changed");
