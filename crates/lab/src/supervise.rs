@@ -129,14 +129,18 @@ fn component_kubeconfig(server_dir: &Path, component: &str) -> Result<String, La
     ))
 }
 
-/// Waits until the API server accepts TCP connections in the control plane namespace.
-fn wait_for_api(lab: &str, timeout: Duration) -> Result<(), LabError> {
+/// Waits until the API server accepts TCP connections in the control plane namespace and has
+/// written the credentials the lab hands out (its admin kubeconfig comes last).
+fn wait_for_api(lab: &str, server_dir: &Path, timeout: Duration) -> Result<(), LabError> {
     let ns = Netns::open_named(&spec::control_plane_netns(lab))
         .map_err(|e| LabError::step("opening the control plane namespace", e))?;
     let target = SocketAddr::new(spec::control_plane_ip().into(), spec::API_PORT);
     let deadline = Instant::now() + timeout;
     loop {
-        if forward::connect_in(&ns, target, Duration::from_millis(500)).is_ok() {
+        let written = ["kubeconfig", "pki/ca.crt", "pki/tokens/agent", "pki/tokens/serviceaccount"]
+            .iter()
+            .all(|f| server_dir.join(f).exists());
+        if written && forward::connect_in(&ns, target, Duration::from_millis(500)).is_ok() {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -190,7 +194,7 @@ fn supervise(
         logs.join("server.log"),
     );
     server.start()?;
-    wait_for_api(&spec.name, Duration::from_secs(30))?;
+    wait_for_api(&spec.name, &server_dir, Duration::from_secs(30))?;
 
     // The lab's upstream resolver on the underlay (what a LAN's DNS server is to real nodes):
     // it knows the lab's own names and answers NXDOMAIN for the rest, so no query leaves the

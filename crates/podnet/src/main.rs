@@ -232,7 +232,7 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(async {
+    let result = rt.block_on(async {
         match cli.command {
             Command::Server(args) => server(args).await,
             Command::Controllers(args) => {
@@ -254,5 +254,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 _ => anyhow::bail!("unknown internal entry point {args:?}"),
             },
         }
-    })
+    });
+    // Blocking threads (a sync in flight, a mode's own runtime) must not keep a stopping process
+    // alive: what matters was awaited above.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
 }
