@@ -44,28 +44,7 @@ pub fn proxy_daemonset(spec: &LabSpec) -> serde_json::Value {
     })
 }
 
-/// kubeadm's default Corefile (seed 000 prints it).
-pub const KUBEADM_COREFILE: &str = ".:53 {
-    errors
-    health {
-       lameduck 5s
-    }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf {
-       max_concurrent 1000
-    }
-    cache 30
-    loop
-    reload
-    loadbalance
-}
-";
+pub use podnet_dns::corefile::KUBEADM_COREFILE;
 
 /// The cluster DNS objects: ConfigMap, Deployment and Service, as kubeadm makes them.
 pub fn dns_objects(spec: &LabSpec) -> (serde_json::Value, serde_json::Value, serde_json::Value) {

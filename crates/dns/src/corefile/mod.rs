@@ -27,6 +27,29 @@ pub use options::{
 };
 pub use order::{PLUGIN_ORDER, SUPPORTED};
 
+/// kubeadm's default Corefile (ConfigMap kube-system/coredns; seed 000 prints it).
+pub const KUBEADM_COREFILE: &str = ".:53 {
+    errors
+    health {
+       lameduck 5s
+    }
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+       pods insecure
+       fallthrough in-addr.arpa ip6.arpa
+       ttl 30
+    }
+    prometheus :9153
+    forward . /etc/resolv.conf {
+       max_concurrent 1000
+    }
+    cache 30
+    loop
+    reload
+    loadbalance
+}
+";
+
 use std::path::Path;
 
 /// A parsed Corefile: its server blocks in order.

@@ -5,27 +5,7 @@ use std::time::Duration;
 
 use super::*;
 
-pub(crate) const KUBEADM: &str = r#".:53 {
-    errors
-    health {
-       lameduck 5s
-    }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf {
-       max_concurrent 1000
-    }
-    cache 30
-    loop
-    reload
-    loadbalance
-}
-"#;
+pub(crate) use super::KUBEADM_COREFILE as KUBEADM;
 
 fn no_env(_: &str) -> Option<String> {
     None
