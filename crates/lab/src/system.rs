@@ -3,12 +3,18 @@
 //! as kubeadm deploys CoreDNS — ConfigMap kube-system/coredns with kubeadm's default Corefile,
 //! Deployment kube-system/coredns (2 replicas, k8s-app=kube-dns) and Service kube-system/kube-dns
 //! at the tenth address of the service range (53/UDP, 53/TCP, 9153/TCP) — both running the
-//! `podnet` lab image. `podnet up` applies them and waits until they are ready.
+//! `podnet` lab image — and the ingress controller as Deployment kube-system/podnet-ingress
+//! behind the LoadBalancer Service kube-system/podnet-ingress (node ports 32446 and 30391, as
+//! seed 000's ingress-nginx-controller shows them), with IngressClasses `podnet` (the default)
+//! and `nginx` / `nginx-ingress` (the names ingress-nginx manifests and seed 000 use), all for
+//! controller podnet.io/ingress-controller. `podnet up` applies them and waits until they are
+//! ready.
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::networking::v1::IngressClass;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
@@ -96,6 +102,62 @@ pub fn dns_objects(spec: &LabSpec) -> (serde_json::Value, serde_json::Value, ser
     (cm, deploy, svc)
 }
 
+/// The HTTP and HTTPS node ports of the ingress Service (seed 000's `80:32446/TCP,443:30391/TCP`).
+pub const INGRESS_NODE_PORTS: (u16, u16) = (32446, 30391);
+
+/// The ingress objects: IngressClasses, Deployment and Service.
+pub fn ingress_objects() -> (Vec<serde_json::Value>, serde_json::Value, serde_json::Value) {
+    let labels = json!({"app.kubernetes.io/name": "podnet-ingress", "app.kubernetes.io/component": "controller"});
+    let classes = ["podnet", "nginx", "nginx-ingress"]
+        .iter()
+        .map(|name| {
+            let default = if *name == "podnet" { "true" } else { "false" };
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+                "metadata": {"name": name, "labels": labels,
+                             "annotations": {"ingressclass.kubernetes.io/is-default-class": default}},
+                "spec": {"controller": "podnet.io/ingress-controller"}})
+        })
+        .collect();
+    let deploy = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "podnet-ingress", "namespace": "kube-system", "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "terminationGracePeriodSeconds": 30,
+                    "containers": [{
+                        "name": "controller",
+                        "image": "podnet",
+                        "args": ["ingress", "--publish-service=kube-system/podnet-ingress"],
+                        "ports": [{"containerPort": 80, "name": "http", "protocol": "TCP"},
+                                  {"containerPort": 443, "name": "https", "protocol": "TCP"},
+                                  {"containerPort": 10254, "name": "metrics", "protocol": "TCP"}],
+                        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 10254}, "initialDelaySeconds": 10,
+                                          "failureThreshold": 5},
+                        "readinessProbe": {"httpGet": {"path": "/healthz", "port": 10254}, "periodSeconds": 1},
+                    }],
+                },
+            },
+        },
+    });
+    let (http, https) = INGRESS_NODE_PORTS;
+    let svc = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "podnet-ingress", "namespace": "kube-system", "labels": labels},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": labels,
+            "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http", "nodePort": http},
+                      {"name": "https", "port": 443, "protocol": "TCP", "targetPort": "https", "nodePort": https}],
+        },
+    });
+    (classes, deploy, svc)
+}
+
 /// Waits until `want` pods matching `selector` in kube-system are Ready (on the nodes of
 /// `on_nodes`, when given).
 async fn wait_ready_pods(
@@ -147,5 +209,16 @@ pub async fn deploy(client: &kube::Client, spec: &LabSpec) -> Result<(), LabErro
     Api::<ConfigMap>::namespaced(client.clone(), "kube-system").patch("coredns", &pp, &Patch::Apply(cm)).await?;
     Api::<Service>::namespaced(client.clone(), "kube-system").patch("kube-dns", &pp, &Patch::Apply(svc)).await?;
     Api::<Deployment>::namespaced(client.clone(), "kube-system").patch("coredns", &pp, &Patch::Apply(deploy)).await?;
-    wait_ready_pods(&pods, "k8s-app=kube-dns", 2, None, "the coredns pods").await
+    let (classes, deploy, svc) = ingress_objects();
+    let class_api: Api<IngressClass> = Api::all(client.clone());
+    for class in classes {
+        let name = class["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        class_api.patch(&name, &pp, &Patch::Apply(class)).await?;
+    }
+    Api::<Service>::namespaced(client.clone(), "kube-system").patch("podnet-ingress", &pp, &Patch::Apply(svc)).await?;
+    Api::<Deployment>::namespaced(client.clone(), "kube-system")
+        .patch("podnet-ingress", &pp, &Patch::Apply(deploy))
+        .await?;
+    wait_ready_pods(&pods, "k8s-app=kube-dns", 2, None, "the coredns pods").await?;
+    wait_ready_pods(&pods, "app.kubernetes.io/name=podnet-ingress", 1, None, "the podnet-ingress pod").await
 }

@@ -363,3 +363,55 @@ pub async fn dns(a: DnsArgs, shutdown: impl std::future::Future<Output = ()>) ->
     };
     podnet_dns::daemon::run(source, client, shutdown).await
 }
+
+#[derive(clap::Args)]
+pub struct IngressArgs {
+    /// The kubeconfig to reach the API server with (default: KUBECONFIG, ~/.kube/config or the
+    /// in-cluster service account).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Where HTTP is served.
+    #[arg(long, default_value = "0.0.0.0:80")]
+    http_address: std::net::SocketAddr,
+    /// Where HTTPS (HTTP/1.1 and HTTP/2 by ALPN) is served.
+    #[arg(long, default_value = "0.0.0.0:443")]
+    https_address: std::net::SocketAddr,
+    /// Where /healthz and /metrics are served (ingress-nginx's port).
+    #[arg(long, default_value = "0.0.0.0:10254")]
+    status_address: std::net::SocketAddr,
+    /// The `spec.controller` of the IngressClasses this controller serves.
+    #[arg(long, default_value = podnet_ingress::table::CONTROLLER)]
+    controller_class: String,
+    /// Also serve Ingresses without any class when no IngressClass is the default.
+    #[arg(long)]
+    watch_ingress_without_class: bool,
+    /// NAMESPACE/NAME of the Service whose load-balancer addresses go into the Ingresses' status.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    publish_service: Option<String>,
+}
+
+pub async fn ingress(a: IngressArgs, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let publish_service = match &a.publish_service {
+        Some(s) => {
+            let (ns, name) = s.split_once('/').context("--publish-service: expected NAMESPACE/NAME")?;
+            Some((ns.to_string(), name.to_string()))
+        }
+        None => None,
+    };
+    let config = podnet_ingress::controller::Config {
+        policy: podnet_ingress::table::ClassPolicy {
+            controller: a.controller_class,
+            watch_without_class: a.watch_ingress_without_class,
+        },
+        publish_service,
+        proxy: podnet_ingress::proxy::ProxyConfig {
+            http: a.http_address,
+            https: a.https_address,
+            ..Default::default()
+        },
+        status_addr: Some(a.status_address),
+        coalesce: std::time::Duration::from_millis(5),
+    };
+    let client = crate::client(a.kubeconfig.as_deref()).await?;
+    Ok(podnet_ingress::controller::run(client, config, shutdown).await?)
+}

@@ -41,6 +41,8 @@ enum Command {
     Proxy(lab_cli::ProxyArgs),
     /// Run the cluster DNS server (a CoreDNS drop-in: Corefile, kubernetes, forward, cache…).
     Dns(lab_cli::DnsArgs),
+    /// Run the ingress controller (the ingress-nginx job): an HTTP/HTTPS proxy driven by Ingresses.
+    Ingress(lab_cli::IngressArgs),
     /// Entry points podnet runs itself, not meant for users: `image NAME ARGS…` (a lab image as a
     /// container's process), `runtime ARGS…` (sandbox holders and container shims).
     #[command(hide = true)]
@@ -249,6 +251,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Agent(a) => lab_cli::agent(a, shutdown_signal()).await,
             Command::Proxy(a) => lab_cli::proxy(a, shutdown_signal()).await,
             Command::Dns(a) => lab_cli::dns(a, shutdown_signal()).await,
+            Command::Ingress(a) => lab_cli::ingress(a, shutdown_signal()).await,
             Command::Internal { args } => match args.as_slice() {
                 [what, name, rest @ ..] if what == "image" => Ok(podnet_images::run(name, rest).await?),
                 _ => anyhow::bail!("unknown internal entry point {args:?}"),

@@ -141,6 +141,37 @@ fn deletion_policies_and_graceful_pods() {
 }
 
 #[test]
+fn ingresses_without_a_class_get_the_default_class() {
+    let s = TestServer::start_with(&["--controllers=none"]);
+    let class = |name: &str, default: bool| {
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: {name}\n  annotations:\n    \
+             ingressclass.kubernetes.io/is-default-class: \"{default}\"\nspec:\n  controller: example.com/{name}\n"
+        )
+    };
+    let ingress = |name: &str, class: &str| {
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\nspec:\n{class}  defaultBackend:\n    \
+             service:\n      name: web\n      port:\n        number: 80\n"
+        )
+    };
+    // No default class: the Ingress stays class-less.
+    s.ok_stdin(&["create", "-f", "-"], &ingress("before", ""));
+    s.ok_stdin(&["create", "-f", "-"], &class("main", true));
+    s.ok_stdin(&["create", "-f", "-"], &class("other", false));
+    s.ok_stdin(&["create", "-f", "-"], &ingress("after", ""));
+    s.ok_stdin(&["create", "-f", "-"], &ingress("explicit", "  ingressClassName: other\n"));
+    let classes =
+        s.ok(&["get", "ingress", "-o", "jsonpath={range .items[*]}{.metadata.name}={.spec.ingressClassName} {end}"]);
+    assert_eq!(classes.trim(), "after=main before= explicit=other");
+    // Two default classes: creating a class-less Ingress is forbidden, as upstream.
+    s.ok_stdin(&["create", "-f", "-"], &class("second", true));
+    let out = s.kubectl_stdin(&["create", "-f", "-"], Some(&ingress("ambiguous", "")));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 default IngressClasses were found"), "{out:?}");
+}
+
+#[test]
 fn oversized_bodies_get_413() {
     let s = TestServer::start();
     let big = format!(

@@ -13,7 +13,7 @@ mod lab_support;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use lab_support::{curl, eventually_ok, seed, text, try_exec, Lab, Outside};
+use lab_support::{curl, eventually_ok, outside_curl, seed, text, try_exec, Lab, Outside};
 
 const STEADY: &str = r#"
 apiVersion: apps/v1
@@ -55,16 +55,6 @@ fn wait_endpoints(lab: &Lab, svc: &str, n: usize) {
             Err(format!("{count} endpoints: {ips}"))
         }
     });
-}
-
-fn outside_curl(lab: &Lab, url: &str) -> Result<String, String> {
-    let ns = format!("podnet.{}.outside", lab.name);
-    let out = Command::new("ip").args(["netns", "exec", &ns, "curl", "-sS", "--max-time", "5", url]).output().unwrap();
-    if out.status.success() {
-        Ok(text(&out.stdout))
-    } else {
-        Err(text(&out.stderr))
-    }
 }
 
 fn service_proxy(mode: &str) {

@@ -174,6 +174,9 @@ impl Api {
             return Err(exists());
         }
         prepare_for_create(res.kind, &mut obj);
+        if res.kind == "Ingress" {
+            self.default_ingress_class(&mut obj, &name)?;
+        }
         defaults::apply_defaults(res.kind, &mut obj);
 
         let mut allocation = Allocation::default();
@@ -261,6 +264,49 @@ fn version_of(obj: &Value) -> String {
 }
 
 /// Status a new object may not bring with it, as each kind's create strategy resets it.
+impl Api {
+    /// The DefaultIngressClass admission plugin: an Ingress created without a class (neither
+    /// `spec.ingressClassName` nor the deprecated `kubernetes.io/ingress.class` annotation) gets
+    /// the IngressClass marked `ingressclass.kubernetes.io/is-default-class: "true"`; with more
+    /// than one such class the create is forbidden, as upstream.
+    fn default_ingress_class(&self, obj: &mut Value, name: &str) -> ApiResult<()> {
+        let has_class = obj.pointer("/spec/ingressClassName").is_some_and(|c| !c.is_null())
+            || obj.pointer("/metadata/annotations/kubernetes.io~1ingress.class").is_some();
+        if has_class {
+            return Ok(());
+        }
+        let Some(classes) = by_kind("networking.k8s.io", "IngressClass") else { return Ok(()) };
+        let defaults: Vec<String> = self
+            .store
+            .list(classes, None)
+            .0
+            .iter()
+            .filter(|c| {
+                c.pointer("/metadata/annotations/ingressclass.kubernetes.io~1is-default-class").and_then(Value::as_str)
+                    == Some("true")
+            })
+            .filter_map(|c| c.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        match defaults.as_slice() {
+            [] => Ok(()),
+            [class] => {
+                if let Some(spec) = obj.as_object_mut().map(|m| m.entry("spec").or_insert_with(|| json!({}))) {
+                    if let Some(spec) = spec.as_object_mut() {
+                        spec.insert("ingressClassName".into(), json!(class));
+                    }
+                }
+                Ok(())
+            }
+            many => Err(ApiError::Forbidden {
+                group: "networking.k8s.io".into(),
+                kind: "ingresses".into(),
+                name: name.into(),
+                message: format!("{} default IngressClasses were found, only 1 allowed", many.len()),
+            }),
+        }
+    }
+}
+
 fn prepare_for_create(kind: &str, obj: &mut Value) {
     let Some(map) = obj.as_object_mut() else { return };
     match kind {

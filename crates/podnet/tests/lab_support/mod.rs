@@ -156,6 +156,17 @@ impl Drop for Outside {
     }
 }
 
+/// `curl URL` from the "outside" host ([`Outside`]).
+pub fn outside_curl(lab: &Lab, url: &str) -> Result<String, String> {
+    let ns = format!("podnet.{}.outside", lab.name);
+    let out = Command::new("ip").args(["netns", "exec", &ns, "curl", "-sS", "--max-time", "5", url]).output().unwrap();
+    if out.status.success() {
+        Ok(text(&out.stdout))
+    } else {
+        Err(text(&out.stderr))
+    }
+}
+
 /// Retries `f` for a few seconds (a server may still be binding its port).
 pub fn eventually_ok(what: &str, f: impl FnMut() -> Result<String, String>) -> String {
     eventually_within(Duration::from_secs(15), what, f)

@@ -1,0 +1,276 @@
+//! Choosing a backend: the canary decision (header, then cookie, then weight — ingress-nginx's
+//! order), cookie session affinity, and the load-balancing policies — round-robin over
+//! [`Upstream::next`] and peak EWMA with two random choices (ingress-nginx's `ewma`), whose
+//! per-endpoint latency state lives here, keyed by address, so it survives table swaps.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use http::HeaderMap;
+
+use super::headers::{cookie, hex_into};
+use crate::annotations::{Canary, LoadBalance};
+use crate::metrics::fnv1a_of;
+use crate::table::Upstream;
+
+/// Whether a request goes to the canary.
+pub fn wants_canary(rule: &Canary, headers: &HeaderMap) -> bool {
+    if let Some(value) = rule.header.as_deref().and_then(|h| headers.get(h)) {
+        match rule.header_value.as_deref() {
+            Some(expected) if value.as_bytes() == expected.as_bytes() => return true,
+            Some(_) => {}
+            None if value == "always" => return true,
+            None if value == "never" => return false,
+            None => {}
+        }
+    }
+    if let Some(value) = rule.cookie.as_deref().and_then(|c| cookie(headers, c)) {
+        match value {
+            "always" => return true,
+            "never" => return false,
+            _ => {}
+        }
+    }
+    rule.weight > 0 && rand::random_range(0..rule.weight_total.max(1)) < rule.weight
+}
+
+/// The affinity cookie value of an endpoint: a stable hash of its address (16 hex digits).
+pub fn affinity_value(endpoint: &SocketAddr) -> [u8; 16] {
+    let mut text = [0u8; 64];
+    let len = {
+        use std::io::Write as _;
+        let mut cursor = std::io::Cursor::new(&mut text[..]);
+        let _ = write!(cursor, "{endpoint}");
+        cursor.position() as usize
+    };
+    let mut out = [0u8; 16];
+    hex_into(&mut out, &fnv1a_of(&text[..len]).to_be_bytes());
+    out
+}
+
+/// The endpoint an affinity cookie names, if it is still among `endpoints`.
+pub fn affinity_endpoint(endpoints: &[SocketAddr], value: &str) -> Option<SocketAddr> {
+    endpoints.iter().copied().find(|e| affinity_value(e).as_slice() == value.as_bytes())
+}
+
+/// How fast old latency observations fade (ingress-nginx's `DECAY_TIME` is 10 s).
+const DECAY: Duration = Duration::from_secs(10);
+
+/// Latency state of one endpoint.
+#[derive(Debug)]
+pub struct EndpointStats {
+    /// Peak EWMA of response times, in µs, as f64 bits.
+    ewma_micros: AtomicU64,
+    /// When it was last updated, in µs since [`Balancer::epoch`].
+    updated: AtomicU64,
+    /// Requests outstanding.
+    in_flight: AtomicUsize,
+}
+
+impl EndpointStats {
+    fn new() -> Self {
+        EndpointStats {
+            ewma_micros: AtomicU64::new(0f64.to_bits()),
+            updated: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    fn score(&self) -> f64 {
+        let ewma = f64::from_bits(self.ewma_micros.load(Ordering::Relaxed));
+        (ewma + 1.0) * (self.in_flight.load(Ordering::Relaxed) + 1) as f64
+    }
+
+    /// Folds in one observation at `now_micros` (racy updates lose an observation at worst).
+    fn observe(&self, rtt_micros: f64, now_micros: u64) {
+        let last = self.updated.swap(now_micros, Ordering::Relaxed);
+        let old = f64::from_bits(self.ewma_micros.load(Ordering::Relaxed));
+        let new = if rtt_micros > old || last == 0 {
+            rtt_micros
+        } else {
+            let w = (-(now_micros.saturating_sub(last) as f64) / DECAY.as_micros() as f64).exp();
+            old * w + rtt_micros * (1.0 - w)
+        };
+        self.ewma_micros.store(new.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// A request in flight to an EWMA endpoint; reports its latency when finished.
+#[derive(Debug)]
+pub struct InFlight {
+    stats: Arc<EndpointStats>,
+    started: Instant,
+    epoch: Instant,
+}
+
+impl InFlight {
+    /// Records the response time (to the response head) and ends the request.
+    pub fn finish(self) {
+        let now = Instant::now();
+        let rtt = now.duration_since(self.started).as_micros() as f64;
+        self.stats.observe(rtt, now.duration_since(self.epoch).as_micros() as u64);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Endpoint selection state shared by all requests.
+#[derive(Debug)]
+pub struct Balancer {
+    stats: RwLock<HashMap<SocketAddr, Arc<EndpointStats>>>,
+    epoch: Instant,
+}
+
+impl Default for Balancer {
+    fn default() -> Self {
+        Balancer { stats: RwLock::default(), epoch: Instant::now() }
+    }
+}
+
+impl Balancer {
+    /// An endpoint of `upstream` not in `tried`, by `policy`; `None` when none is left.
+    pub fn pick(&self, upstream: &Upstream, policy: LoadBalance, tried: &[SocketAddr]) -> Option<SocketAddr> {
+        let endpoints = &upstream.endpoints;
+        match (policy, endpoints.len()) {
+            (_, 0) => None,
+            (_, 1) => endpoints.first().copied().filter(|e| !tried.contains(e)),
+            (LoadBalance::RoundRobin, n) => (0..n)
+                .map(|_| endpoints[upstream.next.fetch_add(1, Ordering::Relaxed) % n])
+                .find(|e| !tried.contains(e)),
+            (LoadBalance::Ewma, _) => self.pick_ewma(endpoints, tried),
+        }
+    }
+
+    /// Two random candidates not yet tried; the lower score wins.
+    fn pick_ewma(&self, endpoints: &[SocketAddr], tried: &[SocketAddr]) -> Option<SocketAddr> {
+        let left: Vec<SocketAddr> = endpoints.iter().copied().filter(|e| !tried.contains(e)).collect();
+        match left.len() {
+            0 => None,
+            1 => Some(left[0]),
+            n => {
+                let a = rand::random_range(0..n);
+                let b = (a + 1 + rand::random_range(0..n - 1)) % n;
+                let (sa, sb) = (self.stats(left[a]).score(), self.stats(left[b]).score());
+                Some(if sb < sa { left[b] } else { left[a] })
+            }
+        }
+    }
+
+    fn stats(&self, endpoint: SocketAddr) -> Arc<EndpointStats> {
+        if let Some(s) = self.stats.read().unwrap_or_else(|e| e.into_inner()).get(&endpoint) {
+            return s.clone();
+        }
+        let mut map = self.stats.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(endpoint).or_insert_with(|| Arc::new(EndpointStats::new())).clone()
+    }
+
+    /// Starts timing a request to `endpoint` (for EWMA routes).
+    pub fn start(&self, endpoint: SocketAddr) -> InFlight {
+        let stats = self.stats(endpoint);
+        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight { stats, started: Instant::now(), epoch: self.epoch }
+    }
+
+    /// Forgets endpoints that are in none of `live` (called now and then; keeps the map small).
+    pub fn retain(&self, live: impl Fn(&SocketAddr) -> bool) {
+        self.stats
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|a, s| live(a) || s.in_flight.load(Ordering::Relaxed) > 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::annotations::BackendProtocol;
+
+    fn upstream(endpoints: &[&str]) -> Upstream {
+        Upstream {
+            name: "ns-svc-80".into(),
+            namespace: "ns".into(),
+            service: "svc".into(),
+            endpoints: endpoints.iter().map(|e| e.parse().unwrap()).collect(),
+            protocol: BackendProtocol::Http,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    #[test]
+    fn round_robin_cycles_and_skips_tried_endpoints() {
+        let b = Balancer::default();
+        let u = upstream(&["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]);
+        let picks: Vec<_> = (0..6).map(|_| b.pick(&u, LoadBalance::RoundRobin, &[]).unwrap().to_string()).collect();
+        assert_eq!(picks[..3], picks[3..]);
+        let tried = [u.endpoints[0], u.endpoints[1]];
+        for _ in 0..3 {
+            assert_eq!(b.pick(&u, LoadBalance::RoundRobin, &tried), Some(u.endpoints[2]));
+        }
+        assert_eq!(b.pick(&u, LoadBalance::RoundRobin, &u.endpoints), None);
+        assert_eq!(b.pick(&upstream(&[]), LoadBalance::RoundRobin, &[]), None);
+    }
+
+    #[test]
+    fn ewma_prefers_the_fast_endpoint() {
+        let b = Balancer::default();
+        let u = upstream(&["10.0.0.1:80", "10.0.0.2:80"]);
+        b.stats(u.endpoints[0]).observe(50_000.0, 1);
+        b.stats(u.endpoints[1]).observe(1_000.0, 1);
+        for _ in 0..20 {
+            assert_eq!(b.pick(&u, LoadBalance::Ewma, &[]), Some(u.endpoints[1]));
+        }
+        assert_eq!(b.pick(&u, LoadBalance::Ewma, &[u.endpoints[1]]), Some(u.endpoints[0]));
+        // In-flight requests count against an endpoint.
+        let _busy: Vec<_> = (0..100).map(|_| b.start(u.endpoints[1])).collect();
+        assert_eq!(b.pick(&u, LoadBalance::Ewma, &[]), Some(u.endpoints[0]));
+    }
+
+    #[test]
+    fn canary_header_cookie_and_weight_in_order() {
+        let rule = Canary {
+            header: Some("X-Canary".into()),
+            cookie: Some("canary".into()),
+            weight: 0,
+            weight_total: 100,
+            ..Default::default()
+        };
+        let mut h = HeaderMap::new();
+        assert!(!wants_canary(&rule, &h));
+        h.insert("x-canary", "always".parse().unwrap());
+        assert!(wants_canary(&rule, &h));
+        h.insert("cookie", "canary=always".parse().unwrap());
+        h.insert("x-canary", "never".parse().unwrap());
+        assert!(!wants_canary(&rule, &h), "the header decides before the cookie");
+        h.insert("x-canary", "maybe".parse().unwrap());
+        assert!(wants_canary(&rule, &h), "then the cookie");
+        let valued = Canary { header_value: Some("blue".into()), ..rule.clone() };
+        let mut h = HeaderMap::new();
+        h.insert("x-canary", "blue".parse().unwrap());
+        assert!(wants_canary(&valued, &h));
+        h.insert("x-canary", "always".parse().unwrap());
+        assert!(!wants_canary(&valued, &h));
+        let all = Canary { weight: 100, ..Default::default() };
+        assert!(wants_canary(&all, &HeaderMap::new()));
+        let half = Canary { weight: 1, weight_total: 2, ..Default::default() };
+        let hits = (0..2000).filter(|_| wants_canary(&half, &HeaderMap::new())).count();
+        assert!((800..1200).contains(&hits), "{hits}");
+    }
+
+    #[test]
+    fn affinity_values_are_stable_and_found() {
+        let a: SocketAddr = "10.0.0.1:8080".parse().unwrap();
+        let v = affinity_value(&a);
+        assert_eq!(v, affinity_value(&a));
+        assert_ne!(v, affinity_value(&"10.0.0.2:8080".parse().unwrap()));
+        let s = std::str::from_utf8(&v).unwrap();
+        assert_eq!(affinity_endpoint(&[a], s), Some(a));
+        assert_eq!(affinity_endpoint(&[], s), None);
+    }
+}

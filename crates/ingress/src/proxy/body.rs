@@ -1,0 +1,166 @@
+//! The two body types of the proxy, without boxing: [`UpstreamBody`] (what is sent to a
+//! backend — nothing, a buffered body that can be replayed on another endpoint, or the client's
+//! stream counted and cut at `proxy-body-size`) and [`ResponseBody`] (what the client gets — a
+//! small body of the proxy's own, or the backend's stream, counted for the response-size metric).
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+use crate::metrics::RouteSeries;
+
+/// Why a streamed request body was cut.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body exceeds proxy-body-size ({limit} bytes)")]
+pub struct BodyTooLarge {
+    pub limit: u64,
+}
+
+/// Progress of a streamed request body, shared with the request handler.
+#[derive(Debug, Default)]
+pub struct BodyProgress {
+    pub bytes: AtomicU64,
+    pub too_large: AtomicBool,
+}
+
+/// A request body on its way to a backend.
+#[derive(Debug)]
+pub enum UpstreamBody {
+    /// No body, or one already read whole (replayable).
+    Full(Option<Bytes>),
+    /// The client's body, streamed.
+    Stream { inner: Incoming, limit: Option<u64>, progress: Arc<BodyProgress> },
+}
+
+impl UpstreamBody {
+    pub fn empty() -> Self {
+        UpstreamBody::Full(None)
+    }
+
+    /// A copy for another attempt, when the body is replayable.
+    pub fn replay(&self) -> Option<UpstreamBody> {
+        match self {
+            UpstreamBody::Full(b) => Some(UpstreamBody::Full(b.clone())),
+            UpstreamBody::Stream { .. } => None,
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            UpstreamBody::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
+            UpstreamBody::Stream { inner, limit, progress } => {
+                let frame = match Pin::new(inner).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => frame,
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => return Poll::Pending,
+                };
+                if let Some(data) = frame.data_ref() {
+                    let total = progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
+                    if let Some(limit) = *limit {
+                        if total > limit {
+                            progress.too_large.store(true, Ordering::Relaxed);
+                            return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit }))));
+                        }
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Full(b) => b.as_ref().is_none_or(Bytes::is_empty),
+            UpstreamBody::Stream { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            UpstreamBody::Stream { inner, .. } => inner.size_hint(),
+        }
+    }
+}
+
+/// A response body on its way to the client.
+#[derive(Debug)]
+pub enum ResponseBody {
+    /// The proxy's own answer (errors, redirects, preflights).
+    Full(Option<Bytes>),
+    /// A backend's body; its size goes to the route's metrics when it ends or is dropped.
+    Upstream { inner: Incoming, meter: Meter },
+}
+
+impl ResponseBody {
+    pub fn empty() -> Self {
+        ResponseBody::Full(None)
+    }
+
+    pub fn text(s: &'static str) -> Self {
+        ResponseBody::Full(Some(Bytes::from_static(s.as_bytes())))
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            ResponseBody::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
+            ResponseBody::Upstream { inner, meter } => {
+                let polled = Pin::new(inner).poll_frame(cx);
+                if let Poll::Ready(Some(Ok(frame))) = &polled {
+                    if let Some(data) = frame.data_ref() {
+                        meter.bytes += data.len() as u64;
+                    }
+                }
+                polled
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Full(b) => b.as_ref().is_none_or(Bytes::is_empty),
+            ResponseBody::Upstream { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ResponseBody::Upstream { inner, .. } => inner.size_hint(),
+        }
+    }
+}
+
+/// Counts a response body's bytes and reports them to its route's series when dropped.
+#[derive(Debug)]
+pub struct Meter {
+    series: Arc<RouteSeries>,
+    bytes: u64,
+}
+
+impl Meter {
+    pub fn new(series: Arc<RouteSeries>) -> Self {
+        Meter { series, bytes: 0 }
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        self.series.record_response_size(self.bytes);
+    }
+}

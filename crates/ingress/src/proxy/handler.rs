@@ -1,0 +1,465 @@
+//! The request path, one layer after another: virtual host and route from the current table →
+//! HTTPS redirect → source allow-list → CORS preflight → declared body size → canary choice →
+//! request rewrite and forwarded headers → request body (buffered when small, so it can be
+//! replayed) → endpoint choice (affinity, balancing) and sending with retries on connect
+//! failures → response headers (hop-by-hop, CORS, affinity cookie) and upgrades → metrics.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HOST, ORIGIN, SET_COOKIE, TE};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+use super::balance::{affinity_endpoint, affinity_value, wants_canary, Balancer};
+use super::body::{BodyProgress, Meter, ResponseBody, UpstreamBody};
+use super::headers::{self, ClientInfo};
+use super::response;
+use super::upstream::Upstreams;
+use crate::annotations::{BackendProtocol, LoadBalance, Settings};
+use crate::metrics::{LabelsRef, Metrics, RouteSeries};
+use crate::paths::request_host;
+use crate::table::{Route, RouteTable, Server, Upstream};
+
+/// Tries per request on connect failures (ingress-nginx's `proxy-next-upstream-tries`).
+const MAX_TRIES: usize = 3;
+/// Paths never redirected to HTTPS (ACME HTTP-01 challenges), as ingress-nginx.
+const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
+
+/// Settings for requests that no rule took but a `defaultBackend` serves.
+static DEFAULT_SETTINGS: LazyLock<Arc<Settings>> = LazyLock::new(|| Arc::new(Settings::default()));
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub table: Arc<ArcSwap<RouteTable>>,
+    pub metrics: Arc<Metrics>,
+    pub upstreams: Upstreams,
+    pub balancer: Balancer,
+    /// The HTTPS port named in redirects (omitted when 443).
+    pub https_port: u16,
+    /// Request bodies up to this size are read whole before sending, so a connect failure can
+    /// be retried on another endpoint.
+    pub retry_buffer: u64,
+    /// How long reading a buffered request body may take (nginx's `client_body_timeout`).
+    pub body_timeout: Duration,
+}
+
+/// The upstream a request goes to, with what decides how.
+struct Target<'t> {
+    upstream: &'t Upstream,
+    settings: &'t Settings,
+    route: Option<&'t Route>,
+    series: Arc<RouteSeries>,
+}
+
+/// The hyper service function: never fails; every problem is an HTTP answer.
+pub async fn handle(
+    shared: Arc<Shared>,
+    client: Arc<ClientInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let started = Instant::now();
+    if req.version() == Version::HTTP_11 && client.conflicts.next_request_conflicts() {
+        // Content-Length with Transfer-Encoding: refused, as nginx does (see `sniff`).
+        return Ok(response::error(StatusCode::BAD_REQUEST));
+    }
+    let request_bytes = headers::head_size(req.headers(), req.uri());
+    let table = shared.table.load_full();
+    let (response, series, body_bytes) = dispatch(&shared, &client, &table, req).await;
+    let bytes = request_bytes + body_bytes;
+    series.record(response.status().as_u16(), started.elapsed(), bytes);
+    Ok(response)
+}
+
+/// Layer 1: the virtual host and route; then the route's checks, or the default backend.
+async fn dispatch(
+    shared: &Shared,
+    client: &ClientInfo,
+    table: &RouteTable,
+    req: Request<Incoming>,
+) -> (Response<ResponseBody>, Arc<RouteSeries>, u64) {
+    let authority = authority(&req);
+    let host = authority.as_ref().and_then(|a| a.to_str().ok()).map(request_host).unwrap_or_default();
+    let (server, host_label, wildcard) = lookup(table, &host);
+    let labels = |route, upstream| labels(host_label, wildcard, route, upstream);
+    let Some(route) = server.route(req.uri().path()) else {
+        let Some(default) = server.default_backend.as_deref() else {
+            return (response::not_found(), shared.metrics.series(labels(None, None)), 0);
+        };
+        let series = shared.metrics.series(labels(None, Some(default)));
+        let target = Target { upstream: default, settings: &DEFAULT_SETTINGS, route: None, series: series.clone() };
+        let (resp, bytes) = proxy(shared, client, req, authority, target).await;
+        return (resp, series, bytes);
+    };
+    let series = shared.metrics.series(labels(Some(route), Some(&route.upstream)));
+    if let Some(resp) = checks(shared, client, table, &host, route, &req) {
+        return (resp, series, 0);
+    }
+    // Layer: canary — the alternative backend takes the request when its rule says so.
+    let target = match &route.canary {
+        Some(canary) if wants_canary(&canary.rule, req.headers()) => {
+            let series = shared.metrics.series(LabelsRef {
+                namespace: &canary.ingress.namespace,
+                ingress: &canary.ingress.name,
+                ..labels(Some(route), Some(&canary.upstream))
+            });
+            Target { upstream: &canary.upstream, settings: &route.settings, route: Some(route), series }
+        }
+        _ => Target { upstream: &route.upstream, settings: &route.settings, route: Some(route), series },
+    };
+    let series = target.series.clone();
+    let (resp, bytes) = proxy(shared, client, req, authority, target).await;
+    (resp, series, bytes)
+}
+
+/// The metric labels of a request for `route` (none: the default backend) sent to `upstream`.
+fn labels<'a>(
+    host: &'a str,
+    wildcard: bool,
+    route: Option<&'a Route>,
+    upstream: Option<&'a Upstream>,
+) -> LabelsRef<'a> {
+    LabelsRef {
+        namespace: route.map(|r| r.ingress.namespace.as_str()).or(upstream.map(|u| u.namespace.as_str())).unwrap_or(""),
+        ingress: route.map_or("", |r| &r.ingress.name),
+        host,
+        wildcard,
+        path: route.map_or("", |r| &r.path.path),
+        service: upstream.map_or("", |u| &u.service),
+    }
+}
+
+/// The client's `Host` header, or the `:authority` of HTTP/2 (and absolute-form) requests.
+fn authority(req: &Request<Incoming>) -> Option<HeaderValue> {
+    match req.uri().authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => req.headers().get(HOST).cloned(),
+    }
+}
+
+/// The server for `host`, with its host label for metrics (`_` for the catch-all).
+fn lookup<'t>(table: &'t RouteTable, host: &str) -> (&'t Server, &'t str, bool) {
+    if let Some((name, server)) = table.exact.get_key_value(host) {
+        return (server, name, false);
+    }
+    if let Some((name, server)) = host.split_once('.').and_then(|(_, rest)| table.wildcard.get_key_value(rest)) {
+        return (server, name, true);
+    }
+    (&table.catch_all, "_", false)
+}
+
+/// Layers 2–5: answers the route gives without a backend (redirect, 403, preflight, 413).
+fn checks(
+    shared: &Shared,
+    client: &ClientInfo,
+    table: &RouteTable,
+    host: &str,
+    route: &Route,
+    req: &Request<Incoming>,
+) -> Option<Response<ResponseBody>> {
+    let settings = &route.settings;
+    // HTTP → HTTPS (308), as ingress-nginx: when the host has TLS and ssl-redirect, or forced.
+    let redirect = settings.force_ssl_redirect || (settings.ssl_redirect && table.has_tls(host));
+    if !client.tls && redirect && !req.uri().path().starts_with(ACME_CHALLENGE) {
+        return Some(https_redirect(host, shared.https_port, req.uri()));
+    }
+    if !settings.allow_source.is_empty() && !settings.allow_source.iter().any(|n| n.contains(&client.ip)) {
+        return Some(response::error(StatusCode::FORBIDDEN));
+    }
+    if let (Some(cors), &Method::OPTIONS) = (&settings.cors, req.method()) {
+        let mut resp = response::empty(StatusCode::NO_CONTENT);
+        headers::add_cors(resp.headers_mut(), cors, req.headers(), true);
+        return Some(resp);
+    }
+    match (settings.proxy_body_size, content_length(req.headers())) {
+        (Some(limit), Some(length)) if length > limit => Some(response::error(StatusCode::PAYLOAD_TOO_LARGE)),
+        _ => None,
+    }
+}
+
+fn https_redirect(host: &str, https_port: u16, uri: &Uri) -> Response<ResponseBody> {
+    let target = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+    let location = match https_port {
+        443 => format!("https://{host}{target}"),
+        port => format!("https://{host}:{port}{target}"),
+    };
+    match HeaderValue::try_from(location) {
+        Ok(v) => response::redirect(v),
+        Err(_) => response::error(StatusCode::BAD_REQUEST),
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// Layers 6–9: sends the request to an endpoint of the target and relays the answer. Returns
+/// the response and the number of request body bytes read.
+async fn proxy(
+    shared: &Shared,
+    client: &ClientInfo,
+    mut req: Request<Incoming>,
+    authority: Option<HeaderValue>,
+    target: Target<'_>,
+) -> (Response<ResponseBody>, u64) {
+    let Target { upstream, settings, route, series } = target;
+    if upstream.endpoints.is_empty() {
+        return (response::error(StatusCode::SERVICE_UNAVAILABLE), 0);
+    }
+    let client_upgrade = headers::wants_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    // The request as the backend sees it: rewritten path, forwarded headers, no hop-by-hop.
+    let path = upstream_path(&parts.uri, route, settings);
+    let origin = settings.cors.as_ref().and_then(|_| parts.headers.get(ORIGIN).cloned());
+    let sticky = settings.affinity.as_ref().and_then(|a| headers::cookie(&parts.headers, &a.name));
+    let sticky = sticky.and_then(|v| affinity_endpoint(&upstream.endpoints, v));
+    headers::strip_hop_by_hop(&mut parts.headers, client_upgrade.is_some());
+    headers::set_forwarded(&mut parts.headers, client, authority.as_ref(), &parts.uri);
+    if matches!(upstream.protocol, BackendProtocol::Grpc | BackendProtocol::Grpcs) {
+        parts.headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
+    let progress = Arc::new(BodyProgress::default());
+    let body = match request_body(shared, settings, &parts.headers, body, &progress).await {
+        Ok(body) => body,
+        Err(status) => return (response::error(status), progress.bytes.load(Ordering::Relaxed)),
+    };
+    let sent = Sent { method: parts.method, headers: parts.headers, path, body };
+    let outcome = send(shared, upstream, settings, sent, sticky).await;
+    let body_bytes = progress.bytes.load(Ordering::Relaxed);
+    let (endpoint, mut resp) = match outcome {
+        Ok(ok) => ok,
+        Err(_) if progress.too_large.load(Ordering::Relaxed) => {
+            return (response::error(StatusCode::PAYLOAD_TOO_LARGE), body_bytes)
+        }
+        Err(status) => return (response::error(status), body_bytes),
+    };
+    // The answer: upgrades relayed; hop-by-hop headers dropped; CORS and affinity added.
+    let upgraded = resp.status() == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_some();
+    if let (true, Some(client_side)) = (upgraded, client_upgrade) {
+        tokio::spawn(relay_upgrade(client_side, hyper::upgrade::on(&mut resp)));
+    }
+    let (mut head, incoming) = resp.into_parts();
+    head.version = Version::HTTP_11;
+    headers::strip_hop_by_hop(&mut head.headers, upgraded);
+    if let Some(cors) = &settings.cors {
+        let mut request = HeaderMap::new();
+        if let Some(origin) = origin {
+            request.insert(ORIGIN, origin);
+        }
+        headers::add_cors(&mut head.headers, cors, &request, false);
+    }
+    if let Some(affinity) = &settings.affinity {
+        if sticky != Some(endpoint) {
+            let path = affinity.path.as_deref().or(route.map(|r| r.path.path.as_str())).unwrap_or("/");
+            head.headers.append(SET_COOKIE, affinity_cookie(&affinity.name, &endpoint, path, affinity.max_age));
+        }
+    }
+    let body = if upgraded {
+        ResponseBody::empty()
+    } else {
+        ResponseBody::Upstream { inner: incoming, meter: Meter::new(series) }
+    };
+    (Response::from_parts(head, body), body_bytes)
+}
+
+/// The path and query sent upstream: `rewrite-target` applied to the path, query kept.
+fn upstream_path(uri: &Uri, route: Option<&Route>, settings: &Settings) -> PathAndQuery {
+    let original = uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let (Some(target), Some(route)) = (settings.rewrite_target.as_deref(), route) else { return original };
+    let mut path = route.path.rewrite(target, uri.path());
+    if let Some(query) = uri.query() {
+        path.push(if path.contains('?') { '&' } else { '?' });
+        path.push_str(query);
+    }
+    PathAndQuery::try_from(path).unwrap_or(original)
+}
+
+/// Layer 7: the request body as it will be sent. Bodies with a small declared length are read
+/// whole (replayable); others are streamed with the `proxy-body-size` limit enforced as they go.
+async fn request_body(
+    shared: &Shared,
+    settings: &Settings,
+    headers: &HeaderMap,
+    body: Incoming,
+    progress: &Arc<BodyProgress>,
+) -> Result<UpstreamBody, StatusCode> {
+    use hyper::body::Body as _;
+    if body.is_end_stream() {
+        return Ok(UpstreamBody::empty());
+    }
+    match content_length(headers) {
+        Some(length) if length <= shared.retry_buffer => {
+            let read = tokio::time::timeout(shared.body_timeout, Limited::new(body, length as usize).collect());
+            match read.await {
+                Ok(Ok(collected)) => {
+                    let bytes: Bytes = collected.to_bytes();
+                    progress.bytes.store(bytes.len() as u64, Ordering::Relaxed);
+                    Ok(UpstreamBody::Full(Some(bytes)))
+                }
+                Ok(Err(_)) => Err(StatusCode::BAD_REQUEST),
+                Err(_) => Err(StatusCode::REQUEST_TIMEOUT),
+            }
+        }
+        _ => Ok(UpstreamBody::Stream { inner: body, limit: settings.proxy_body_size, progress: progress.clone() }),
+    }
+}
+
+/// A request ready to go upstream, before an endpoint is chosen.
+struct Sent {
+    method: Method,
+    headers: HeaderMap,
+    path: PathAndQuery,
+    body: UpstreamBody,
+}
+
+/// Layer 8: chooses endpoints and sends, retrying connect failures on other endpoints while the
+/// request is replayable. Errors are the status to answer with.
+async fn send(
+    shared: &Shared,
+    upstream: &Upstream,
+    settings: &Settings,
+    sent: Sent,
+    sticky: Option<SocketAddr>,
+) -> Result<(SocketAddr, Response<Incoming>), StatusCode> {
+    let Sent { method, mut headers, path, body } = sent;
+    let mut body = Some(body);
+    let client = shared.upstreams.client(upstream.protocol, settings.connect_timeout);
+    let version = match upstream.protocol {
+        BackendProtocol::Grpc | BackendProtocol::Grpcs => Version::HTTP_2,
+        BackendProtocol::Http | BackendProtocol::Https => Version::HTTP_11,
+    };
+    let ewma = settings.load_balance == LoadBalance::Ewma;
+    let mut tried = [SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0); MAX_TRIES];
+    for attempt in 0..MAX_TRIES {
+        let choice = match sticky {
+            Some(e) if attempt == 0 => Some(e),
+            _ => shared.balancer.pick(upstream, settings.load_balance, &tried[..attempt]),
+        };
+        let Some(endpoint) = choice else { break };
+        tried[attempt] = endpoint;
+        let replay = body.as_ref().and_then(UpstreamBody::replay);
+        let last = attempt + 1 == MAX_TRIES || attempt + 1 >= upstream.endpoints.len() || replay.is_none();
+        let (attempt_headers, attempt_body) =
+            if last { (std::mem::take(&mut headers), body.take()) } else { (headers.clone(), replay) };
+        let Some(attempt_body) = attempt_body else { break };
+        let mut req = Request::new(attempt_body);
+        *req.method_mut() = method.clone();
+        *req.uri_mut() = endpoint_uri(endpoint, &path);
+        *req.version_mut() = version;
+        *req.headers_mut() = attempt_headers;
+        let timing = ewma.then(|| shared.balancer.start(endpoint));
+        match tokio::time::timeout(settings.read_timeout, client.request(req)).await {
+            Ok(Ok(resp)) => {
+                if let Some(t) = timing {
+                    t.finish();
+                }
+                return Ok((endpoint, resp));
+            }
+            Ok(Err(e)) if e.is_connect() && !last => {
+                tracing::debug!(%endpoint, error = %e, "upstream connect failed; trying another endpoint");
+                shared.metrics.upstream_retries.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(%endpoint, error = %e, "upstream request failed");
+                return Err(StatusCode::BAD_GATEWAY);
+            }
+            Err(_) => return Err(StatusCode::GATEWAY_TIMEOUT),
+        }
+    }
+    Err(StatusCode::BAD_GATEWAY)
+}
+
+/// `http://<endpoint><path>`: the pool key is the endpoint.
+fn endpoint_uri(endpoint: SocketAddr, path: &PathAndQuery) -> Uri {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Authority::try_from(endpoint.to_string()).ok();
+    parts.path_and_query = Some(path.clone());
+    Uri::from_parts(parts).expect("an endpoint address and a path make a URI")
+}
+
+/// The affinity `Set-Cookie`, as ingress-nginx writes it.
+fn affinity_cookie(name: &str, endpoint: &SocketAddr, path: &str, max_age: Option<u64>) -> HeaderValue {
+    let value = affinity_value(endpoint);
+    let value = std::str::from_utf8(&value).unwrap_or_default();
+    let mut cookie = format!("{name}={value}; Path={path}");
+    if let Some(age) = max_age {
+        cookie.push_str(&format!("; Max-Age={age}"));
+    }
+    cookie.push_str("; HttpOnly");
+    HeaderValue::try_from(cookie).unwrap_or_else(|_| HeaderValue::from_static("INGRESSCOOKIE=; HttpOnly"))
+}
+
+/// Copies bytes both ways between an upgraded client connection and the backend's, until
+/// either side closes. Runs on its own task, apart from the table and the request.
+async fn relay_upgrade(client: OnUpgrade, upstream: OnUpgrade) {
+    let (client, upstream) = match tokio::join!(client, upstream) {
+        (Ok(c), Ok(u)) => (c, u),
+        (c, u) => {
+            tracing::debug!(client = ?c.err(), upstream = ?u.err(), "upgrade failed");
+            return;
+        }
+    };
+    let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(error = %e, "upgraded connection ended");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paths::PathRule;
+
+    #[test]
+    fn redirects_keep_the_target_and_name_odd_ports() {
+        let uri: Uri = "/a/b?c=d".parse().unwrap();
+        let r = https_redirect("foo.com", 443, &uri);
+        assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(r.headers()["location"], "https://foo.com/a/b?c=d");
+        let r = https_redirect("foo.com", 8443, &uri);
+        assert_eq!(r.headers()["location"], "https://foo.com:8443/a/b?c=d");
+    }
+
+    #[test]
+    fn rewrites_keep_the_query() {
+        let settings = Settings { rewrite_target: Some("/$2".into()), ..Settings::default() };
+        let route = Route {
+            path: PathRule::new("ImplementationSpecific", "/something(/|$)(.*)", true).unwrap(),
+            ingress: crate::table::IngressRef { namespace: "ns".into(), name: "i".into() },
+            settings: Arc::new(settings.clone()),
+            upstream: Arc::new(Upstream {
+                name: String::new(),
+                namespace: String::new(),
+                service: String::new(),
+                endpoints: vec![],
+                protocol: BackendProtocol::Http,
+                next: Default::default(),
+            }),
+            canary: None,
+        };
+        let uri: Uri = "/something/new?x=1".parse().unwrap();
+        assert_eq!(upstream_path(&uri, Some(&route), &settings).as_str(), "/new?x=1");
+        assert_eq!(upstream_path(&uri, None, &settings).as_str(), "/something/new?x=1");
+    }
+
+    #[test]
+    fn affinity_cookies_carry_path_age_and_httponly() {
+        let e: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        let c = affinity_cookie("route", &e, "/app", Some(60));
+        let v = affinity_value(&e);
+        let expected = format!("route={}; Path=/app; Max-Age=60; HttpOnly", std::str::from_utf8(&v).unwrap());
+        assert_eq!(c.to_str().unwrap(), expected);
+    }
+}
