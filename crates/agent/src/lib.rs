@@ -8,7 +8,9 @@
 //! - [`pods`]: runs the pods bound to the node — a sandbox per pod wired by the CNI plugin
 //!   ([`cni`]) with kubelet's files ([`podfiles`]), containers as processes of podnet-runtime
 //!   with their environment ([`env`]), restart policy, back-off and probes ([`probe`]), and the
-//!   pod's status ([`status`]).
+//!   pod's status ([`status`]);
+//! - [`kubelet`]: the kubelet API the API server proxies `pods/log`, `pods/exec` and
+//!   `pods/attach` to.
 //!
 //! The pure parts (files, environment, status, probe bookkeeping, CNI configuration) are unit
 //! tested; the rest is thin I/O around them.
@@ -17,6 +19,7 @@
 pub mod announce;
 pub mod cni;
 pub mod env;
+pub mod kubelet;
 pub mod network;
 pub mod node;
 pub mod podfiles;
@@ -117,9 +120,21 @@ pub async fn run(
     .context("opening the runtime's state")?;
     let node_resolv_conf = std::fs::read_to_string(&config.resolv_conf)
         .with_context(|| format!("reading the node's resolv.conf {}", config.resolv_conf.display()))?;
+    let runtime = Arc::new(runtime);
+    let kubelet_addr = std::net::SocketAddr::new(config.node_ip, kubelet::PORT);
+    let kubelet_api = {
+        let (runtime, node_name) = (runtime.clone(), config.node_name.clone());
+        async move {
+            // Without it only logs, exec and attach are missing: the pods still run.
+            if let Err(e) = kubelet::serve(runtime, kubelet_addr, &node_name).await {
+                tracing::error!(error = format!("{e:#}"), "the kubelet API is not served");
+            }
+            std::future::pending::<anyhow::Result<()>>().await
+        }
+    };
     let shared = Arc::new(pods::Shared {
         client: client.clone(),
-        runtime: Arc::new(runtime),
+        runtime,
         node_name: config.node_name.clone(),
         node_ip: config.node_ip,
         podnet_exe: config.podnet_exe.clone(),
@@ -145,6 +160,7 @@ pub async fn run(
     };
     tokio::select! {
         r = announce => r.context("announcing load-balancer addresses"),
+        r = kubelet_api => r.context("the kubelet API"),
         _ = shutdown => {
             tracing::info!("stopping; pods keep running");
             Ok(())

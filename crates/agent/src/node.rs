@@ -81,7 +81,7 @@ pub fn node_object(facts: &NodeFacts, now: &str) -> Value {
             "addresses": [{"type": "InternalIP", "address": facts.internal_ip.to_string()},
                           {"type": "Hostname", "address": facts.name}],
             "capacity": resources, "allocatable": resources,
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": crate::kubelet::PORT}},
             "nodeInfo": {"architecture": arch, "bootID": facts.boot_id, "containerRuntimeVersion":
                 format!("podnet://{}", env!("CARGO_PKG_VERSION")), "kernelVersion": facts.kernel,
                 "kubeProxyVersion": "", "kubeletVersion": KUBELET_VERSION, "machineID": facts.machine_id,

@@ -94,6 +94,18 @@ pub fn resource_list(group: &str, version: &str) -> ApiResult<Value> {
                     e["kind"] = json!("Binding");
                     e["verbs"] = json!(["create"]);
                 }
+                resources::Subresource::Log => {
+                    e["kind"] = json!(r.kind);
+                    e["verbs"] = json!(["get"]);
+                }
+                resources::Subresource::Exec => {
+                    e["kind"] = json!("PodExecOptions");
+                    e["verbs"] = json!(["create", "get"]);
+                }
+                resources::Subresource::Attach => {
+                    e["kind"] = json!("PodAttachOptions");
+                    e["verbs"] = json!(["create", "get"]);
+                }
             }
             list.push(e);
         }
@@ -127,6 +139,11 @@ mod tests {
             .iter()
             .any(|r| r["name"] == "deployments/scale" && r["group"] == "autoscaling"));
         assert!(resource_list("apps", "v2").is_err());
+        let names: Vec<&str> =
+            core["resources"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
+        for sub in ["pods/log", "pods/exec", "pods/attach"] {
+            assert!(names.contains(&sub), "{sub} in {names:?}");
+        }
         assert!(groups()["groups"].as_array().unwrap().iter().any(|g| g["name"] == "networking.k8s.io"));
         assert!(group("nope").is_err());
     }

@@ -5,7 +5,8 @@
 //! - [`request`]: URL routing, query parsing, content negotiation;
 //! - [`handlers`] and [`watch`]: the verbs and the object lifecycle (system metadata,
 //!   [`defaults`], [`validation`], subresources, deletion), with [`services`] for the Service
-//!   registry and [`table`] for `kubectl get` output;
+//!   registry and [`table`] for `kubectl get` output; [`kubelet`] proxies pods' `log`,
+//!   `exec` and `attach` to the pod's node;
 //! - [`store`]: objects in memory, writes in SQLite, the event history for watches.
 //!
 //! [`discovery`], [`openapi`] and [`resources`] describe what is served; [`pki`] makes the
@@ -16,6 +17,7 @@ pub mod alloc;
 pub mod defaults;
 pub mod discovery;
 pub mod handlers;
+pub mod kubelet;
 pub mod openapi;
 pub mod pki;
 pub mod protobuf;

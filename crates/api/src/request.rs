@@ -198,7 +198,7 @@ pub enum FieldValidation {
     Strict,
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -319,7 +319,12 @@ mod tests {
         );
         let Route::Resource(t) = Route::parse("/apis/apps/v1/deployments").unwrap() else { panic!() };
         assert!(t.namespace.is_none() && t.name.is_none());
-        assert!(matches!(Route::parse("/api/v1/namespaces/x/pods/p/exec"), Err(ApiError::NoSuchResource)));
+        assert!(matches!(
+            Route::parse("/api/v1/namespaces/x/pods/p/ephemeralcontainers"),
+            Err(ApiError::NoSuchResource)
+        ));
+        let Route::Resource(t) = Route::parse("/api/v1/namespaces/x/pods/p/exec").unwrap() else { panic!() };
+        assert_eq!(t.subresource, Some(Subresource::Exec));
         assert!(matches!(Route::parse("/apis/apps/v1/namespaces/x/nodes"), Err(ApiError::NoSuchResource)));
         assert!(matches!(Route::parse("/openapi/v3/apis/apps/v1").unwrap(), Route::OpenApiV3 { .. }));
     }

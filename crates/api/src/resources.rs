@@ -14,6 +14,12 @@ pub enum Subresource {
     Scale,
     /// `binding` (pods only): assigns a pod to a node.
     Binding,
+    /// `log` (pods only): a container's output, from its node's kubelet.
+    Log,
+    /// `exec` (pods only): a command in a container, streamed through its node's kubelet.
+    Exec,
+    /// `attach` (pods only): a container's streams, through its node's kubelet.
+    Attach,
 }
 
 impl Subresource {
@@ -22,7 +28,15 @@ impl Subresource {
             Subresource::Status => "status",
             Subresource::Scale => "scale",
             Subresource::Binding => "binding",
+            Subresource::Log => "log",
+            Subresource::Exec => "exec",
+            Subresource::Attach => "attach",
         }
+    }
+
+    /// Whether the subresource is served by proxying to a kubelet (not from the store).
+    pub fn is_proxied(self) -> bool {
+        matches!(self, Subresource::Log | Subresource::Exec | Subresource::Attach)
     }
 }
 
@@ -125,7 +139,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["po"],
         categories: ALL,
-        subresources: &[Status, Binding],
+        subresources: &[Status, Binding, Log, Exec, Attach],
         selectable_fields: &[
             "spec.nodeName",
             "spec.restartPolicy",

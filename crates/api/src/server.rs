@@ -148,7 +148,7 @@ fn json_response(code: u16, body: Vec<u8>, warnings: &[String]) -> Response<Body
     b.body(full(body)).expect("valid response")
 }
 
-fn error_response(e: &ApiError) -> Response<Body> {
+pub(crate) fn error_response(e: &ApiError) -> Response<Body> {
     json_response(e.code(), e.to_status().to_string().into_bytes(), &[])
 }
 
@@ -162,6 +162,13 @@ async fn handle(api: Arc<Api>, cert_user: Option<User>, req: hyper::Request<Inco
     let Some(user) = user else {
         return error_response(&ApiError::Unauthorized);
     };
+    // pods/log, exec and attach: served by the pod's kubelet, streamed (and upgraded) as they go.
+    if let Ok(Route::Resource(t)) = Route::parse(req.uri().path()) {
+        if let Some(sub) = t.subresource.filter(|s| s.is_proxied()) {
+            tracing::debug!(user = %user.name, method = %req.method(), path = req.uri().path(), "proxied to a kubelet");
+            return crate::kubelet::serve(api, t, sub, req).await;
+        }
+    }
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),

@@ -61,7 +61,7 @@ type Gvk = (&'static str, &'static str, &'static str);
 /// The kind a subresource reads and writes, when it is not the resource's own.
 fn subresource_kind(sub: Subresource) -> Option<Gvk> {
     match sub {
-        Subresource::Status => None,
+        Subresource::Status | Subresource::Log | Subresource::Exec | Subresource::Attach => None,
         Subresource::Scale => Some(("autoscaling", "v1", "Scale")),
         Subresource::Binding => Some(("", "v1", "Binding")),
     }
@@ -321,7 +321,9 @@ fn resource_paths(r: &ResourceInfo, paths: &mut Map<String, Value>) {
             "delete": operation(gvk, "delete", &format!("delete{k}"), &["dryRun", "gracePeriodSeconds", "propagationPolicy"], &[], &object),
         }),
     );
-    for sub in r.subresources {
+    // The proxied subresources stream text or WebSocket channels, not objects: they have no
+    // schema'd operations here.
+    for sub in r.subresources.iter().filter(|s| !s.is_proxied()) {
         let s = sub.name();
         let sub_gvk = subresource_kind(*sub).unwrap_or(gvk);
         let schema = kind_ref(sub_gvk);
