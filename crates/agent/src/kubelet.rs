@@ -85,24 +85,46 @@ pub fn find_sandbox<'a>(all: &'a [SandboxStatus], namespace: &str, name: &str) -
     all.iter().filter(|s| s.namespace == namespace && s.name == name).max_by_key(|s| (s.is_ready(), s.created_at))
 }
 
-/// The TLS configuration: a fresh self-signed certificate for the node's name and address.
-fn tls_config(names: Vec<String>) -> anyhow::Result<rustls::ServerConfig> {
+/// The TLS configuration: a fresh self-signed certificate for the node's name and address; with
+/// `client_ca`, only clients with a certificate it signed (the API server) are let in, as the
+/// kubelet's `--client-ca-file`.
+fn tls_config(names: Vec<String>, client_ca: Option<&[u8]>) -> anyhow::Result<rustls::ServerConfig> {
     use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
     let cert = rcgen::generate_simple_self_signed(names)?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)?;
+    let builder =
+        rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder = match client_ca {
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls_pemfile::certs(&mut &pem[..]) {
+                roots.add(c?)?;
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => {
+            tracing::warn!("no client CA: the kubelet API lets in any caller (give the agent --pod-ca-file)");
+            builder.with_no_client_auth()
+        }
+    };
+    let mut config = builder.with_single_cert(vec![cert.cert.der().clone()], key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 
 /// Serves the kubelet API on `addr` until the task is dropped.
-pub async fn serve(runtime: Arc<Runtime>, addr: SocketAddr, node_name: &str) -> anyhow::Result<()> {
+pub async fn serve(
+    runtime: Arc<Runtime>,
+    addr: SocketAddr,
+    node_name: &str,
+    client_ca: Option<&[u8]>,
+) -> anyhow::Result<()> {
     use anyhow::Context;
-    let tls = tls_config(vec![node_name.to_string(), addr.ip().to_string()]).context("the kubelet certificate")?;
+    let tls =
+        tls_config(vec![node_name.to_string(), addr.ip().to_string()], client_ca).context("the kubelet certificate")?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, "kubelet API listening");
@@ -365,6 +387,10 @@ mod tests {
 
     #[test]
     fn makes_a_certificate() {
-        assert!(tls_config(vec!["node1".into(), "172.31.0.11".into()]).is_ok());
+        assert!(tls_config(vec!["node1".into(), "172.31.0.11".into()], None).is_ok());
+        let ca = rcgen::generate_simple_self_signed(vec!["ca".into()]).unwrap();
+        assert!(tls_config(vec!["node1".into()], Some(ca.cert.pem().as_bytes())).is_ok());
+        // No certificate in the CA file: no roots, which the verifier refuses to build with.
+        assert!(tls_config(vec!["node1".into()], Some(b"not a certificate")).is_err());
     }
 }

@@ -123,10 +123,10 @@ pub async fn run(
     let runtime = Arc::new(runtime);
     let kubelet_addr = std::net::SocketAddr::new(config.node_ip, kubelet::PORT);
     let kubelet_api = {
-        let (runtime, node_name) = (runtime.clone(), config.node_name.clone());
+        let (runtime, node_name, client_ca) = (runtime.clone(), config.node_name.clone(), config.pod_ca_pem.clone());
         async move {
             // Without it only logs, exec and attach are missing: the pods still run.
-            if let Err(e) = kubelet::serve(runtime, kubelet_addr, &node_name).await {
+            if let Err(e) = kubelet::serve(runtime, kubelet_addr, &node_name, client_ca.as_deref()).await {
                 tracing::error!(error = format!("{e:#}"), "the kubelet API is not served");
             }
             std::future::pending::<anyhow::Result<()>>().await

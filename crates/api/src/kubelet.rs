@@ -232,14 +232,24 @@ impl ServerCertVerifier for AnyKubeletCert {
     }
 }
 
-fn client_tls() -> ApiResult<Arc<rustls::ClientConfig>> {
+/// The client side of TLS to the kubelets: the server's certificate is not verified (as
+/// kube-apiserver without `--kubelet-certificate-authority`), the admin certificate is presented so
+/// that kubelets can tell the API server from anyone else on the node network.
+pub fn client_tls(pki: &crate::pki::Pki) -> ApiResult<Arc<rustls::ClientConfig>> {
+    let bad = |e: &dyn std::fmt::Display| ApiError::internal(format!("the admin credential: {e}"));
+    let chain: Vec<CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut pki.admin_cert_pem.as_bytes()).collect::<Result<_, _>>().map_err(|e| bad(&e))?;
+    let key = rustls_pemfile::private_key(&mut pki.admin_key_pem.as_bytes())
+        .map_err(|e| bad(&e))?
+        .ok_or_else(|| bad(&"no private key"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(ApiError::internal)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyKubeletCert(provider)))
-        .with_no_client_auth();
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| bad(&e))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -247,14 +257,14 @@ fn client_tls() -> ApiResult<Arc<rustls::ClientConfig>> {
 type KubeletConn = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
 
 /// An HTTP/1.1 connection to a kubelet, its driver spawned (with upgrades).
-async fn connect(addr: SocketAddr) -> ApiResult<KubeletConn> {
+async fn connect(api: &Api, addr: SocketAddr) -> ApiResult<KubeletConn> {
     let dial_err = |e: &dyn std::fmt::Display| ApiError::internal(format!("error dialing backend: {e}"));
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
         .await
         .map_err(|_| dial_err(&format!("dial tcp {addr}: i/o timeout")))?
         .map_err(|e| dial_err(&format!("dial tcp {addr}: {e}")))?;
     let _ = tcp.set_nodelay(true);
-    let connector = tokio_rustls::TlsConnector::from(client_tls()?);
+    let connector = tokio_rustls::TlsConnector::from(api.kubelet_tls.clone());
     let tls = connector.connect(ServerName::IpAddress(addr.ip().into()), tcp).await.map_err(|e| dial_err(&e))?;
     let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| dial_err(&e))?;
     tokio::spawn(async move {
@@ -304,7 +314,7 @@ async fn logs(api: &Api, t: &Target, req: Request<Incoming>) -> ApiResult<Respon
         return Err(ApiError::MethodNotAllowed { message: format!("{} is not allowed on pods/log", req.method()) });
     }
     let (addr, path) = resolve(api, t, Subresource::Log, &query_pairs(req.uri().query()))?;
-    let mut conn = connect(addr).await?;
+    let mut conn = connect(api, addr).await?;
     let request = kubelet_request(Method::GET, addr, &path).body(Empty::new()).map_err(ApiError::internal)?;
     let resp = conn.send_request(request).await.map_err(|e| ApiError::internal(format!("kubelet: {e}")))?;
     if !resp.status().is_success() {
@@ -339,7 +349,7 @@ async fn upgrade(api: &Api, t: &Target, sub: Subresource, mut req: Request<Incom
         }
     }
     let request = out.body(Empty::new()).map_err(ApiError::internal)?;
-    let mut conn = connect(addr).await?;
+    let mut conn = connect(api, addr).await?;
     let mut resp = conn.send_request(request).await.map_err(|e| ApiError::internal(format!("kubelet: {e}")))?;
     if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
         return Ok(passthrough(resp).await);

@@ -83,6 +83,9 @@ pub struct Api {
     pub advertise: String,
     /// Namespaces whose deletion has begun, for the finalizer task.
     namespace_deletions: mpsc::UnboundedSender<String>,
+    /// TLS towards the kubelets: the admin client certificate, as kube-apiserver's
+    /// `--kubelet-client-certificate` (kubeadm's is in system:masters too).
+    pub kubelet_tls: Arc<rustls::ClientConfig>,
 }
 
 /// A server that has bound its port and is ready to serve.
@@ -129,6 +132,7 @@ impl Server {
             tokens: pki.tokens.clone(),
             advertise: format!("{advertise_ip}:{}", addr.port()),
             namespace_deletions: tx,
+            kubelet_tls: kubelet::client_tls(&pki).context("the kubelet client credentials")?,
         });
         api.bootstrap(&config, advertise_ip, addr.port()).context("creating the system objects")?;
         Ok(Server { api, addr, kubeconfig, listener, tls, namespace_rx })

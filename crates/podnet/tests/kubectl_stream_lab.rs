@@ -123,4 +123,26 @@ spec:
     );
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
     assert!(text(&out.stdout).contains("10.96.0.1"), "{}", text(&out.stdout));
+
+    // The kubelet API lets in only the API server (a client certificate of the cluster CA): a
+    // pod on the node network is refused before any request is read.
+    let (_, node) = lab.wait_ready("talker");
+    let node_ip = lab.kubectl(&["get", "node", &node, "-o", "jsonpath={.status.addresses[0].address}"]);
+    let url = format!("https://{node_ip}:10250/containerLogs/default/talker/main");
+    let out = lab.podnet(&[
+        "exec",
+        "--name",
+        &lab.name,
+        "talker",
+        "-c",
+        "side",
+        "--",
+        "curl",
+        "-sk",
+        "--max-time",
+        "5",
+        &url,
+    ]);
+    assert!(!out.status.success(), "the kubelet API answered a caller without a certificate: {}", text(&out.stdout));
+    assert!(!text(&out.stdout).contains("one"), "{}", text(&out.stdout));
 }
