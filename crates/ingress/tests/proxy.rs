@@ -319,6 +319,56 @@ async fn connect_failures_are_retried_on_another_endpoint() {
     proxy.shutdown().await;
 }
 
+/// A backend that reads each request's head and closes the connection without an answer (a pod
+/// going away mid-request); counts the requests it swallowed.
+async fn vanishing_backend() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let mut buf = [0u8; 4096];
+            if matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(stream);
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn idempotent_requests_are_retried_after_a_failure_past_the_connect_and_others_are_not() {
+    let live = backend("live").await;
+    let (vanishing, swallowed) = vanishing_backend().await;
+    // Round-robin starts at the first endpoint: every other request meets the vanishing one.
+    let t = table(vec![(
+        "a.test",
+        server(vec![route("/", Settings::default(), upstream("svc", vec![vanishing, live.addr]))]),
+    )]);
+    let proxy = start(t).await;
+    let c = client();
+    for i in 0..6 {
+        let r = get(proxy.http, "a.test", "/get").await;
+        assert_eq!((r.status, r.get("backend")), (StatusCode::OK, Some("live")), "GET {i}");
+    }
+    assert!(swallowed.load(Ordering::Relaxed) > 0, "the vanishing endpoint was tried");
+    // A POST that reached the vanishing endpoint is not repeated elsewhere: 502, as nginx.
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let post = Request::post(format!("http://{}/post", proxy.http))
+            .header("host", "a.test")
+            .body(Full::from("x"))
+            .unwrap();
+        codes.push(send(&c, post).await.status);
+    }
+    assert!(codes.contains(&StatusCode::BAD_GATEWAY), "{codes:?}");
+    assert!(codes.contains(&StatusCode::OK), "{codes:?}");
+    proxy.shutdown().await;
+}
+
 #[tokio::test]
 async fn rewrite_target_uses_the_captures_and_keeps_the_query() {
     let a = backend("a").await;

@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
+use super::upstream::Pooled;
 use crate::metrics::RouteSeries;
 
 /// Why a streamed request body was cut.
@@ -25,6 +26,8 @@ pub struct BodyTooLarge {
 pub struct BodyProgress {
     pub bytes: AtomicU64,
     pub too_large: AtomicBool,
+    /// The whole body has been read from the client (and handed on).
+    pub done: AtomicBool,
 }
 
 /// A request body on its way to a backend.
@@ -58,12 +61,18 @@ impl Body for UpstreamBody {
         match self.get_mut() {
             UpstreamBody::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
             UpstreamBody::Stream { inner, limit, progress } => {
-                let frame = match Pin::new(inner).poll_frame(cx) {
+                let frame = match Pin::new(&mut *inner).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => frame,
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
-                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Ready(None) => {
+                        progress.done.store(true, Ordering::Relaxed);
+                        return Poll::Ready(None);
+                    }
                     Poll::Pending => return Poll::Pending,
                 };
+                if inner.is_end_stream() {
+                    progress.done.store(true, Ordering::Relaxed);
+                }
                 if let Some(data) = frame.data_ref() {
                     let total = progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed) + data.len() as u64;
                     if let Some(limit) = *limit {
@@ -120,11 +129,16 @@ impl Body for ResponseBody {
         match self.get_mut() {
             ResponseBody::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
             ResponseBody::Upstream { inner, meter } => {
-                let polled = Pin::new(inner).poll_frame(cx);
-                if let Poll::Ready(Some(Ok(frame))) = &polled {
-                    if let Some(data) = frame.data_ref() {
-                        meter.bytes += data.len() as u64;
+                let polled = Pin::new(&mut *inner).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Some(data) = frame.data_ref() {
+                            meter.bytes += data.len() as u64;
+                        }
+                        meter.ended = inner.is_end_stream();
                     }
+                    Poll::Ready(None) => meter.ended = true,
+                    _ => {}
                 }
                 polled
             }
@@ -146,21 +160,45 @@ impl Body for ResponseBody {
     }
 }
 
-/// Counts a response body's bytes and reports them to its route's series when dropped.
+/// Counts a response body's bytes and reports them to its route's series when dropped; gives
+/// the backend connection back to its pool then if the body was read to the end.
 #[derive(Debug)]
 pub struct Meter {
     series: Arc<RouteSeries>,
     bytes: u64,
+    connection: Option<Pooled>,
+    /// The response body has been read to its end.
+    ended: bool,
+    /// A streamed request body (the connection is reusable only once it was all sent).
+    request: Option<Arc<BodyProgress>>,
 }
 
 impl Meter {
     pub fn new(series: Arc<RouteSeries>) -> Self {
-        Meter { series, bytes: 0 }
+        Meter { series, bytes: 0, connection: None, ended: false, request: None }
+    }
+
+    /// With the backend connection the body comes on (`ended`: the body is empty).
+    pub fn with_connection(
+        mut self,
+        connection: Option<Pooled>,
+        ended: bool,
+        request: Option<Arc<BodyProgress>>,
+    ) -> Self {
+        self.connection = connection;
+        self.ended = ended;
+        self.request = request;
+        self
     }
 }
 
 impl Drop for Meter {
     fn drop(&mut self) {
         self.series.record_response_size(self.bytes);
+        if let Some(connection) = self.connection.take() {
+            if self.ended && self.request.as_ref().is_none_or(|r| r.done.load(Ordering::Relaxed)) {
+                connection.release();
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HOST, ORIGIN, SET_COOKIE, TE};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -24,7 +24,7 @@ use super::balance::{affinity_endpoint, affinity_value, wants_canary, Balancer};
 use super::body::{BodyProgress, Meter, ResponseBody, UpstreamBody};
 use super::headers::{self, ClientInfo};
 use super::response;
-use super::upstream::Upstreams;
+use super::upstream::{Pooled, SendError, Upstreams};
 use crate::annotations::{BackendProtocol, LoadBalance, Settings};
 use crate::metrics::{LabelsRef, Metrics, RouteSeries};
 use crate::paths::request_host;
@@ -234,10 +234,11 @@ async fn proxy(
         Ok(body) => body,
         Err(status) => return (response::error(status), progress.bytes.load(Ordering::Relaxed)),
     };
+    let streamed = matches!(body, UpstreamBody::Stream { .. }).then(|| progress.clone());
     let sent = Sent { method: parts.method, headers: parts.headers, path, body };
     let outcome = send(shared, upstream, settings, sent, sticky).await;
     let body_bytes = progress.bytes.load(Ordering::Relaxed);
-    let (endpoint, mut resp) = match outcome {
+    let (endpoint, mut resp, pooled) = match outcome {
         Ok(ok) => ok,
         Err(_) if progress.too_large.load(Ordering::Relaxed) => {
             return (response::error(StatusCode::PAYLOAD_TOO_LARGE), body_bytes)
@@ -268,7 +269,11 @@ async fn proxy(
     let body = if upgraded {
         ResponseBody::empty()
     } else {
-        ResponseBody::Upstream { inner: incoming, meter: Meter::new(series) }
+        // The connection goes back to the pool once this body is read to the end (and the
+        // request body was all sent).
+        let ended = hyper::body::Body::is_end_stream(&incoming);
+        let meter = Meter::new(series).with_connection(pooled, ended, streamed);
+        ResponseBody::Upstream { inner: incoming, meter }
     };
     (Response::from_parts(head, body), body_bytes)
 }
@@ -323,22 +328,29 @@ struct Sent {
     body: UpstreamBody,
 }
 
-/// Layer 8: chooses endpoints and sends, retrying connect failures on other endpoints while the
-/// request is replayable. Errors are the status to answer with.
+/// Layer 8: chooses endpoints and sends, retrying connect failures (and, for idempotent methods,
+/// failures after sending) on other endpoints while the request is replayable. Errors are the
+/// status to answer with.
 async fn send(
     shared: &Shared,
     upstream: &Upstream,
     settings: &Settings,
     sent: Sent,
     sticky: Option<SocketAddr>,
-) -> Result<(SocketAddr, Response<Incoming>), StatusCode> {
+) -> Result<(SocketAddr, Response<Incoming>, Option<Pooled>), StatusCode> {
     let Sent { method, mut headers, path, body } = sent;
+    let replayable = body.replay().is_some();
+    // As nginx's `proxy_next_upstream error`: a request that failed after it was sent (the
+    // backend closed a kept-alive connection, or went away mid-request) is tried again on
+    // another endpoint only when repeating it is harmless.
+    let idempotent = matches!(method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS);
     let mut body = Some(body);
-    let client = shared.upstreams.client(upstream.protocol, settings.connect_timeout);
     let version = match upstream.protocol {
         BackendProtocol::Grpc | BackendProtocol::Grpcs => Version::HTTP_2,
         BackendProtocol::Http | BackendProtocol::Https => Version::HTTP_11,
     };
+    let uri = Uri::from(path);
+    let mut returned: Option<Box<Request<UpstreamBody>>> = None;
     let ewma = settings.load_balance == LoadBalance::Ewma;
     let mut tried = [SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0); MAX_TRIES];
     for attempt in 0..MAX_TRIES {
@@ -348,26 +360,43 @@ async fn send(
         };
         let Some(endpoint) = choice else { break };
         tried[attempt] = endpoint;
-        let replay = body.as_ref().and_then(UpstreamBody::replay);
-        let last = attempt + 1 == MAX_TRIES || attempt + 1 >= upstream.endpoints.len() || replay.is_none();
-        let (attempt_headers, attempt_body) =
-            if last { (std::mem::take(&mut headers), body.take()) } else { (headers.clone(), replay) };
-        let Some(attempt_body) = attempt_body else { break };
-        let mut req = Request::new(attempt_body);
-        *req.method_mut() = method.clone();
-        *req.uri_mut() = endpoint_uri(endpoint, &path);
-        *req.version_mut() = version;
-        *req.headers_mut() = attempt_headers;
+        let last = attempt + 1 == MAX_TRIES || attempt + 1 >= upstream.endpoints.len() || !replayable;
+        let req = match returned.take() {
+            Some(req) => *req,
+            None => {
+                // HTTP/1 connect failures hand the request back, so it need not be copied,
+                // unless it may be repeated after a failure past the connect.
+                let keep_copy = !last && (version != Version::HTTP_11 || idempotent);
+                let (attempt_headers, attempt_body) = if !keep_copy {
+                    (std::mem::take(&mut headers), body.take())
+                } else {
+                    (headers.clone(), body.as_ref().and_then(UpstreamBody::replay))
+                };
+                let Some(attempt_body) = attempt_body else { break };
+                let mut req = Request::new(attempt_body);
+                *req.method_mut() = method.clone();
+                *req.uri_mut() = uri.clone();
+                *req.version_mut() = version;
+                *req.headers_mut() = attempt_headers;
+                req
+            }
+        };
         let timing = ewma.then(|| shared.balancer.start(endpoint));
-        match tokio::time::timeout(settings.read_timeout, client.request(req)).await {
-            Ok(Ok(resp)) => {
+        let sending = shared.upstreams.send(upstream.protocol, settings.connect_timeout, endpoint, req);
+        match tokio::time::timeout(settings.read_timeout, sending).await {
+            Ok(Ok((resp, pooled))) => {
                 if let Some(t) = timing {
                     t.finish();
                 }
-                return Ok((endpoint, resp));
+                return Ok((endpoint, resp, pooled));
             }
-            Ok(Err(e)) if e.is_connect() && !last => {
+            Ok(Err(SendError::Connect(e, req))) if !last => {
                 tracing::debug!(%endpoint, error = %e, "upstream connect failed; trying another endpoint");
+                shared.metrics.upstream_retries.fetch_add(1, Ordering::Relaxed);
+                returned = req;
+            }
+            Ok(Err(e @ SendError::Request(_))) if !last && idempotent => {
+                tracing::debug!(%endpoint, error = %e, "upstream request failed; trying another endpoint");
                 shared.metrics.upstream_retries.fetch_add(1, Ordering::Relaxed);
             }
             Ok(Err(e)) => {
@@ -378,15 +407,6 @@ async fn send(
         }
     }
     Err(StatusCode::BAD_GATEWAY)
-}
-
-/// `http://<endpoint><path>`: the pool key is the endpoint.
-fn endpoint_uri(endpoint: SocketAddr, path: &PathAndQuery) -> Uri {
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Authority::try_from(endpoint.to_string()).ok();
-    parts.path_and_query = Some(path.clone());
-    Uri::from_parts(parts).expect("an endpoint address and a path make a URI")
 }
 
 /// The affinity `Set-Cookie`, as ingress-nginx writes it.

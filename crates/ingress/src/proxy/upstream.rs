@@ -1,20 +1,28 @@
-//! Connections to backends: hyper-util's pooling client over a connector that dials the
-//! endpoint named in the request URI (`http://10.1.2.3:8080/...`, so the pool keeps idle
-//! keep-alive connections per endpoint), with the route's connect timeout, and TLS without
-//! certificate verification for `HTTPS`/`GRPCS` backends as ingress-nginx does by default
-//! (`proxy_ssl_verify off`). One client per (protocol, connect timeout): HTTP/1.1 for `HTTP` and
-//! `HTTPS`, HTTP/2 for `GRPC` (h2c) and `GRPCS`.
+//! Connections to backends, with the route's connect timeout, and TLS without certificate
+//! verification for `HTTPS`/`GRPCS` backends as ingress-nginx does by default
+//! (`proxy_ssl_verify off`).
+//!
+//! HTTP/1.1 (`HTTP`, `HTTPS`) goes through a pool of our own: per endpoint a LIFO list of idle
+//! hyper `SendRequest`s, checked out for one request and given back when its response body has
+//! been read to the end (see [`Pooled`]); no connect races, no extra task per request, no
+//! absolute URIs. A request that a reused connection could not even start (the backend closed
+//! it while idle) is sent again on another connection, as hyper-util's client does.
+//! HTTP/2 (`GRPC` as h2c, `GRPCS`) keeps hyper-util's pooling client (one multiplexed
+//! connection per endpoint), over a connector that dials the endpoint named in the request URI.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use http::Uri;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -41,8 +49,13 @@ pub struct PoolConfig {
     pub max_idle_per_endpoint: usize,
 }
 
-/// The clients, created on first use per (protocol, connect timeout).
+/// Endpoint pools kept at most before empty ones are forgotten.
+const MAX_POOLS: usize = 4096;
+
+/// The HTTP/1 pools (per protocol and endpoint) and the HTTP/2 clients (created on first use per
+/// protocol and connect timeout).
 pub struct Upstreams {
+    pools: RwLock<HashMap<(u8, SocketAddr), Arc<EndpointPool>>>,
     clients: RwLock<HashMap<(u8, Duration), UpstreamClient>>,
     pool: PoolConfig,
     tls: Arc<rustls::ClientConfig>,
@@ -58,6 +71,7 @@ impl std::fmt::Debug for Upstreams {
 impl Upstreams {
     pub fn new(pool: PoolConfig) -> Self {
         Upstreams {
+            pools: RwLock::default(),
             clients: RwLock::default(),
             pool,
             tls: insecure_client_config(vec![b"http/1.1".to_vec()]),
@@ -65,8 +79,95 @@ impl Upstreams {
         }
     }
 
+    /// Sends `req` (its URI the origin-form path) to `endpoint`. HTTP/1 answers come with the
+    /// connection, to be given back once the response body is read (see [`Pooled`]).
+    pub async fn send(
+        &self,
+        protocol: BackendProtocol,
+        connect_timeout: Duration,
+        endpoint: SocketAddr,
+        mut req: Request<UpstreamBody>,
+    ) -> Result<(Response<Incoming>, Option<Pooled>), SendError> {
+        if matches!(protocol, BackendProtocol::Grpc | BackendProtocol::Grpcs) {
+            *req.uri_mut() = endpoint_uri(endpoint, req.uri());
+            let client = self.client(protocol, connect_timeout);
+            return match client.request(req).await {
+                Ok(resp) => Ok((resp, None)),
+                Err(e) if e.is_connect() => Err(SendError::Connect(Box::new(e), None)),
+                Err(e) => Err(SendError::Request(Box::new(e))),
+            };
+        }
+        let pool = self.pool(protocol, endpoint);
+        loop {
+            let (mut sender, reused) = match pool.take() {
+                Some(sender) => (sender, true),
+                None => match self.connect_http1(protocol, connect_timeout, endpoint).await {
+                    Ok(sender) => (sender, false),
+                    // Nothing was sent: the request comes back for another endpoint.
+                    Err(e) => return Err(SendError::Connect(e, Some(Box::new(req)))),
+                },
+            };
+            if reused && !sender.is_ready() {
+                // Just given back: its connection task has not yet seen the last response end.
+                match tokio::time::timeout(connect_timeout, sender.ready()).await {
+                    Ok(Ok(())) => {}
+                    _ => continue,
+                }
+            }
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok((resp, Some(Pooled { sender, pool }))),
+                Err(mut e) => match e.take_message() {
+                    // Never started on a reused connection (closed by the backend): again.
+                    Some(message) if reused => req = message,
+                    _ => return Err(SendError::Request(Box::new(e.into_error()))),
+                },
+            }
+        }
+    }
+
+    /// The pool of `endpoint` for `protocol`, created on first use.
+    fn pool(&self, protocol: BackendProtocol, endpoint: SocketAddr) -> Arc<EndpointPool> {
+        let key = (protocol_index(protocol), endpoint);
+        if let Some(p) = self.pools.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return p.clone();
+        }
+        let mut pools = self.pools.write().unwrap_or_else(|e| e.into_inner());
+        if pools.len() >= MAX_POOLS {
+            pools.retain(|_, p| Arc::strong_count(p) > 1 || !p.is_empty());
+        }
+        pools
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(EndpointPool {
+                    idle: Mutex::default(),
+                    max_idle: self.pool.max_idle_per_endpoint,
+                    idle_timeout: self.pool.idle_timeout,
+                })
+            })
+            .clone()
+    }
+
+    /// A new HTTP/1 connection to `endpoint`; its connection task runs on its own.
+    async fn connect_http1(
+        &self,
+        protocol: BackendProtocol,
+        connect_timeout: Duration,
+        endpoint: SocketAddr,
+    ) -> Result<Sender, BoxError> {
+        let tls = matches!(protocol, BackendProtocol::Https).then(|| TlsConnector::from(self.tls.clone()));
+        let connector = Connector { tls, connect_timeout };
+        let stream = connector.connect_to(endpoint).await?;
+        let (sender, conn) = http1::Builder::new().handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(%endpoint, error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+
     /// The client for `protocol` with `connect_timeout` (a cheap clone sharing the pool).
-    pub fn client(&self, protocol: BackendProtocol, connect_timeout: Duration) -> UpstreamClient {
+    fn client(&self, protocol: BackendProtocol, connect_timeout: Duration) -> UpstreamClient {
         let key = (protocol_index(protocol), connect_timeout);
         if let Some(c) = self.clients.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return c.clone();
@@ -93,6 +194,97 @@ impl Upstreams {
             builder.http2_only(true);
         }
         builder.build(connector)
+    }
+}
+
+/// An HTTP/1 connection's request side.
+type Sender = http1::SendRequest<UpstreamBody>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a request could not be sent (or got no answer).
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// No connection could be made: another endpoint may be tried. The request comes back when
+    /// none of it was used (HTTP/1).
+    #[error("{0}")]
+    Connect(BoxError, Option<Box<Request<UpstreamBody>>>),
+    #[error("{0}")]
+    Request(BoxError),
+}
+
+impl SendError {
+    pub fn is_connect(&self) -> bool {
+        matches!(self, SendError::Connect(..))
+    }
+}
+
+/// `http://<endpoint><path>`: hyper-util's pool key is the endpoint.
+fn endpoint_uri(endpoint: SocketAddr, uri: &Uri) -> Uri {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Authority::try_from(endpoint.to_string()).ok();
+    parts.path_and_query = Some(uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")));
+    Uri::from_parts(parts).expect("an endpoint address and a path make a URI")
+}
+
+/// The idle keep-alive connections of one endpoint (most recently used last).
+#[derive(Debug)]
+pub struct EndpointPool {
+    idle: Mutex<VecDeque<Idle>>,
+    max_idle: usize,
+    idle_timeout: Duration,
+}
+
+#[derive(Debug)]
+struct Idle {
+    sender: Sender,
+    since: Instant,
+}
+
+impl EndpointPool {
+    /// The most recently used open connection, if any.
+    fn take(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(Idle { sender, since }) = idle.pop_back() {
+            if !sender.is_closed() && since.elapsed() < self.idle_timeout {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn put(&self, sender: Sender) {
+        if sender.is_closed() || self.max_idle == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while idle.front().is_some_and(|i| {
+            idle.len() >= self.max_idle || i.sender.is_closed() || now.duration_since(i.since) >= self.idle_timeout
+        }) {
+            idle.pop_front();
+        }
+        idle.push_back(Idle { sender, since: now });
+    }
+
+    fn is_empty(&self) -> bool {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+}
+
+/// A connection checked out for one request. [`Pooled::release`] gives it back (when the
+/// response was read to the end); dropped instead, it is closed.
+#[derive(Debug)]
+pub struct Pooled {
+    sender: Sender,
+    pool: Arc<EndpointPool>,
+}
+
+impl Pooled {
+    /// Back to the pool, for the next request to this endpoint.
+    pub fn release(self) {
+        self.pool.put(self.sender);
     }
 }
 
@@ -143,6 +335,10 @@ impl tower_service::Service<Uri> for Connector {
 impl Connector {
     async fn connect(self, uri: &Uri) -> Result<UpstreamStream, ConnectError> {
         let addr = endpoint_of(uri).ok_or_else(|| ConnectError::BadEndpoint(uri.to_string()))?;
+        self.connect_to(addr).await
+    }
+
+    async fn connect_to(self, addr: SocketAddr) -> Result<UpstreamStream, ConnectError> {
         let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| ConnectError::Timeout(addr, self.connect_timeout))?
