@@ -10,6 +10,9 @@
 //!   [`Handle::in_netns`] for any other), with verbs for links ([`link`]: veth, bridge, vxlan,
 //!   dummy; up/down, MTU, MAC, master, namespace, promiscuous and hairpin mode, bridge VLANs),
 //!   addresses ([`addr`]), routes ([`route`]), neighbours and FDB entries ([`neigh`]).
+//! - [`nftables`]: nf_tables over netlink (`NETLINK_NETFILTER`): batches of tables, chains,
+//!   rules, sets and elements encoded as `nft` encodes them, and listings — shared by the CNI
+//!   plugin's ipMasq and the service proxy.
 //! - [`sysctl`]: `net.*` sysctls read and written through `/proc/sys` from inside a namespace.
 //! - [`Error`]: one error type naming the operation and the errno (`EEXIST`, `ENODEV`, …), with
 //!   [`Error::kind`] to tell "already exists" from "not found".
@@ -38,6 +41,7 @@ pub mod link;
 pub mod mac;
 pub mod neigh;
 pub mod netns;
+pub mod nftables;
 pub mod route;
 pub mod sysctl;
 

@@ -6,7 +6,7 @@
 //! Around it: /healthz (:10256), /metrics (:10249) and the health-check node ports of
 //! externalTrafficPolicy Local services, as kube-proxy serves them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -53,18 +53,42 @@ impl Default for Config {
     }
 }
 
-/// The service ports that differ between two syncs (added, removed or changed).
+/// The service ports that differ between two syncs (added, removed or changed). One lookup per
+/// port: it runs on every change.
 pub fn changed_ports(old: &BTreeMap<ServicePortName, ServicePort>, new: &[ServicePort]) -> BTreeSet<ServicePortName> {
-    let mut out: BTreeSet<ServicePortName> = old.keys().filter(|k| !new.iter().any(|p| &p.id == *k)).cloned().collect();
+    diff_ports(old.len(), |id| old.get(id), old.keys(), new)
+}
+
+/// [`changed_ports`] with the old ports given by their count, a lookup by name and their names.
+fn diff_ports<'a>(
+    old_len: usize,
+    old_get: impl Fn(&ServicePortName) -> Option<&'a ServicePort>,
+    old_names: impl Iterator<Item = &'a ServicePortName>,
+    new: &[ServicePort],
+) -> BTreeSet<ServicePortName> {
+    let mut out = BTreeSet::new();
+    let mut kept = 0;
     for p in new {
-        if old.get(&p.id) != Some(p) {
-            out.insert(p.id.clone());
+        match old_get(&p.id) {
+            Some(o) => {
+                kept += 1;
+                if o != p {
+                    out.insert(p.id.clone());
+                }
+            }
+            None => {
+                out.insert(p.id.clone());
+            }
         }
+    }
+    if kept < old_len {
+        // Some old ports are gone.
+        let now: HashSet<&ServicePortName> = new.iter().map(|p| &p.id).collect();
+        out.extend(old_names.filter(|k| !now.contains(k)).cloned());
     }
     out
 }
 
-/// The node's addresses from its Node object (InternalIP and ExternalIP).
 fn node_addresses(node: &Node) -> Vec<IpAddr> {
     node.status
         .as_ref()
@@ -247,16 +271,19 @@ async fn sync_loop(
     services.wait_until_ready().await?;
     slices.wait_until_ready().await?;
     let mut mode = Some(mode);
-    let mut last: BTreeMap<ServicePortName, ServicePort> = BTreeMap::new();
+    // What the last successful sync was given (shared with the blocking sync thread, not cloned).
+    let mut last: Arc<Vec<ServicePort>> = Arc::new(Vec::new());
     let mut need_full = true;
     let mut last_full = Instant::now();
     let mut health = HealthChecks::default();
     let mut seen_triggers: BTreeMap<String, SystemTime> = BTreeMap::new();
     loop {
-        let svcs: Vec<Service> = services.state().iter().map(|s| (**s).clone()).collect();
+        // The model from the reflectors' objects as they are (no copy of them).
+        let svcs = services.state();
         let slice_list = slices.state();
-        let eps: Vec<EndpointSlice> = slice_list.iter().map(|s| (**s).clone()).collect();
-        let ports = model::build(&svcs, &eps, &config.node_name);
+        let ports =
+            Arc::new(model::build(svcs.iter().map(|s| &**s), slice_list.iter().map(|s| &**s), &config.node_name));
+        drop(svcs);
         let mut addresses = nodes.state().first().map(|n| node_addresses(n)).unwrap_or_default();
         if addresses.is_empty() {
             addresses = config.node_addresses.clone();
@@ -264,13 +291,18 @@ async fn sync_loop(
         let node =
             NodeContext { name: config.node_name.clone(), addresses, cluster_cidrs: config.cluster_cidrs.clone() };
         let full = need_full || last_full.elapsed() >= config.full_resync;
-        let changed = if full { None } else { Some(changed_ports(&last, &ports)) };
+        let changed = if full {
+            None
+        } else {
+            let old: HashMap<&ServicePortName, &ServicePort> = last.iter().map(|p| (&p.id, p)).collect();
+            Some(diff_ports(old.len(), |id| old.get(id).copied(), old.keys().copied(), &ports))
+        };
         if full || changed.as_ref().is_some_and(|c| !c.is_empty()) {
             let started = Instant::now();
             let mut m = mode.take().expect("the mode");
             let (p, n, c) = (ports.clone(), node.clone(), changed.clone());
             let (m, result) = tokio::task::spawn_blocking(move || {
-                let r = m.sync(&p, &n, &c);
+                let r = m.sync(&p[..], &n, &c);
                 (m, r)
             })
             .await?;
@@ -296,7 +328,7 @@ async fn sync_loop(
                             seen_triggers.insert(k, t);
                         }
                     }
-                    last = ports.iter().map(|p| (p.id.clone(), p.clone())).collect();
+                    last = ports.clone();
                     if full {
                         last_full = Instant::now();
                     }
@@ -334,10 +366,27 @@ mod tests {
         assert!(changed_ports(&old, &ports).is_empty());
         let mut svc2 = svc;
         svc2.spec.as_mut().unwrap().ports.as_mut().unwrap()[1].port = 82;
-        let ports2 = model::build(&[svc2], &[], "n");
+        let ports2 = model::build(std::slice::from_ref(&svc2), &[], "n");
         let c: Vec<String> = changed_ports(&old, &ports2).iter().map(|p| p.to_string()).collect();
         assert_eq!(c, ["d/a:y"]);
         let c: Vec<String> = changed_ports(&old, &[]).iter().map(|p| p.to_string()).collect();
         assert_eq!(c, ["d/a:x", "d/a:y"]);
+        // An added port, and one port replaced by another (as many ports as before).
+        let mut svc3 = svc2.clone();
+        svc3.spec
+            .as_mut()
+            .unwrap()
+            .ports
+            .as_mut()
+            .unwrap()
+            .push(serde_json::from_value(serde_json::json!({"name": "z", "port": 83})).unwrap());
+        let c: Vec<String> =
+            changed_ports(&old, &model::build(&[svc3], &[], "n")).iter().map(|p| p.to_string()).collect();
+        assert_eq!(c, ["d/a:y", "d/a:z"]);
+        let mut svc4 = svc2;
+        svc4.spec.as_mut().unwrap().ports.as_mut().unwrap()[1].name = Some("w".into());
+        let c: Vec<String> =
+            changed_ports(&old, &model::build(&[svc4], &[], "n")).iter().map(|p| p.to_string()).collect();
+        assert_eq!(c, ["d/a:w", "d/a:y"]);
     }
 }

@@ -157,7 +157,11 @@ fn parse_ip(s: &str) -> Option<IpAddr> {
 
 /// Builds the proxied Service ports from Services and EndpointSlices, as seen by the proxy on
 /// `node`. Services without a cluster IP (headless) and of type ExternalName are not proxied.
-pub fn build(services: &[Service], slices: &[EndpointSlice], node: &str) -> Vec<ServicePort> {
+pub fn build<'a>(
+    services: impl IntoIterator<Item = &'a Service>,
+    slices: impl IntoIterator<Item = &'a EndpointSlice>,
+    node: &str,
+) -> Vec<ServicePort> {
     // Endpoints per (namespace, service, port name, protocol).
     type Key = (String, String, String, Protocol);
     let mut endpoints: BTreeMap<Key, Vec<Endpoint>> = BTreeMap::new();

@@ -8,16 +8,30 @@
 //! (`firewall-ips`), and masquerading goes through a mark (`mark-for-masquerade`,
 //! `masquerading`). See [`rules`] for the chains of one service port.
 //!
-//! Rendering is pure ([`render_full`], [`render_partial`], [`Ruleset`]); [`NftablesMode`] runs
-//! each sync as one `nft -f -` transaction in the calling thread's network namespace, touches
-//! only the changed service ports when it can, deletes chains that fell out of use a sync later,
-//! and deletes stale UDP conntrack entries over ctnetlink.
+//! Rendering is pure ([`render_full`], [`render_partial`], [`Ruleset`]): a sync is a list of
+//! operations ([`script::Op`]) that render to an `nft` script. [`NftablesMode`] applies them in
+//! the calling thread's network namespace over netlink itself ([`netlink`]: a long-lived socket,
+//! the messages `nft` would send for the same script, big syncs split into several
+//! transactions), or — with [`NftablesMode::with_program`] or `PODNET_NFT` — as one `nft -f -`
+//! transaction. It touches only the changed service ports when it can, deletes chains that fell
+//! out of use a sync later, and deletes stale UDP conntrack entries over ctnetlink.
+//!
+//! A full sync over netlink reads what the tables hold (chain and set names — taken from the
+//! last sync when the kernel's count of chains and sets agrees — and the elements of the
+//! dispatch maps), rewrites the skeleton, deletes and adds only the map elements that differ,
+//! flushes chains no port uses, and rewrites every service port's chains — except, when the
+//! last sync on this node succeeded, ports whose rules are unchanged and whose chains and sets
+//! all exist: a periodic full sync of 10,000 unchanged services writes one transaction. (It
+//! does not compare the rules inside existing chains with the kernel's: a chain edited by hand
+//! is put right when its port changes, or by a restarted proxy.)
 
 pub mod conntrack;
 pub mod ctnetlink;
 pub mod family;
 pub mod names;
+pub mod netlink;
 pub mod nft;
+pub mod rule;
 pub mod rules;
 pub mod ruleset;
 pub mod script;
@@ -31,7 +45,7 @@ use std::time::{Duration, Instant};
 pub use family::Family;
 pub use rules::{Element, ServiceRules, UdpFrontends};
 pub use ruleset::Ruleset;
-pub use script::{TableState, Transaction};
+pub use script::{Op, TableState, Transaction};
 
 use crate::model::{ServicePort, ServicePortName};
 use crate::{Changed, Error, Mode, NodeContext, SyncStats};
@@ -66,10 +80,20 @@ struct Applied {
     ruleset: Ruleset,
 }
 
-/// The nftables proxy mode. Runs `nft` and ctnetlink in the calling thread's network namespace.
+/// How the mode talks to the kernel.
+#[derive(Debug)]
+enum Backend {
+    /// The `nft` program, one `nft -f -` per transaction.
+    Program(String),
+    /// Netlink, on a socket kept while the calling thread stays in the same network namespace.
+    Netlink(Option<netlink::Netlink>),
+}
+
+/// The nftables proxy mode. Programs nftables (over netlink, or with the `nft` program) and
+/// ctnetlink in the calling thread's network namespace.
 #[derive(Debug)]
 pub struct NftablesMode {
-    program: String,
+    backend: Backend,
     applied: Option<Applied>,
     /// Chains flushed by an earlier sync, with when, to delete after [`STALE_CHAIN_DELAY`].
     stale: Vec<(Family, String, Instant)>,
@@ -82,14 +106,57 @@ impl Default for NftablesMode {
 }
 
 impl NftablesMode {
-    /// The mode with the `nft` program of [`nft::default_program`].
+    /// The mode over netlink; with the `nft` program named by `PODNET_NFT` if that is set.
     pub fn new() -> NftablesMode {
-        NftablesMode::with_program(nft::default_program())
+        match std::env::var("PODNET_NFT") {
+            Ok(p) if !p.is_empty() => NftablesMode::with_program(p),
+            _ => NftablesMode { backend: Backend::Netlink(None), applied: None, stale: Vec::new() },
+        }
     }
 
-    /// The mode with another `nft` program.
+    /// The mode with an `nft` program: each transaction one `nft -f -`.
     pub fn with_program(program: impl Into<String>) -> NftablesMode {
-        NftablesMode { program: program.into(), applied: None, stale: Vec::new() }
+        NftablesMode { backend: Backend::Program(program.into()), applied: None, stale: Vec::new() }
+    }
+
+    /// `netlink` or the `nft` program's path.
+    pub fn backend(&self) -> String {
+        match &self.backend {
+            Backend::Program(p) => p.clone(),
+            Backend::Netlink(_) => "netlink".into(),
+        }
+    }
+
+    /// How many kernel transactions the last sync took (netlink; 1 with the program).
+    pub fn last_transactions(&self) -> usize {
+        match &self.backend {
+            Backend::Program(_) => 1,
+            Backend::Netlink(nl) => nl.as_ref().map_or(0, |n| n.last_transactions),
+        }
+    }
+
+    /// The netlink socket for the calling thread's network namespace (opened again when the
+    /// thread is in another one).
+    fn socket(nl: &mut Option<netlink::Netlink>) -> Result<&mut netlink::Netlink, Error> {
+        let here = netlink::current_netns()?;
+        if nl.as_ref().is_some_and(|n| n.netns() != here) {
+            *nl = None;
+        }
+        match nl {
+            Some(n) => Ok(n),
+            None => Ok(nl.insert(netlink::Netlink::open()?)),
+        }
+    }
+
+    /// Applies a transaction's operations (`script`: their text, if already rendered).
+    fn apply(&mut self, ops: &[Op], script: Option<&str>, what: &str) -> Result<(), Error> {
+        match &mut self.backend {
+            Backend::Program(program) => match script {
+                Some(s) => nft::apply(program, s, what),
+                None => nft::apply(program, &script::render(ops), what),
+            },
+            Backend::Netlink(nl) => Self::socket(nl)?.apply(ops, what),
+        }
     }
 
     /// What the last successful sync applied (`None` before it, and after a failed sync).
@@ -99,7 +166,10 @@ impl NftablesMode {
 
     /// What the table of `family` holds now.
     pub fn list(&self, family: Family) -> Result<TableState, Error> {
-        nft::list(&self.program, family)
+        match &self.backend {
+            Backend::Program(program) => nft::list(program, family),
+            Backend::Netlink(_) => netlink::Netlink::open()?.table_state(family),
+        }
     }
 
     /// Deletes the chains flushed at least [`STALE_CHAIN_DELAY`] ago, in a transaction of its
@@ -111,7 +181,7 @@ impl NftablesMode {
         self.stale = young;
         if !due.is_empty() {
             let chains: Vec<(Family, String)> = due.into_iter().map(|(f, c, _)| (f, c)).collect();
-            let _ = nft::apply(&self.program, &script::delete_chains(&chains), "delete unused nftables chains");
+            let _ = self.apply(&script::delete_chains(&chains), None, "delete unused nftables chains");
         }
     }
 
@@ -120,23 +190,63 @@ impl NftablesMode {
     fn note_stale(&mut self, flushed: Vec<(Family, String)>, in_use: impl Fn(Family, &str) -> bool) {
         let now = Instant::now();
         self.stale.retain(|(f, c, _)| !in_use(*f, c));
+        let mut waiting: BTreeSet<(Family, String)> = self.stale.iter().map(|(f, c, _)| (*f, c.clone())).collect();
         for (family, chain) in flushed {
-            if !self.stale.iter().any(|(f, c, _)| *f == family && *c == chain) {
+            if waiting.insert((family, chain.clone())) {
                 self.stale.push((family, chain, now));
             }
         }
     }
 
     fn full_sync(&mut self, ports: &[ServicePort], node: &NodeContext) -> Result<SyncStats, Error> {
-        let mut existing = BTreeMap::new();
-        for family in Family::ALL {
-            existing.insert(family, nft::list(&self.program, family)?);
-        }
-        let ruleset = Ruleset::build(ports, node);
-        let tx = ruleset.full(node, &existing);
-        let start = Instant::now();
-        nft::apply(&self.program, &tx.script, "apply the nftables rules of all services")?;
-        let apply = start.elapsed();
+        let what = "apply the nftables rules of all services";
+        let (ruleset, tx, apply) = match &mut self.backend {
+            Backend::Program(program) => {
+                let mut existing = BTreeMap::new();
+                for family in Family::ALL {
+                    existing.insert(family, nft::list(program, family)?);
+                }
+                let ruleset = Ruleset::build(ports, node);
+                let tx = ruleset.full(node, &existing);
+                let start = Instant::now();
+                nft::apply(program, &tx.script, what)?;
+                (ruleset, tx, start.elapsed())
+            }
+            Backend::Netlink(nl) => {
+                let nl = Self::socket(nl)?;
+                let mut existing = BTreeMap::new();
+                let mut elements = script::Elements::new();
+                for family in Family::ALL {
+                    // The names of what the table holds: from what was applied when the
+                    // kernel's count of chains and sets agrees (listing 100,000 chains takes
+                    // about a second), else listed.
+                    let known = self.applied.as_ref().filter(|a| a.node == *node).map(|a| {
+                        let stale = self.stale.iter().filter(|(f, ..)| *f == family).map(|(_, c, _)| c.as_str());
+                        script::expected_state(a.ruleset.family(family).map(|(_, r)| r), stale)
+                    });
+                    let state = match (known, nl.table_use(family)?) {
+                        (Some((state, expected)), Some(count)) if count == expected => state,
+                        _ => nl.table_state(family)?,
+                    };
+                    let proxy_sets = std::iter::once(script::NODEPORT_IPS)
+                        .chain(script::ADDR_MAPS)
+                        .chain(script::PORT_MAPS)
+                        .filter(|s| state.sets.contains(*s) || state.maps.contains(*s));
+                    for set in proxy_sets {
+                        elements.insert((family, set.to_string()), nl.elements(family, set)?);
+                    }
+                    existing.insert(family, state);
+                }
+                let ruleset = Ruleset::build(ports, node);
+                // What the last sync applied on this node, if it is known: unchanged ports whose
+                // chains and sets are all there are left as they are.
+                let previous = self.applied.as_ref().filter(|a| a.node == *node).map(|a| &a.ruleset);
+                let tx = ruleset.full_ops(node, &existing, &elements, previous);
+                let start = Instant::now();
+                nl.apply(&tx.ops, what)?;
+                (ruleset, tx, start.elapsed())
+            }
+        };
         // UDP frontends: every current one, and those of ports gone since the last sync.
         let mut checks: Vec<(Family, UdpFrontends)> = Vec::new();
         for family in Family::ALL {
@@ -147,7 +257,12 @@ impl NftablesMode {
             }
         }
         let stats = SyncStats { services_written: ruleset.len(), rules_written: tx.rules, apply };
-        self.note_stale(tx.stale_chains, |f, c| ruleset.family(f).any(|(_, r)| r.chains.contains_key(c)));
+        let active: BTreeSet<(Family, &str)> = Family::ALL
+            .into_iter()
+            .flat_map(|f| ruleset.family(f).flat_map(move |(_, r)| r.chains.keys().map(move |c| (f, c.as_str()))))
+            .collect();
+        self.note_stale(tx.stale_chains, |f, c| active.contains(&(f, c)));
+        drop(active);
         self.applied = Some(Applied { node: node.clone(), ruleset });
         clean_conntrack(&checks, node)?;
         Ok(stats)
@@ -159,13 +274,19 @@ impl NftablesMode {
         node: &NodeContext,
         changed: &BTreeSet<ServicePortName>,
     ) -> Result<SyncStats, Error> {
-        let applied = self.applied.as_mut().expect("partial sync after a full one");
-        let plan = applied.ruleset.partial(ports, node, changed);
+        let what = "apply the nftables rules of the changed services";
+        let applied = self.applied.as_ref().expect("partial sync after a full one");
+        let plan = match self.backend {
+            Backend::Program(_) => applied.ruleset.partial(ports, node, changed),
+            Backend::Netlink(_) => applied.ruleset.partial_ops(ports, node, changed),
+        };
         let start = Instant::now();
-        if !plan.tx.script.is_empty() {
-            nft::apply(&self.program, &plan.tx.script, "apply the nftables rules of the changed services")?;
+        if plan.tx.ops.iter().any(|o| !matches!(o, Op::Cut)) {
+            let script = (!plan.tx.script.is_empty()).then_some(plan.tx.script.as_str());
+            self.apply(&plan.tx.ops, script, what)?;
         }
         let apply = start.elapsed();
+        let applied = self.applied.as_mut().expect("partial sync after a full one");
         let mut checks: Vec<(Family, UdpFrontends)> = Vec::new();
         let mut written = BTreeSet::new();
         let mut rewritten_chains = BTreeSet::new();
@@ -241,7 +362,7 @@ impl Mode for NftablesMode {
     }
 
     fn cleanup(&mut self) -> Result<(), Error> {
-        nft::apply(&self.program, &script::cleanup(), "delete the nftables tables")?;
+        self.apply(&script::cleanup(), None, "delete the nftables tables")?;
         self.applied = None;
         self.stale.clear();
         Ok(())

@@ -56,6 +56,13 @@ fn service_base(id: &ServicePortName) -> String {
     hash_and_truncate(&name, &name)
 }
 
+/// The names of a service port's own chains, its base hashed once: (service, local, external,
+/// firewall) as [`service_chain`], [`local_chain`], [`external_chain`], [`firewall_chain`].
+pub fn port_chains(id: &ServicePortName) -> [String; 4] {
+    let base = service_base(id);
+    ["service-", "local-", "external-", "firewall-"].map(|p| format!("{p}{base}"))
+}
+
 /// The chain with the service port's endpoints for the Cluster traffic policy.
 pub fn service_chain(id: &ServicePortName) -> String {
     format!("service-{}", service_base(id))
@@ -131,6 +138,15 @@ mod tests {
         let e6 = endpoint_chain(&id("p80"), &ep("fd00::1", 80));
         assert!(e6.ends_with("__fd00..1/80"), "{e6}");
         assert!(is_service_chain(&c) && is_service_chain(&e) && !is_service_chain("services"));
+    }
+
+    #[test]
+    fn names_of_a_port_at_once() {
+        let [s, l, e, f] = port_chains(&id("p"));
+        assert_eq!(
+            [s, l, e, f],
+            [service_chain(&id("p")), local_chain(&id("p")), external_chain(&id("p")), firewall_chain(&id("p"))]
+        );
     }
 
     #[test]

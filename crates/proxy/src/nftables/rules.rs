@@ -10,6 +10,7 @@ use ipnet::IpNet;
 
 use super::family::Family;
 use super::names;
+use super::rule::{AddrValue, Match, Rule, SetItem, Stmt, Verdict};
 use crate::model::{Endpoint, Protocol, ServicePort};
 use crate::NodeContext;
 
@@ -55,7 +56,7 @@ pub struct UdpFrontends {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceRules {
     /// Its chains (all named with a `/`), each with its rules in order.
-    pub chains: BTreeMap<String, Vec<String>>,
+    pub chains: BTreeMap<String, Vec<Rule>>,
     /// Its affinity sets, with their timeout in seconds.
     pub sets: BTreeMap<String, u64>,
     /// Its elements in the dispatch maps.
@@ -103,9 +104,10 @@ fn pick(port: &ServicePort, local_only: bool) -> Vec<Endpoint> {
 /// that family (the port is then not served in that family at all, as with kube-proxy).
 pub fn service_rules(port: &ServicePort, family: Family, node: &NodeContext) -> Option<ServiceRules> {
     let cluster_ip = *port.cluster_ips.iter().find(|a| family.has(a))?;
-    let ip = family.nft();
     let id = &port.id;
     let proto = port.id.protocol.as_lower();
+    let saddr = |negate: bool, value: AddrValue| Match::Addr { family, source: true, negate, value };
+    let mark_masq = || Verdict::Jump(MARK_MASQ.into());
     let key = |addr: &IpAddr| format!("{addr} . {proto} . {}", port.port);
     let cidrs = cluster_cidrs(node, family);
 
@@ -125,9 +127,13 @@ pub fn service_rules(port: &ServicePort, family: Family, node: &NodeContext) -> 
     let uses_local = !local_eps.is_empty() && (port.internal_local || (externally_accessible && port.external_local));
     let uses_external = has_endpoints && externally_accessible;
 
-    let cluster_chain = names::service_chain(id);
-    let local_chain = names::local_chain(id);
-    let external_chain = names::external_chain(id);
+    let [cluster_chain, local_chain, external_chain, firewall_chain] = names::port_chains(id);
+    // Endpoint chain names, hashed once per endpoint.
+    let mut ep_chains: BTreeMap<(IpAddr, u16), String> = BTreeMap::new();
+    for ep in cluster_eps.iter().chain(&local_eps) {
+        ep_chains.entry((ep.ip, ep.port)).or_insert_with(|| names::endpoint_chain(id, ep));
+    }
+    let ep_chain = |ep: &Endpoint| ep_chains[&(ep.ip, ep.port)].clone();
     let internal_chain = if port.internal_local { &local_chain } else { &cluster_chain };
     let reject = format!("goto {REJECT}");
     // What traffic gets when it has no endpoint: reject when the service has none at all, drop
@@ -169,18 +175,18 @@ pub fn service_rules(port: &ServicePort, family: Family, node: &NodeContext) -> 
     // loadBalancerSourceRanges: only those sources may use the load-balancer IPs. Ranges given
     // for the other family only leave this family's LB IPs closed.
     if !lb_ips.is_empty() && !port.load_balancer_source_ranges.is_empty() {
-        let chain = names::firewall_chain(id);
+        let chain = firewall_chain;
         let ranges: Vec<IpNet> =
             port.load_balancer_source_ranges.iter().filter(|n| family.has_net(n)).map(IpNet::trunc).collect();
         let rule = if ranges.is_empty() {
-            "drop".to_string()
+            Rule::verdict(vec![], Verdict::Drop)
         } else {
-            let mut allowed: Vec<String> = ranges.iter().map(IpNet::to_string).collect();
+            let mut allowed: Vec<SetItem> = ranges.iter().copied().map(SetItem::Net).collect();
             // A node whose own address is allowed reaches an LB IP it holds with that IP as source.
             if node.addresses.iter().any(|a| ranges.iter().any(|r| r.contains(a))) {
-                allowed.extend(lb_ips.iter().map(IpAddr::to_string));
+                allowed.extend(lb_ips.iter().copied().map(SetItem::Addr));
             }
-            format!("{ip} saddr != {} drop", anon_set(allowed))
+            Rule::verdict(vec![saddr(true, AddrValue::Set(allowed))], Verdict::Drop)
         };
         out.chains.insert(chain.clone(), vec![rule]);
         for addr in &lb_ips {
@@ -190,11 +196,15 @@ pub fn service_rules(port: &ServicePort, family: Family, node: &NodeContext) -> 
 
     // Traffic to the cluster IP from outside the cluster CIDRs is masqueraded (it may come back
     // through another node); written in the chain cluster IP traffic goes to.
+    let cidr_set = || AddrValue::Set(cidrs.iter().copied().map(SetItem::Net).collect());
     let masq_off_cluster = (!cidrs.is_empty() && has_internal).then(|| {
-        format!(
-            "{ip} daddr {cluster_ip} {proto} dport {} {ip} saddr != {} jump {MARK_MASQ}",
-            port.port,
-            anon_set(&cidrs)
+        Rule::verdict(
+            vec![
+                Match::Addr { family, source: false, negate: false, value: AddrValue::One(cluster_ip) },
+                Match::Dport { proto: port.id.protocol, port: port.port },
+                saddr(true, cidr_set()),
+            ],
+            mark_masq(),
         )
     });
     let affinity = port.affinity.map(|t| t.max(std::time::Duration::from_secs(1)));
@@ -206,12 +216,12 @@ pub fn service_rules(port: &ServicePort, family: Family, node: &NodeContext) -> 
         if let Some(timeout) = affinity {
             for ep in eps {
                 let set = names::affinity_set(id, ep, timeout);
-                rules.push(format!("{ip} saddr @{set} goto {}", names::endpoint_chain(id, ep)));
+                let to = Verdict::Goto(ep_chain(ep));
+                rules.push(Rule::verdict(vec![saddr(false, AddrValue::Named(set))], to));
             }
         }
-        let targets: Vec<String> =
-            eps.iter().enumerate().map(|(i, ep)| format!("{i} : goto {}", names::endpoint_chain(id, ep))).collect();
-        rules.push(format!("numgen random mod {} vmap {{ {} }}", eps.len(), targets.join(", ")));
+        let targets: Vec<String> = eps.iter().map(ep_chain).collect();
+        rules.push(Rule::stmt(Stmt::Numgen(targets)));
         out.chains.insert(chain.to_string(), rules);
     };
     if uses_cluster {
@@ -225,18 +235,19 @@ pub fn service_rules(port: &ServicePort, family: Family, node: &NodeContext) -> 
         let mut rules = Vec::new();
         if !port.external_local {
             // Endpoints may be on other nodes: masquerade so that replies come back here.
-            rules.push(format!("jump {MARK_MASQ}"));
-            rules.push(format!("goto {cluster_chain}"));
+            rules.push(Rule::verdict(vec![], mark_masq()));
+            rules.push(Rule::verdict(vec![], Verdict::Goto(cluster_chain.clone())));
         } else {
             // Client source IP preserved: only local endpoints. Pods and the node itself still
             // reach every endpoint (as if through an external load balancer).
             if !cidrs.is_empty() {
-                rules.push(format!("{ip} saddr {} goto {cluster_chain}", anon_set(&cidrs)));
+                rules.push(Rule::verdict(vec![saddr(false, cidr_set())], Verdict::Goto(cluster_chain.clone())));
             }
-            rules.push(format!("fib saddr type local jump {MARK_MASQ}"));
-            rules.push(format!("fib saddr type local goto {cluster_chain}"));
+            let local_source = || vec![Match::FibLocal { source: true }];
+            rules.push(Rule::verdict(local_source(), mark_masq()));
+            rules.push(Rule::verdict(local_source(), Verdict::Goto(cluster_chain.clone())));
             if has_external {
-                rules.push(format!("goto {local_chain}"));
+                rules.push(Rule::verdict(vec![], Verdict::Goto(local_chain.clone())));
             }
         }
         out.chains.insert(external_chain, rules);
@@ -253,14 +264,15 @@ pub fn service_rules(port: &ServicePort, family: Family, node: &NodeContext) -> 
     used.sort();
     used.dedup_by(|a, b| a.ip == b.ip && a.port == b.port);
     for ep in &used {
-        let mut rules = vec![format!("{ip} saddr {} jump {MARK_MASQ}", ep.ip)];
+        let mut rules = vec![Rule::verdict(vec![saddr(false, AddrValue::One(ep.ip))], mark_masq())];
         if let Some(timeout) = affinity {
             let set = names::affinity_set(id, ep, timeout);
-            rules.push(format!("update @{set} {{ {ip} saddr }}"));
+            rules.push(Rule::stmt(Stmt::UpdateSaddr { family, set: set.clone() }));
             out.sets.insert(set, timeout.as_secs());
         }
-        rules.push(format!("meta l4proto {proto} dnat to {}", ep.address()));
-        out.chains.insert(names::endpoint_chain(id, ep), rules);
+        let dnat = Stmt::Dnat(SocketAddr::new(ep.ip, ep.port));
+        rules.push(Rule::new(vec![Match::L4proto(port.id.protocol)], dnat));
+        out.chains.insert(ep_chain(ep), rules);
     }
 
     if port.id.protocol == Protocol::Udp {

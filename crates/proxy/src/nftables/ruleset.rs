@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::family::Family;
 use super::rules::{service_rules, ServiceRules};
-use super::script::{self, Change, TableState, Transaction};
+use super::script::{self, Change, Elements, TableState, Transaction};
 use crate::model::{ServicePort, ServicePortName};
 use crate::NodeContext;
 
@@ -114,9 +114,42 @@ impl Ruleset {
         script::full(&families, node, existing)
     }
 
+    /// [`Ruleset::full`] as operations only (no text), changing only the map elements that
+    /// differ from `elements` (what the sets and maps hold now) and, given the ruleset the last
+    /// sync `applied`, rewriting only the service ports whose rules differ or whose chains or
+    /// sets are missing (see [`script::full_ops`]).
+    pub fn full_ops(
+        &self,
+        node: &NodeContext,
+        existing: &BTreeMap<Family, TableState>,
+        elements: &Elements,
+        applied: Option<&Ruleset>,
+    ) -> Transaction {
+        let empty = BTreeMap::new();
+        let families = self.rulesets(&empty);
+        let before = applied.map(|a| a.rulesets(&empty));
+        script::full_ops(&families, node, existing, Some(elements), before.as_ref())
+    }
+
+    fn rulesets<'a>(&'a self, empty: &'a BTreeMap<ServicePortName, ServiceRules>) -> script::Rulesets<'a> {
+        Family::ALL.into_iter().map(|f| (f, self.services.get(&f).unwrap_or(empty))).collect()
+    }
+
     /// Plans a partial sync from `self` (what is applied) for the ports named in `changed`,
     /// with `ports` the full current list.
     pub fn partial(
+        &self,
+        ports: &[ServicePort],
+        node: &NodeContext,
+        changed: &BTreeSet<ServicePortName>,
+    ) -> PartialPlan {
+        let mut plan = self.partial_ops(ports, node, changed);
+        plan.tx.script = script::render(&plan.tx.ops);
+        plan
+    }
+
+    /// [`Ruleset::partial`] as operations only (no text).
+    pub fn partial_ops(
         &self,
         ports: &[ServicePort],
         node: &NodeContext,
@@ -140,7 +173,7 @@ impl Ruleset {
             .iter()
             .map(|(family, name, new)| Change { family: *family, old: self.get(*family, name), new: new.as_ref() })
             .collect();
-        plan.tx = script::partial(&changes);
+        plan.tx = script::partial_ops(&changes);
         plan
     }
 }

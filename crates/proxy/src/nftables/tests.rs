@@ -575,3 +575,198 @@ fn a_missing_nft_program_is_an_error_naming_the_operation() {
     let err = mode.sync(&[web()], &node(), &None).unwrap_err().to_string();
     assert!(err.contains("list nftables table ip podnet") && err.contains("/nonexistent/nft"), "{err}");
 }
+
+/// Runs `f` on a thread of its own in a new, empty network namespace (gone with the thread).
+/// `None` without root.
+fn in_new_netns<T: Send>(test: &str, f: impl FnOnce() -> T + Send) -> Option<T> {
+    if !nix::unistd::geteuid().is_root() {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), "PODNET-PRIVILEGED-TEST-SKIPPED: {test}");
+        return None;
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare the network namespace");
+            f()
+        })
+        .join()
+        .expect("the test thread")
+    })
+    .into()
+}
+
+/// `nft list table` of both families (in the calling thread's namespace).
+fn nft_listing() -> String {
+    let mut out = String::new();
+    for family in ["ip", "ip6"] {
+        let o = std::process::Command::new("nft").args(["list", "table", family, "podnet"]).output().expect("run nft");
+        out.push_str(&String::from_utf8_lossy(&o.stdout));
+        out.push_str(&String::from_utf8_lossy(&o.stderr));
+    }
+    out
+}
+
+/// Services with every feature, in both families.
+fn every_feature() -> Vec<ServicePort> {
+    let mut all = web();
+    all.cluster_ips.push("fd00:96::20".parse().unwrap());
+    all.endpoints.push(ep("[fd00:244::5]:8080", true));
+    all.node_port = Some(30080);
+    all.external_ips = vec!["192.0.2.7".parse().unwrap(), "2001:db8::7".parse().unwrap()];
+    all.load_balancer_ips = vec!["198.51.100.1".parse().unwrap(), "198.51.100.2".parse().unwrap()];
+    all.load_balancer_source_ranges =
+        vec!["203.0.113.0/24".parse().unwrap(), "10.1.2.3/8".parse().unwrap(), "192.168.1.0/24".parse().unwrap()];
+    all.affinity = Some(Duration::from_secs(300));
+    let mut local = svc("local", "10.96.0.21", 80, vec![ep("10.244.1.5:8080", true), ep("10.244.2.6:8080", false)]);
+    local.external_local = true;
+    local.node_port = Some(30081);
+    local.internal_local = true;
+    let mut dns = svc("dns", "10.96.0.10", 53, vec![ep("10.244.1.5:5353", true)]);
+    dns.id = id("dns", "dns", Protocol::Udp);
+    let mut sctp = svc("sig", "10.96.0.30", 9000, vec![ep("10.244.1.5:9000", true)]);
+    sctp.id = id("sig", "sig", Protocol::Sctp);
+    let mut empty = svc("empty", "10.96.0.31", 80, vec![]);
+    empty.node_port = Some(30082);
+    let mut v6 = svc("v6", "fd00:96::31", 80, vec![ep("[fd00:244::6]:80", false)]);
+    v6.load_balancer_ips = vec!["2001:db8::9".parse().unwrap()];
+    v6.load_balancer_source_ranges = vec!["2001:db8:1::/48".parse().unwrap(), "2001:db8:2::1/128".parse().unwrap()];
+    vec![all, local, dns, sctp, empty, v6]
+}
+
+#[test]
+fn netlink_writes_what_nft_writes_for_the_same_script() {
+    let mut n = node();
+    // Two cluster CIDRs per family: the off-cluster masquerade needs an interval set.
+    n.cluster_cidrs.push("10.250.0.0/20".parse().unwrap());
+    n.cluster_cidrs.push("fd00:250::/64".parse().unwrap());
+    let ports = every_feature();
+    let result = in_new_netns("netlink_writes_what_nft_writes_for_the_same_script", || {
+        let ruleset = Ruleset::build(&ports, &n);
+        let tx = ruleset.full(&n, &Default::default());
+        nft::apply("nft", &tx.script, "load with nft").expect("nft -f");
+        let by_nft = nft_listing();
+        nft::apply("nft", &script::render(&script::cleanup()), "cleanup").unwrap();
+        let mut nl = netlink::Netlink::open().expect("netlink");
+        nl.apply(&tx.ops, "load over netlink").expect("netlink apply");
+        let by_netlink = nft_listing();
+        // The kernel's count of chains and sets is what was applied.
+        for f in Family::ALL {
+            let (state, count) = script::expected_state(ruleset.family(f).map(|(_, r)| r), std::iter::empty());
+            assert_eq!(nl.table_use(f).unwrap(), Some(count), "{f}");
+            assert_eq!(nl.table_state(f).unwrap(), state, "{f}");
+            assert!(nl.has_chain(f, "services").unwrap() && !nl.has_chain(f, "no-such-chain").unwrap());
+        }
+        // A partial sync too: `all` loses affinity and an endpoint, `dns` goes.
+        let mut changed_ports = ports.clone();
+        changed_ports[0].affinity = None;
+        changed_ports[0].endpoints.remove(0);
+        changed_ports.remove(2);
+        let names: BTreeSet<ServicePortName> = [ports[0].id.clone(), ports[2].id.clone()].into();
+        let plan = ruleset.partial(&changed_ports, &n, &names);
+        nl.apply(&plan.tx.ops, "partial over netlink").expect("partial over netlink");
+        let partial_netlink = nft_listing();
+        nl.apply(&script::cleanup(), "cleanup").unwrap();
+        nft::apply("nft", &tx.script, "load with nft").unwrap();
+        nft::apply("nft", &plan.tx.script, "partial with nft").unwrap();
+        let partial_nft = nft_listing();
+        // And a full sync over what is there, changing only the elements that differ.
+        let existing: std::collections::BTreeMap<Family, TableState> =
+            Family::ALL.into_iter().map(|f| (f, nl.table_state(f).unwrap())).collect();
+        let mut elements = script::Elements::new();
+        for f in Family::ALL {
+            for set in [
+                "nodeport-ips",
+                "service-ips",
+                "no-endpoint-services",
+                "firewall-ips",
+                "service-nodeports",
+                "no-endpoint-nodeports",
+            ] {
+                elements.insert((f, set.to_string()), nl.elements(f, set).unwrap());
+            }
+        }
+        let again = Ruleset::build(&ports, &n).full_ops(&n, &existing, &elements, None);
+        nl.apply(&again.ops, "full over netlink").expect("full over netlink");
+        let resynced = nft_listing();
+        (by_nft, by_netlink, partial_nft, partial_netlink, resynced, elements)
+    });
+    let Some((by_nft, by_netlink, partial_nft, partial_netlink, resynced, elements)) = result else { return };
+    assert!(by_nft.contains("table ip podnet") && by_nft.contains("numgen random mod 2"), "{by_nft}");
+    assert_eq!(by_netlink, by_nft);
+    assert_eq!(partial_netlink, partial_nft);
+    // The full sync restored the ruleset of `ports` (the `dns` chains of the partial sync are
+    // flushed leftovers, empty, and the stale chains are flushed).
+    let strip = |s: &str| -> String { s.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("\n") };
+    for line in strip(&by_nft).lines() {
+        assert!(resynced.contains(line), "{line:?} missing after the full sync:\n{resynced}");
+    }
+    let service_ips = &elements[&(Family::Ipv4, "service-ips".to_string())];
+    assert!(service_ips.iter().any(|e| matches!(e, script::Elem::Map { key, .. } if key == "10.96.0.20 . tcp . 80")));
+}
+
+#[test]
+fn a_full_sync_over_what_it_applied_rewrites_only_what_differs() {
+    let n = node();
+    let ports = every_feature();
+    let ruleset = Ruleset::build(&ports, &n);
+    // What the kernel holds: every chain and set of the ruleset, and its elements.
+    let mut existing: std::collections::BTreeMap<Family, TableState> = Default::default();
+    let mut elements = script::Elements::new();
+    for f in Family::ALL {
+        let state = existing.entry(f).or_default();
+        for (_, r) in ruleset.family(f) {
+            state.chains.extend(r.chains.keys().cloned());
+            state.sets.extend(r.sets.keys().cloned());
+            for e in &r.elements {
+                elements.entry((f, e.map.to_string())).or_default().insert(e.into());
+            }
+        }
+        let ips = rules::node_port_addresses(&n, f).into_iter().map(script::Elem::Addr).collect();
+        elements.insert((f, "nodeport-ips".to_string()), ips);
+    }
+    let service_rules = |tx: &Transaction| {
+        tx.ops.iter().filter(|o| matches!(o, Op::AddRule { chain, .. } if names::is_service_chain(chain))).count()
+    };
+    let elements_written = |tx: &Transaction| {
+        tx.ops.iter().filter(|o| matches!(o, Op::AddElements { .. } | Op::DeleteElements { .. })).count()
+    };
+    // Without what was applied: every port is rewritten; the elements are already right.
+    let all = ruleset.full_ops(&n, &existing, &elements, None);
+    assert!(service_rules(&all) > 20);
+    assert_eq!(elements_written(&all), 0);
+    // With it: nothing but the skeleton.
+    let none = ruleset.full_ops(&n, &existing, &elements, Some(&ruleset));
+    assert_eq!(service_rules(&none), 0, "{}", script::render(&none.ops));
+    assert!(none.ops.iter().any(|o| matches!(o, Op::AddRule { chain, .. } if chain == "services")));
+    // A chain gone from the kernel: its port is written again, only it.
+    let web_chain = names::service_chain(&ports[0].id);
+    existing.get_mut(&Family::Ipv4).unwrap().chains.remove(&web_chain);
+    let one = ruleset.full_ops(&n, &existing, &elements, Some(&ruleset));
+    let rewritten: BTreeSet<&str> = one
+        .ops
+        .iter()
+        .filter_map(|o| match o {
+            Op::AddRule { chain, .. } if names::is_service_chain(chain) => Some(chain.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(rewritten.contains(web_chain.as_str()));
+    assert!(rewritten.iter().all(|c| c.contains("/web/")), "{rewritten:?}");
+    // An element changed behind the proxy's back is put back.
+    let key = (Family::Ipv4, "service-ips".to_string());
+    let wrong = script::Elem::Map { key: "10.96.0.20 . tcp . 80".into(), verdict: "drop".into() };
+    let right: Vec<script::Elem> = elements[&key]
+        .iter()
+        .filter(|e| matches!(e, script::Elem::Map { key, .. } if key == "10.96.0.20 . tcp . 80"))
+        .cloned()
+        .collect();
+    let set = elements.get_mut(&key).unwrap();
+    for e in &right {
+        set.remove(e);
+    }
+    set.insert(wrong.clone());
+    let fixed = ruleset.full_ops(&n, &existing, &elements, Some(&ruleset));
+    let text = script::render(&fixed.ops);
+    assert!(text.contains("delete element ip podnet service-ips { 10.96.0.20 . tcp . 80 }"), "{text}");
+    assert!(text.contains("add element ip podnet service-ips { 10.96.0.20 . tcp . 80 : goto service-"), "{text}");
+}
