@@ -110,9 +110,8 @@ spec:
         assert!(stdout.contains("nameserver 10.96.0.10"), "{stdout}{stderr}");
         assert!(stdout.contains("search default.svc.cluster.local svc.cluster.local cluster.local"), "{stdout}");
         assert!(stdout.contains(&format!("pod \"{pod}\" deleted")), "{stdout}{stderr}");
-        if tty == "-it" {
-            assert!(stderr.contains("Unable to use a TTY"), "{stderr}");
-        }
+        // (With -t, kubectl warns that it cannot use a TTY only when it attaches; when the pod
+        // has already finished it reads the log instead, so the warning is not checked.)
         assert!(!pods(&lab).split(' ').any(|p| p == pod), "{pod} is still there");
     }
     let out = kubectl_with(
