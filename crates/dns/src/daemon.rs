@@ -70,8 +70,31 @@ pub fn kubernetes_config(o: &KubernetesOptions) -> Result<KubernetesConfig, BoxE
 }
 
 /// Builds the kubernetes plugin: a watcher over the API keeping the cluster snapshot current.
+/// The API client of a kubernetes block: its `kubeconfig FILE [CONTEXT]` or `endpoint URL` (as
+/// CoreDNS's options), else the process's (in-cluster or --kubeconfig).
+fn plugin_client(default: &Option<kube::Client>, o: &KubernetesOptions) -> Result<kube::Client, BoxError> {
+    if let Some((path, context)) = &o.kubeconfig {
+        let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| format!("kubeconfig {path}: {e}"))?;
+        let opts = kube::config::KubeConfigOptions { context: context.clone(), ..Default::default() };
+        // Chains are built synchronously; the kubeconfig's credentials may need I/O.
+        let config = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(kube::Config::from_custom_kubeconfig(kc, &opts))
+        })
+        .map_err(|e| format!("kubeconfig {path}: {e}"))?;
+        return Ok(kube::Client::try_from(config)?);
+    }
+    if let Some(url) = &o.endpoint {
+        let uri = url.parse().map_err(|e| format!("endpoint {url:?}: {e}"))?;
+        return Ok(kube::Client::try_from(kube::Config::new(uri))?);
+    }
+    default.clone().ok_or_else(|| {
+        "the kubernetes plugin needs an API client (in-cluster, --kubeconfig, or its kubeconfig or endpoint option)"
+            .into()
+    })
+}
+
 fn kubernetes_plugin(client: &Option<kube::Client>, o: &KubernetesOptions) -> Result<KubernetesPlugin, BoxError> {
-    let client = client.clone().ok_or("the kubernetes plugin needs an API client (in-cluster or --kubeconfig)")?;
+    let client = plugin_client(client, o)?;
     let cfg = kubernetes_config(o)?;
     let (shared, _task) = crate::kubernetes::watcher::spawn(&client, &cfg);
     let ready = shared.clone();
@@ -188,4 +211,39 @@ pub async fn run(
         let _ = std::fs::remove_dir_all(path.parent().unwrap_or(Path::new("/nonexistent")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(r: Result<kube::Client, BoxError>) -> String {
+        r.err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_kubernetes_block_uses_its_own_kubeconfig_or_endpoint() {
+        let mut o = KubernetesOptions::new(vec!["cluster.local.".into()]);
+        let err = error_of(plugin_client(&None, &o));
+        assert!(err.contains("needs an API client"), "{err}");
+        o.endpoint = Some("http://127.0.0.1:8001".into());
+        assert!(plugin_client(&None, &o).is_ok());
+        o.endpoint = Some("not a url".into());
+        assert!(error_of(plugin_client(&None, &o)).contains("endpoint \"not a url\""));
+        o.kubeconfig = Some(("/nonexistent/kubeconfig".into(), None));
+        assert!(error_of(plugin_client(&None, &o)).contains("/nonexistent/kubeconfig"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:6443'}\n\
+             users:\n- name: u\n  user: {token: t}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n\
+             current-context: x\n",
+        )
+        .unwrap();
+        o.kubeconfig = Some((path.to_str().unwrap().into(), Some("x".into())));
+        assert!(plugin_client(&None, &o).is_ok());
+        o.kubeconfig = Some((path.to_str().unwrap().into(), Some("missing".into())));
+        assert!(plugin_client(&None, &o).is_err());
+    }
 }

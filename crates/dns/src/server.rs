@@ -1,6 +1,8 @@
 //! The DNS server: UDP and TCP on one address, each query run down a plugin chain.
 //!
-//! - UDP: at most [`ServerConfig::udp_concurrency`] queries in flight (past that the socket is
+//! - UDP: one receive loop per core, each answering the datagrams it reads in its own task (an
+//!   answer ready at once is sent inline; nothing is handed to another thread per query); at most
+//!   [`ServerConfig::udp_concurrency`] queries in flight over all loops (past that the socket is
 //!   not read, and the kernel drops the excess); an answer that does not fit 512 bytes, or the
 //!   client's EDNS0 buffer size, is cut to the records that fit and gets the TC flag.
 //! - TCP: length-prefixed messages, several per connection (answered as they complete, at most
@@ -16,9 +18,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::Record;
@@ -104,7 +108,13 @@ impl Server {
         let (stop_tx, stop) = watch::channel(false);
         let config = Arc::new(self.config);
         let mut tasks = JoinSet::new();
-        tasks.spawn(udp_loop(Arc::new(self.udp), chain.clone(), config.clone(), stop.clone()));
+        // Several loops on the one socket: each reads and answers its own datagrams.
+        let loops = udp_loops();
+        let limit = config.udp_concurrency.max(1).div_ceil(loops);
+        let udp = Arc::new(self.udp);
+        for _ in 0..loops {
+            tasks.spawn(udp_loop(udp.clone(), chain.clone(), limit, stop.clone()));
+        }
         tasks.spawn(tcp_loop(self.tcp, chain, config.clone(), stop));
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -130,43 +140,61 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-async fn udp_loop(sock: Arc<UdpSocket>, chain: Chain, config: Arc<ServerConfig>, mut stop: watch::Receiver<bool>) {
-    let slots = Arc::new(Semaphore::new(config.udp_concurrency.max(1)));
-    let mut tasks = JoinSet::new();
+/// How many UDP receive loops to run: one per core the process may use.
+fn udp_loops() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).max(1)
+}
+
+/// A UDP query being answered: the encoded answer and whom to send it to.
+type UdpAnswer<'a> = Pin<Box<dyn Future<Output = (Vec<u8>, SocketAddr)> + Send + 'a>>;
+
+/// One UDP receive loop. Each loop answers the datagrams it reads itself: a query whose answer
+/// is ready at once (a cache hit, a cluster record) is answered inline, without a task or a
+/// hand-off to another thread; one that must wait (forwarded upstream) joins this loop's own set
+/// of queries in flight, at most `limit`, so it holds up nothing else. Past `limit` the loop stops
+/// reading until one finishes (and the kernel drops the excess).
+async fn udp_loop(sock: Arc<UdpSocket>, chain: Chain, limit: usize, mut stop: watch::Receiver<bool>) {
+    let chain: &[Arc<dyn Handler>] = &chain;
+    let mut inflight: FuturesUnordered<UdpAnswer<'_>> = FuturesUnordered::new();
     let mut buf = vec![0u8; 65_535];
+    let limit = limit.max(1);
     loop {
-        let permit = tokio::select! {
+        tokio::select! {
+            biased;
             _ = stopped(&mut stop) => break,
-            p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
-        };
-        let (n, peer) = tokio::select! {
-            _ = stopped(&mut stop) => break,
-            r = sock.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(error = %e, "dns server: udp receive");
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    continue;
+            Some((bytes, peer)) = inflight.next(), if !inflight.is_empty() => {
+                let _ = sock.send_to(&bytes, peer).await;
+            }
+            r = sock.recv_from(&mut buf), if inflight.len() < limit => {
+                let (n, peer) = match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "dns server: udp receive");
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        continue;
+                    }
+                };
+                let m = match parse_query(&buf[..n]) {
+                    Parsed::Drop => continue,
+                    Parsed::Reply(bytes) => {
+                        let _ = sock.send_to(&bytes, peer).await;
+                        continue;
+                    }
+                    Parsed::Query(m) => m,
+                };
+                let mut answer: UdpAnswer<'_> = Box::pin(async move { (respond(chain, m, peer, Transport::Udp).await, peer) });
+                match answer.as_mut().now_or_never() {
+                    Some((bytes, peer)) => {
+                        let _ = sock.send_to(&bytes, peer).await;
+                    }
+                    None => inflight.push(answer),
                 }
-            },
-        };
-        let reply = match parse_query(&buf[..n]) {
-            Parsed::Drop => continue,
-            Parsed::Reply(bytes) => Reply::Ready(bytes),
-            Parsed::Query(m) => Reply::Query(m),
-        };
-        let (sock, chain) = (sock.clone(), chain.clone());
-        tasks.spawn(async move {
-            let _permit = permit;
-            let bytes = match reply {
-                Reply::Ready(b) => b,
-                Reply::Query(m) => respond(&chain, m, peer, Transport::Udp).await,
-            };
-            let _ = sock.send_to(&bytes, peer).await;
-        });
-        while tasks.try_join_next().is_some() {}
+            }
+        }
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some((bytes, peer)) = inflight.next().await {
+        let _ = sock.send_to(&bytes, peer).await;
+    }
 }
 
 enum Reply {

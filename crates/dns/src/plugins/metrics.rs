@@ -2,8 +2,10 @@
 //! counters, gauges and histograms keyed by label values, rendered in the text exposition format.
 //! Pure: the `prometheus` plugin serves [`Metrics::render`] over HTTP.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
+use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
 /// What a metric is.
@@ -148,7 +150,28 @@ enum Series {
 
 struct Family {
     desc: &'static Desc,
-    series: BTreeMap<Labels, Series>,
+    /// The series by the hash of their label pairs ([`label_hash`]), so an update finds its series
+    /// without building its labels (a bucket holds more than one only on a hash collision).
+    series: HashMap<u64, Vec<(Labels, Series)>>,
+}
+
+impl Family {
+    fn iter(&self) -> impl Iterator<Item = (&Labels, &Series)> {
+        self.series.values().flatten().map(|(l, s)| (l, s))
+    }
+}
+
+fn label_hash(pairs: &[(&str, &str)]) -> u64 {
+    let mut h = DefaultHasher::new();
+    for (k, v) in pairs {
+        k.hash(&mut h);
+        v.hash(&mut h);
+    }
+    h.finish()
+}
+
+fn same_labels(l: &Labels, pairs: &[(&str, &str)]) -> bool {
+    l.len() == pairs.len() && l.iter().zip(pairs).all(|((k, v), (pk, pv))| k == pk && v == pv)
 }
 
 /// The registry every plugin of a process records into.
@@ -174,12 +197,20 @@ impl Metrics {
 
     fn with(&self, desc: &'static Desc, pairs: &[(&'static str, &str)], f: impl FnOnce(&mut Series)) {
         let mut families = self.families.lock().expect("metrics lock");
-        let family = families.entry(desc.name).or_insert_with(|| Family { desc, series: BTreeMap::new() });
-        let series = family.series.entry(labels(pairs)).or_insert_with(|| match desc.kind {
-            MetricKind::Histogram(b) => Series::Histogram { counts: vec![0; b.len()], sum: 0.0, count: 0 },
-            _ => Series::Value(0.0),
-        });
-        f(series);
+        let family = families.entry(desc.name).or_insert_with(|| Family { desc, series: HashMap::new() });
+        let bucket = family.series.entry(label_hash(pairs)).or_default();
+        let i = match bucket.iter().position(|(l, _)| same_labels(l, pairs)) {
+            Some(i) => i,
+            None => {
+                let new = match desc.kind {
+                    MetricKind::Histogram(b) => Series::Histogram { counts: vec![0; b.len()], sum: 0.0, count: 0 },
+                    _ => Series::Value(0.0),
+                };
+                bucket.push((labels(pairs), new));
+                bucket.len() - 1
+            }
+        };
+        f(&mut bucket[i].1);
     }
 
     /// Adds one to a counter.
@@ -227,9 +258,8 @@ impl Metrics {
     pub fn value(&self, name: &str, pairs: &[(&str, &str)]) -> Option<f64> {
         let families = self.families.lock().expect("metrics lock");
         let family = families.get(name)?;
-        family.series.iter().find_map(|(l, s)| {
-            let same = l.len() == pairs.len() && l.iter().zip(pairs).all(|((k, v), (pk, pv))| k == pk && v == pv);
-            same.then_some(match s {
+        family.series.get(&label_hash(pairs))?.iter().find_map(|(l, s)| {
+            same_labels(l, pairs).then_some(match s {
                 Series::Value(v) => *v,
                 Series::Histogram { count, .. } => *count as f64,
             })
@@ -240,9 +270,8 @@ impl Metrics {
     pub fn total(&self, name: &str) -> f64 {
         let families = self.families.lock().expect("metrics lock");
         families.get(name).map_or(0.0, |f| {
-            f.series
-                .values()
-                .map(|s| match s {
+            f.iter()
+                .map(|(_, s)| match s {
                     Series::Value(v) => *v,
                     Series::Histogram { count, .. } => *count as f64,
                 })
@@ -263,7 +292,9 @@ impl Metrics {
             };
             let _ = writeln!(out, "# HELP {} {}", d.name, d.help);
             let _ = writeln!(out, "# TYPE {} {kind}", d.name);
-            for (l, s) in &family.series {
+            let mut series: Vec<_> = family.iter().collect();
+            series.sort_by(|a, b| a.0.cmp(b.0));
+            for (l, s) in series {
                 match s {
                     Series::Value(v) => {
                         let _ = writeln!(out, "{}{} {}", d.name, render_labels(l, None), number(*v));
@@ -332,6 +363,23 @@ mod tests {
         assert!(text.contains("coredns_dns_request_duration_seconds_bucket{zone=\".\",le=\"0.004\"} 1\n"));
         assert!(text.contains("coredns_dns_request_duration_seconds_bucket{zone=\".\",le=\"+Inf\"} 1\n"));
         assert!(text.contains("coredns_dns_request_duration_seconds_count{zone=\".\"} 1\n"));
+    }
+
+    #[test]
+    fn series_are_kept_apart_and_rendered_in_order() {
+        let m = Metrics::new();
+        for (zone, n) in [("b.", 3), ("a.", 2), ("c.", 1)] {
+            for _ in 0..n {
+                m.inc(&DNS_REQUESTS_TOTAL, &[("zone", zone)]);
+            }
+        }
+        assert_eq!(m.value("coredns_dns_requests_total", &[("zone", "b.")]), Some(3.0));
+        assert_eq!(m.value("coredns_dns_requests_total", &[("zone", "a.")]), Some(2.0));
+        assert_eq!(m.value("coredns_dns_requests_total", &[("zone", "d.")]), None);
+        assert_eq!(m.total("coredns_dns_requests_total"), 6.0);
+        let text = m.render();
+        let (a, b, c) = (text.find("zone=\"a.\"} 2"), text.find("zone=\"b.\"} 3"), text.find("zone=\"c.\"} 1"));
+        assert!(a.is_some() && a < b && b < c, "{text}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::Name;
 
 use super::metrics::{self, Metrics};
 use crate::corefile::{names, CacheOptions, RefreshMode};
@@ -69,6 +70,8 @@ impl Shared {
 pub struct CachePlugin {
     shared: Arc<Shared>,
     zones: Vec<String>,
+    /// `zones` as names, to match a query without building a string (`None` if one does not parse).
+    zone_names: Option<Vec<Name>>,
     stale_refresh: Option<RefreshMode>,
     /// The plugins after this one, for refreshes that outlive the query.
     rest: OnceLock<Vec<Arc<dyn Handler>>>,
@@ -92,6 +95,7 @@ impl CachePlugin {
                 server: server.to_string(),
                 zones: zones.join(","),
             }),
+            zone_names: zones.iter().map(|z| Name::from_ascii(z).ok().filter(Name::is_fqdn)).collect(),
             zones,
             stale_refresh,
             rest: OnceLock::new(),
@@ -115,7 +119,11 @@ impl CachePlugin {
 
     fn key(&self, req: &Request) -> Option<Key> {
         let key = Key::of(&req.message)?;
-        names::matching_zone(&key.name, &self.zones).map(|_| key)
+        let covered = match &self.zone_names {
+            Some(zones) => zones.iter().any(|z| zone_of(z, &key.name)),
+            None => names::matching_zone(&names::normalize(&key.name.to_ascii()), &self.zones).is_some(),
+        };
+        covered.then_some(key)
     }
 
     /// Refreshes `key` in the background; false when that cannot be done here.
@@ -142,6 +150,12 @@ impl CachePlugin {
         *m.queries_mut() = req.message.queries().to_vec();
         m
     }
+}
+
+/// Whether `name` is `zone` or below it, labels compared case-insensitively (no copies).
+fn zone_of(zone: &Name, name: &Name) -> bool {
+    zone.iter().count() <= name.iter().count()
+        && zone.iter().rev().zip(name.iter().rev()).all(|(z, n)| z.eq_ignore_ascii_case(n))
 }
 
 fn failed(m: &Message) -> bool {

@@ -7,16 +7,18 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
-use hickory_proto::rr::{DNSClass, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
 use rand::Rng;
 
 use crate::corefile::{names, CacheClass, CacheOptions};
 use crate::plugins::response::{self, ResponseType};
 
-/// What a cached answer is keyed on.
+/// What a cached answer is keyed on. The name compares and hashes case-insensitively (as
+/// hickory's `Name` does), so a lookup copies the question's name (inline for short names) and
+/// builds no string.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
-    pub name: String,
+    pub name: Name,
     pub qtype: RecordType,
     pub qclass: DNSClass,
     pub dnssec_ok: bool,
@@ -30,7 +32,7 @@ impl Key {
             return None;
         }
         Some(Key {
-            name: names::normalize(&q.name().to_ascii()),
+            name: q.name().clone(),
             qtype: q.query_type(),
             qclass: q.query_class(),
             dnssec_ok: response::dnssec_ok(m),
@@ -277,7 +279,7 @@ impl Store {
 
     /// Caches `m` under `key` if the policy allows. A SERVFAIL never replaces a good item.
     pub fn insert(&mut self, key: Key, m: &Message, now: Instant, rng: &mut impl Rng) -> Inserted {
-        let Some((kind, ttl)) = policy(m, &key.name, &self.opts) else {
+        let Some((kind, ttl)) = policy(m, &names::normalize(&key.name.to_ascii()), &self.opts) else {
             return Inserted::default();
         };
         let existing = self.success.get_mut(&key).map(|i| i.kind).or_else(|| self.denial.get_mut(&key).map(|i| i.kind));

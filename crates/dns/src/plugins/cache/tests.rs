@@ -286,3 +286,21 @@ fn servfail_never_replaces_a_good_item() {
     assert_eq!(store.insert(key.clone(), &bad, now, &mut rng).kind, None);
     assert!(matches!(store.lookup(&key, now), Lookup::Hit { .. }));
 }
+
+#[tokio::test]
+async fn keys_ignore_case_and_zones_match_on_labels() {
+    let s = Setup::new(CacheOptions::new(vec!["example.".into()]), Mock::a(60, [192, 0, 2, 1]), false);
+    s.ask("Web.Example.", RecordType::A).await;
+    s.ask("web.EXAMPLE.", RecordType::A).await;
+    assert_eq!(s.upstream.calls(), 1, "one key for both spellings");
+    assert_eq!(s.cache.len(Kind::Success), 1);
+    // Not in the zone: passed on, never cached.
+    s.ask("web.notexample.", RecordType::A).await;
+    s.ask("web.notexample.", RecordType::A).await;
+    s.ask("example.org.", RecordType::A).await;
+    assert_eq!(s.upstream.calls(), 4);
+    assert_eq!(s.cache.len(Kind::Success), 1);
+    assert!(zone_of(&Name::root(), &Name::from_ascii("a.b.").unwrap()));
+    assert!(zone_of(&Name::from_ascii("b.").unwrap(), &Name::from_ascii("A.B.").unwrap()));
+    assert!(!zone_of(&Name::from_ascii("a.b.").unwrap(), &Name::from_ascii("b.").unwrap()));
+}
