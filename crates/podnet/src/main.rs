@@ -105,6 +105,13 @@ struct ControllersArgs {
 }
 
 /// A client for the API server described by `kubeconfig`, or the default one.
+/// Whether this process runs in a pod: the kubernetes Service's address in the environment and a
+/// service-account token mounted where the kubelet mounts it.
+fn in_pod() -> bool {
+    std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+        && std::path::Path::new("/var/run/secrets/kubernetes.io/serviceaccount/token").exists()
+}
+
 async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
     let config = match kubeconfig {
         Some(path) => {
@@ -112,6 +119,10 @@ async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Cl
                 kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
             kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
         }
+        // In a pod, the pod's own credentials, as client-go's in-cluster components do: a lab
+        // pod sees the host's files, and the host's ~/.kube/config names a loopback forward
+        // that does not exist inside the pod.
+        None if in_pod() => kube::Config::incluster()?,
         None => kube::Config::infer().await?,
     };
     Ok(kube::Client::try_from(config)?)
