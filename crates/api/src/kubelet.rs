@@ -17,10 +17,7 @@ use http::{header, HeaderName, Method, Request, Response};
 use http_body_util::{BodyExt, BodyStream, Empty, Limited, StreamBody};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 
 use crate::request::{percent_decode, Target};
@@ -192,46 +189,6 @@ fn resolve(api: &Api, t: &Target, sub: Subresource, pairs: &[(String, String)]) 
     Ok((kubelet_endpoint(&node)?, kubelet_path(sub, t.ns(), name, &container, pairs)))
 }
 
-/// Accepts any kubelet serving certificate (kube-apiserver's default without
-/// `--kubelet-certificate-authority`); signatures are still checked.
-#[derive(Debug)]
-struct AnyKubeletCert(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyKubeletCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// The client side of TLS to the kubelets: the server's certificate is not verified (as
 /// kube-apiserver without `--kubelet-certificate-authority`), the admin certificate is presented so
 /// that kubelets can tell the API server from anyone else on the node network.
@@ -242,16 +199,7 @@ pub fn client_tls(pki: &crate::pki::Pki) -> ApiResult<Arc<rustls::ClientConfig>>
     let key = rustls_pemfile::private_key(&mut pki.admin_key_pem.as_bytes())
         .map_err(|e| bad(&e))?
         .ok_or_else(|| bad(&"no private key"))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(ApiError::internal)?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyKubeletCert(provider)))
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| bad(&e))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    podnet_tls::unverified_client_config(vec![b"http/1.1".to_vec()], Some((chain, key))).map_err(|e| bad(&e))
 }
 
 type KubeletConn = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
