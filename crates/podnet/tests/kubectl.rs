@@ -284,7 +284,10 @@ fn errors_are_clear_and_write_nothing() {
     std::fs::write(&bad, with_token("not-a-valid-token")).unwrap();
     let out = std::process::Command::new("kubectl").arg("--kubeconfig").arg(&bad).args(["get", "ns"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("provide credentials"), "{err}");
+    // kubectl words a 401 by where it met it: "(the server has asked for the client to provide
+    // credentials)" during discovery, the Status message ("Unauthorized") when its discovery cache
+    // for this address is warm; both start so.
+    assert!(!out.status.success() && err.contains("You must be logged in to the server"), "{err}");
     let token = std::fs::read_to_string(s.data_dir.join("pki/tokens/proxy")).unwrap();
     let good = s.data_dir.join("proxy.kubeconfig");
     std::fs::write(&good, with_token(token.trim())).unwrap();
