@@ -257,7 +257,11 @@ spec:
         std::thread::spawn(move || {
             let (mut ok, mut failed) = (0, Vec::new());
             while !stop.load(Ordering::Relaxed) {
+                // A slow answer is not a failed one: the last --max-time wins, and 20 s allows for
+                // retransmitted SYNs (1 s, then 3 s) while the nodes' rules are resynced.
                 match host_curl(&[
+                    "--max-time",
+                    "20",
                     "-H",
                     "Host: echo.example",
                     "-o",
