@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use ipnet::IpNet;
+use podnet_netlink::{Handle, Netns};
 use serde_json::{json, Value};
 
 /// The network configuration the node's pods get.
@@ -56,13 +57,17 @@ pub enum CniError {
     Plugin { command: &'static str, code: i64, msg: String, details: Option<String> },
     #[error("CNI {command}: cannot run {}: {source}", plugin.display())]
     Spawn { command: &'static str, plugin: PathBuf, source: std::io::Error },
+    #[error("setting the pod's loopback interface up: {0}")]
+    Loopback(String),
     #[error("CNI {command}: unexpected output from the plugin: {0}", .output)]
     Output { command: &'static str, output: String },
 }
 
-/// The loopback network every runtime adds first (containerd's `cni-loopback`): `lo` up.
-pub fn loopback_config() -> Value {
-    json!({"cniVersion": "1.0.0", "name": "cni-loopback", "type": "loopback"})
+/// Sets the pod's loopback interface up, the first thing every runtime does to a new network
+/// namespace (containerd through its `cni-loopback` network, CRI-O directly, as here).
+pub fn loopback_up(netns: &Netns) -> Result<(), CniError> {
+    let up = Handle::in_netns(netns).and_then(|mut h| h.set_up("lo"));
+    up.map_err(|e| CniError::Loopback(e.to_string()))
 }
 
 /// Runs the plugin `plugin` with `command` for a container's interface `ifname`.

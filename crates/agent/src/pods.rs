@@ -217,17 +217,11 @@ impl Worker {
                         }
                     };
                     let path = ns.path().to_path_buf();
-                    let wired = cni::run_plugin(&shared.podnet_exe, "ADD", &uid, &path, "lo", &cni::loopback_config())
-                        .and_then(|_| {
-                            cni::run_plugin(
-                                &shared.podnet_exe,
-                                "ADD",
-                                &uid,
-                                &path,
-                                cni::IFNAME,
-                                &cni::network_config(&net),
-                            )
-                        });
+                    // `lo` is set up here, as CRI-O does, rather than by an exec of the loopback
+                    // plugin (containerd's cni-loopback): one process less per pod.
+                    let wired = cni::loopback_up(&ns).and_then(|_| {
+                        cni::run_plugin(&shared.podnet_exe, "ADD", &uid, &path, cni::IFNAME, &cni::network_config(&net))
+                    });
                     match wired {
                         Ok(result) => Ok(NetworkRecord { netns: Some(path), ips: cni::result_ips(&result) }),
                         Err(e) => {

@@ -1,4 +1,4 @@
-//! The sandbox holder (`podnet internal runtime hold run DIR`), the pause process of a pod: it
+//! The sandbox holder (`podnet internal runtime hold DIR`), the pause process of a pod: it
 //! joins the pod's network namespace, unshares a UTS namespace (with the pod's hostname) and a
 //! mount namespace (a slave of the host's, with the pod's files in it), records its pid, and
 //! sleeps until it is killed. Containers and `podnet exec` enter its namespaces through
@@ -9,7 +9,7 @@ use std::path::Path;
 
 use nix::mount::{mount, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
-use nix::unistd::{sethostname, setsid};
+use nix::unistd::sethostname;
 
 use crate::error::{Error, Result};
 use crate::invocation::{report_failure, report_ready};
@@ -17,7 +17,7 @@ use crate::mounts::Placer;
 use crate::procs::ProcId;
 use crate::state::{Dir, SandboxDir, SandboxRecord, HOLDER, SANDBOX};
 
-/// The holder's run stage. Only returns on failure (reported to the runtime first).
+/// The holder. Only returns on failure (reported to the runtime first).
 pub(crate) fn run(dir: &Path) -> Result<()> {
     if let Err(e) = set_up(dir) {
         report_failure(&e);
@@ -31,7 +31,6 @@ pub(crate) fn run(dir: &Path) -> Result<()> {
 }
 
 fn set_up(dir: &Path) -> Result<()> {
-    setsid().map_err(Error::sys("start a new session (setsid)"))?;
     let state = Dir::open(dir)?;
     let record: SandboxRecord = state
         .read_json(SANDBOX)?

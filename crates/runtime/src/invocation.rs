@@ -1,12 +1,13 @@
 //! The helper processes' command lines (`podnet internal runtime …`) and how they are started.
 //!
-//! `hold launch DIR` and `shim launch DIR` are started by the runtime with their stdout on a pipe
-//! and their stderr appended to a log file in the state directory. The launch stage only re-runs
-//! the binary as `hold run DIR` / `shim run DIR` (same stdio) and exits, so the long-lived helper
-//! is re-parented away from the caller (and calls `setsid`): the node agent can exit or restart
-//! without taking its pods along. The run stage prints `ready` (or `error: MESSAGE`) on the pipe
-//! and points its stdout to `/dev/null`; the runtime reads the pipe to its end, so it learns the
-//! outcome as soon as the helper is set up or dies.
+//! `hold DIR` and `shim DIR` detach themselves first ([`detach`]: fork, the parent exits, the
+//! child goes on in its own session), so the helper is re-parented away from the caller at once:
+//! the node agent can exit or restart without taking its pods along, and never has to reap its
+//! helpers. The helper's stdout is a pipe and its stderr is appended to a log file in
+//! the state directory; it prints `ready` (or `error: MESSAGE`) on the pipe and points its
+//! stdout to `/dev/null`, and the runtime reads the pipe to its end, so it learns the outcome as
+//! soon as the helper is set up or dies. (Starting a helper is one exec of the podnet binary,
+//! not two as with a re-executed launcher: it is on every pod start's path.)
 //!
 //! `enter DIR -- ARGV…` enters a sandbox's namespaces and executes ARGV (exec, no fork).
 
@@ -16,20 +17,13 @@ use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
 
-/// A helper's stage: the short-lived launcher or the detached helper itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stage {
-    Launch,
-    Run,
-}
-
 /// A parsed `podnet internal runtime …` command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Invocation {
     /// The sandbox holder of the sandbox directory `dir`.
-    Hold { stage: Stage, dir: PathBuf },
+    Hold { dir: PathBuf },
     /// The shim of the container directory `dir`.
-    Shim { stage: Stage, dir: PathBuf },
+    Shim { dir: PathBuf },
     /// Runs `argv` in the namespaces of the sandbox directory `dir`.
     Enter { dir: PathBuf, argv: Vec<String> },
 }
@@ -39,14 +33,10 @@ const READY: &str = "ready";
 impl Invocation {
     /// The arguments after `podnet internal runtime`.
     pub fn to_args(&self) -> Vec<String> {
-        let stage = |s: &Stage| match s {
-            Stage::Launch => "launch".to_string(),
-            Stage::Run => "run".to_string(),
-        };
         let path = |p: &Path| p.to_str().expect("state paths are UTF-8 (checked by Runtime::open)").to_string();
         match self {
-            Invocation::Hold { stage: s, dir } => vec!["hold".into(), stage(s), path(dir)],
-            Invocation::Shim { stage: s, dir } => vec!["shim".into(), stage(s), path(dir)],
+            Invocation::Hold { dir } => vec!["hold".into(), path(dir)],
+            Invocation::Shim { dir } => vec!["shim".into(), path(dir)],
             Invocation::Enter { dir, argv } => {
                 let mut args = vec!["enter".into(), path(dir), "--".into()];
                 args.extend(argv.iter().cloned());
@@ -59,30 +49,16 @@ impl Invocation {
     pub fn parse(args: &[String]) -> Result<Invocation> {
         let usage = || {
             Error::Usage(format!(
-                "usage: podnet internal runtime (hold|shim) (launch|run) DIR | enter DIR -- COMMAND…; got {args:?}"
+                "usage: podnet internal runtime (hold|shim) DIR | enter DIR -- COMMAND…; got {args:?}"
             ))
         };
-        let stage = |s: &str| match s {
-            "launch" => Ok(Stage::Launch),
-            "run" => Ok(Stage::Run),
-            _ => Err(usage()),
-        };
         match args {
-            [what, s, dir] if what == "hold" => Ok(Invocation::Hold { stage: stage(s)?, dir: dir.into() }),
-            [what, s, dir] if what == "shim" => Ok(Invocation::Shim { stage: stage(s)?, dir: dir.into() }),
+            [what, dir] if what == "hold" => Ok(Invocation::Hold { dir: dir.into() }),
+            [what, dir] if what == "shim" => Ok(Invocation::Shim { dir: dir.into() }),
             [what, dir, sep, argv @ ..] if what == "enter" && sep == "--" && !argv.is_empty() => {
                 Ok(Invocation::Enter { dir: dir.into(), argv: argv.to_vec() })
             }
             _ => Err(usage()),
-        }
-    }
-
-    /// The same helper at the run stage.
-    fn run_stage(&self) -> Invocation {
-        match self {
-            Invocation::Hold { dir, .. } => Invocation::Hold { stage: Stage::Run, dir: dir.clone() },
-            Invocation::Shim { dir, .. } => Invocation::Shim { stage: Stage::Run, dir: dir.clone() },
-            other => other.clone(),
         }
     }
 }
@@ -95,8 +71,16 @@ pub(crate) fn command(exe: &Path, inv: &Invocation) -> Command {
     cmd
 }
 
-/// Runs the launch stage of a helper (`what` names it in errors) and waits until the detached
-/// helper reported that it is ready or failed. Its stderr is appended to `log`.
+/// The helper's first step: it forks, the parent exits, and the child goes on in a new session
+/// (daemon(3) without changing directory or stdio). The runtime's wait for the process it
+/// started returns at once; the helper is re-parented to the nearest subreaper (or init).
+/// Must run while the process has one thread.
+pub(crate) fn detach() -> Result<()> {
+    nix::unistd::daemon(true, true).map_err(Error::sys("detach from the caller (daemon)"))
+}
+
+/// Starts a helper detached (`what` names it in errors) and waits until it reported that it is
+/// ready or failed. Its stderr is appended to `log`.
 pub(crate) fn start_helper(exe: &Path, inv: &Invocation, what: &str, log: &Path) -> Result<()> {
     let log_file = OpenOptions::new().create(true).append(true).open(log).map_err(Error::io("open", log))?;
     let out = command(exe, inv)
@@ -114,12 +98,7 @@ pub(crate) fn start_helper(exe: &Path, inv: &Invocation, what: &str, log: &Path)
             let tail: Vec<&str> = tail.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
             Err(Error::Helper {
                 what: what.into(),
-                message: format!(
-                    "it exited ({}) without reporting readiness; {}: {}",
-                    out.status,
-                    log.display(),
-                    tail.join(" | ")
-                ),
+                message: format!("it exited without reporting readiness; {}: {}", log.display(), tail.join(" | ")),
             })
         }
     }
@@ -135,25 +114,7 @@ pub(crate) fn parse_report(report: &str) -> Option<Result<(), String>> {
     }
 }
 
-/// The launch stage: starts the run stage with the same stdio and returns without waiting for it.
-pub(crate) fn relaunch(inv: &Invocation) -> Result<()> {
-    // The binary's own path (for a readable process name), or /proc/self/exe if it was replaced
-    // on disk since.
-    let exe = std::fs::read_link("/proc/self/exe")
-        .ok()
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
-    match command(&exe, &inv.run_stage()).stdin(Stdio::null()).spawn() {
-        Ok(_child) => Ok(()), // not waited for: it is re-parented when this process exits
-        Err(e) => {
-            let e = Error::io("re-run", &exe)(e);
-            report_failure(&e);
-            Err(e)
-        }
-    }
-}
-
-/// Run stage: tells the runtime the helper is ready and detaches stdout from its pipe.
+/// Tells the runtime the helper is ready and detaches stdout from its pipe.
 pub(crate) fn report_ready() -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -163,7 +124,7 @@ pub(crate) fn report_ready() -> Result<()> {
     nix::unistd::dup2_stdout(&null).map_err(Error::sys("redirect stdout to /dev/null"))
 }
 
-/// Run stage: tells the runtime the helper failed (the error also goes to its log).
+/// Tells the runtime the helper failed (the error also goes to its log).
 pub(crate) fn report_failure(e: &Error) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -182,24 +143,22 @@ mod tests {
     #[test]
     fn arguments_round_trip() {
         let cases = [
-            Invocation::Hold { stage: Stage::Launch, dir: "/var/lib/podnet/rt/sandboxes/u1".into() },
-            Invocation::Hold { stage: Stage::Run, dir: "/x y/z".into() },
-            Invocation::Shim { stage: Stage::Run, dir: "/rt/sandboxes/u1/containers/web".into() },
+            Invocation::Hold { dir: "/var/lib/podnet/rt/sandboxes/u1".into() },
+            Invocation::Hold { dir: "/x y/z".into() },
+            Invocation::Shim { dir: "/rt/sandboxes/u1/containers/web".into() },
             Invocation::Enter { dir: "/rt/sandboxes/u1".into(), argv: s(&["sh", "-c", "--", "echo -n hi", "--x"]) },
         ];
         for inv in cases {
             assert_eq!(Invocation::parse(&inv.to_args()).unwrap(), inv);
         }
         assert_eq!(Invocation::Enter { dir: "/d".into(), argv: s(&["ls"]) }.to_args(), s(&["enter", "/d", "--", "ls"]));
-        assert_eq!(
-            Invocation::Shim { stage: Stage::Launch, dir: "/d".into() }.run_stage().to_args(),
-            s(&["shim", "run", "/d"])
-        );
+        assert_eq!(Invocation::Shim { dir: "/d".into() }.to_args(), s(&["shim", "/d"]));
     }
 
     #[test]
     fn bad_arguments_are_usage_errors() {
-        for bad in [&[][..], &["hold"], &["hold", "go", "/d"], &["enter", "/d", "--"], &["enter", "/d", "ls"], &["x"]] {
+        for bad in [&[][..], &["hold"], &["hold", "run", "/d"], &["enter", "/d", "--"], &["enter", "/d", "ls"], &["x"]]
+        {
             assert!(matches!(Invocation::parse(&s(bad)), Err(Error::Usage(_))), "{bad:?}");
         }
     }

@@ -23,9 +23,9 @@
 //!     shim.log                         the shim's own stderr
 //! ```
 //!
-//! Records are replaced atomically (temporary file, fsync, rename). Processes are recorded with
-//! their start time, so a reused pid is not mistaken for them; a holder or shim that died is seen
-//! as such.
+//! Records are replaced atomically (temporary file, rename; no fsync: they describe processes,
+//! which do not outlive the machine). Processes are recorded with their start time, so a reused
+//! pid is not mistaken for them; a holder or shim that died is seen as such.
 //!
 //! The API is synchronous; the agent calls it from blocking threads.
 #![forbid(unsafe_code)]
@@ -50,17 +50,24 @@ pub use runtime::Runtime;
 pub use shim::DEFAULT_PATH;
 pub use types::{Config, ContainerSpec, ContainerState, ContainerStatus, PodFile, SandboxSpec, SandboxStatus};
 
-use invocation::{Invocation, Stage};
+use invocation::Invocation;
 
 /// The entry point of `podnet internal runtime ARGS…` (sandbox holders, container shims, and
 /// `enter`). Must run before the process has any other thread: the helpers enter namespaces.
 pub fn internal_main(args: &[String]) -> Result<(), Error> {
     match Invocation::parse(args)? {
-        inv @ (Invocation::Hold { stage: Stage::Launch, .. } | Invocation::Shim { stage: Stage::Launch, .. }) => {
-            invocation::relaunch(&inv)
-        }
-        Invocation::Hold { stage: Stage::Run, dir } => holder::run(&dir),
-        Invocation::Shim { stage: Stage::Run, dir } => shim::run(&dir),
+        Invocation::Hold { dir } => detached(|| holder::run(&dir)),
+        Invocation::Shim { dir } => detached(|| shim::run(&dir)),
         Invocation::Enter { dir, argv } => enter::run(&dir, &argv),
     }
+}
+
+/// Runs a helper after it detached from its caller; a failure to detach is reported to the
+/// runtime like any other.
+fn detached(helper: impl FnOnce() -> Result<()>) -> Result<()> {
+    if let Err(e) = invocation::detach() {
+        invocation::report_failure(&e);
+        return Err(e);
+    }
+    helper()
 }

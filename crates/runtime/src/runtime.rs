@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::sys::signal::Signal;
 
 use crate::error::{Error, Result};
-use crate::invocation::{self, start_helper, Invocation, Stage};
+use crate::invocation::{self, start_helper, Invocation};
 use crate::procs::ProcId;
 use crate::state::{
     read_json_at, ContainerRecord, Dir, FileRecord, SandboxDir, SandboxRecord, StateRecord, CONTAINER, CONTAINERS,
@@ -114,7 +114,7 @@ impl Runtime {
         }
         self.teardown(&dir, Duration::ZERO)?;
         let created = self.write_sandbox(&dir, spec).and_then(|()| {
-            let inv = Invocation::Hold { stage: Stage::Launch, dir: dir.0.clone() };
+            let inv = Invocation::Hold { dir: dir.0.clone() };
             start_helper(&self.config.podnet_exe, &inv, "sandbox holder", &dir.path(HOLDER_LOG))
         });
         if let Err(e) = created {
@@ -213,7 +213,7 @@ impl Runtime {
         let restart_count = state.read_json::<ContainerRecord>(CONTAINER)?.map_or(0, |r| r.restart_count + 1);
         state.write_json(CONTAINER, &ContainerRecord { spec: spec.clone(), restart_count })?;
         state.rename(STATE, LAST_STATE)?;
-        let inv = Invocation::Shim { stage: Stage::Launch, dir: cdir.clone() };
+        let inv = Invocation::Shim { dir: cdir.clone() };
         start_helper(&self.config.podnet_exe, &inv, "container shim", &cdir.join(SHIM_LOG))?;
         self.container_status_in(&dir, &spec.name)?.ok_or_else(|| Error::SandboxNotFound(sandbox.into()))
     }

@@ -1,4 +1,4 @@
-//! The container shim (`podnet internal runtime shim run DIR`): it enters the sandbox's
+//! The container shim (`podnet internal runtime shim DIR`): it enters the sandbox's
 //! namespaces, starts the container's process in its own process group with its stdout and
 //! stderr piped into the CRI log, records it as running, forwards SIGTERM/SIGINT/SIGHUP it gets
 //! to the container's group, waits for the process to exit, kills what is left of its group (as
@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::{killpg, SigSet, Signal};
 use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
-use nix::unistd::setsid;
 
 use crate::error::{Error, Result};
 use crate::invocation::{report_failure, report_ready};
@@ -39,7 +38,7 @@ struct Prepared {
     log: Arc<Mutex<File>>,
 }
 
-/// The shim's run stage.
+/// The shim.
 pub(crate) fn run(dir: &Path) -> Result<()> {
     let prepared = match prepare(dir) {
         Ok(p) => p,
@@ -54,7 +53,6 @@ pub(crate) fn run(dir: &Path) -> Result<()> {
 /// Everything up to entering the sandbox: files are opened before, as the sandbox's mount
 /// namespace may show other things at these paths.
 fn prepare(dir: &Path) -> Result<Prepared> {
-    setsid().map_err(Error::sys("start a new session (setsid)"))?;
     let state = Dir::open(dir)?;
     let record: ContainerRecord = state
         .read_json(CONTAINER)?

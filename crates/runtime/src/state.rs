@@ -135,7 +135,10 @@ impl Dir {
         Ok(Dir { fd, path: path.to_path_buf() })
     }
 
-    /// Replaces the file `name` with `bytes` (mode `mode`): a temporary file, fsync, rename.
+    /// Replaces the file `name` with `bytes` (mode `mode`): a temporary file, then a rename, so a
+    /// reader sees the old record or the new one, also if the writer dies between. There is no
+    /// fsync: the records describe processes, which do not outlive the machine either (as
+    /// containerd keeps its runtime state in /run).
     pub fn write_atomic(&self, name: &str, bytes: &[u8], mode: u32) -> Result<()> {
         let tmp = format!(".{name}.tmp-{}-{}", std::process::id(), TMP_COUNTER.fetch_add(1, Ordering::Relaxed));
         let err = |op: &str, e: io::Error| Error::Io { op: op.into(), path: self.path.join(name), source: e };
@@ -150,8 +153,7 @@ impl Dir {
         let written = (|| {
             // The umask may have taken bits away.
             file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-            file.write_all(bytes)?;
-            file.sync_all()
+            file.write_all(bytes)
         })();
         let renamed = written
             .map_err(|e| err("write", e))
