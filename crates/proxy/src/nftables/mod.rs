@@ -2,7 +2,8 @@
 //! in the `ip` and `ip6` families; packets are dispatched by verdict maps keyed on
 //! `daddr . l4proto . dport` (`service-ips`: cluster, external and load-balancer IPs) and
 //! `l4proto . dport` (`service-nodeports`, for packets to the node's addresses), so the cost per
-//! packet does not grow with the number of services; `numgen random mod N` picks an endpoint,
+//! packet does not grow with the number of services; `numgen random` picks an endpoint (a
+//! cascade of rules, each taking one packet in N−i, as iptables' statistic cascade),
 //! dynamic sets with a timeout keep ClientIP affinity; services without endpoints are rejected
 //! (`no-endpoint-services`, `no-endpoint-nodeports`), loadBalancerSourceRanges are enforced
 //! (`firewall-ips`), and masquerading goes through a mark (`mark-for-masquerade`,

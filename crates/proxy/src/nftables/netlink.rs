@@ -9,9 +9,9 @@
 //!
 //! Why not `nft -f`: the program reads the whole ruleset back from the kernel into its cache on
 //! every run (0.8 s with 10,000 services), and closing its socket waits for the kernel's deferred
-//! destroy work. And one kernel transaction with thousands of anonymous sets (one `numgen … vmap`
-//! per service) is quadratic in the kernel (binding an anonymous set walks the transaction's
-//! whole commit list): 10,000 services took 90–130 s.
+//! destroy work. And one kernel transaction with thousands of anonymous sets (kube-proxy's one
+//! `numgen … vmap` per service) is quadratic in the kernel (binding an anonymous set walks the
+//! transaction's whole commit list): 10,000 services took 90–130 s.
 //!
 //! A batch must fit in one `sendmsg` (the socket's send buffer, `net.core.wmem_default`: 208 KiB
 //! by default). So a transaction that does not fit is split where [`Op::Cut`] allows it, in
@@ -33,7 +33,7 @@ use podnet_netlink::nftables::{
     META_MARK, NFTA_SET_ELEM_DATA, NFTA_SET_ELEM_FLAGS, NFTA_SET_ELEM_KEY, NFT_DATA_VERDICT, NFT_GOTO, NFT_JUMP,
     NFT_RETURN, NFT_SET_ANONYMOUS, NFT_SET_CONSTANT, NFT_SET_ELEM_INTERVAL_END, NFT_SET_EVAL, NFT_SET_INTERVAL,
     NFT_SET_MAP, NFT_SET_TIMEOUT, NF_ACCEPT, NF_DROP, PAYLOAD_NETWORK, PAYLOAD_TRANSPORT, REG32_01, REG32_02, REG32_05,
-    REG_1, REG_2, REG_VERDICT, TYPE_INET_PROTOCOL, TYPE_INET_SERVICE, TYPE_INTEGER, TYPE_IP6ADDR, TYPE_IPADDR,
+    REG_1, REG_2, REG_VERDICT, TYPE_INET_PROTOCOL, TYPE_INET_SERVICE, TYPE_IP6ADDR, TYPE_IPADDR,
 };
 
 use super::family::Family;
@@ -48,8 +48,6 @@ use crate::Error;
 const UDATA_KEY_BIG_ENDIAN: &[u8] = &[0, 4, 2, 0, 0, 0];
 /// What `nft` 1.0.6 stores with a `type … : verdict` map of concatenated keys.
 const UDATA_CONCAT_MAP: &[u8] = &[0, 4, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0, 3, 8, 0, 4, 13, 0, 0, 0, 1, 0, 6, 4, 0, 0, 0, 0];
-/// What `nft` 1.0.6 stores with the anonymous map of `numgen … vmap`.
-const UDATA_NUMGEN_MAP: &[u8] = &[0, 4, 1, 0, 0, 0, 1, 4, 0, 0, 0, 0, 4, 8, 0, 4, 1, 0, 0, 0, 1, 0, 6, 4, 0, 0, 0, 0];
 /// Key byte order big endian, elements merged (an anonymous interval set).
 const UDATA_INTERVALS: &[u8] = &[0, 4, 2, 0, 0, 0, 2, 4, 1, 0, 0, 0];
 
@@ -222,13 +220,29 @@ impl Encoder {
         }
     }
 
+    /// `mark set mark or MARK`.
+    fn mark_or(b: &mut MsgBuf, mark: u32) {
+        b.meta_load(META_MARK, REG_1);
+        b.bitwise(REG_1, &(!mark).to_ne_bytes(), &mark.to_ne_bytes());
+        b.meta_set(META_MARK, REG_1);
+    }
+
+    /// `dnat to ADDR:PORT`.
+    fn dnat(b: &mut MsgBuf, to: &std::net::SocketAddr) {
+        let ip = to.ip();
+        b.immediate_data(REG_1, &nl::addr_bytes(&ip));
+        b.immediate_data(REG_2, &to.port().to_be_bytes());
+        // NFT_NAT_DNAT, NF_NAT_RANGE_PROTO_SPECIFIED
+        b.nat(1, Family::of(&ip).af(), REG_1, Some(REG_2), 2);
+    }
+
     fn l4proto(b: &mut MsgBuf, p: Protocol) {
         b.meta_load(META_L4PROTO, REG_1);
         cmp(b, false, &[proto_number(p)]);
     }
 
     /// An anonymous set (and its elements) of a rule, before the rule; returns its name and id.
-    fn anon_set(&mut self, out: &mut MsgBuf, seq: u32, family: Family, table: &str, def: AnonSet<'_>) -> (String, u32) {
+    fn anon_set(&mut self, out: &mut MsgBuf, seq: u32, family: Family, table: &str, def: AnonSet) -> (String, u32) {
         let (prefix, flags, key_type, key_len, data, udata, count): (&str, u32, u32, u32, bool, &[u8], usize) =
             match &def {
                 AnonSet::Addrs { key_type, key_len, elems, intervals } => {
@@ -236,15 +250,6 @@ impl Encoder {
                     let udata = if *intervals { UDATA_INTERVALS } else { UDATA_KEY_BIG_ENDIAN };
                     ("__set", flags, *key_type, *key_len, false, udata, elems.len())
                 }
-                AnonSet::Numgen(targets) => (
-                    "__map",
-                    NFT_SET_ANONYMOUS | NFT_SET_CONSTANT | NFT_SET_MAP,
-                    TYPE_INTEGER,
-                    4,
-                    true,
-                    UDATA_NUMGEN_MAP,
-                    targets.len(),
-                ),
             };
         let (name, id) = self.anon_name(prefix);
         let spec = SetSpec {
@@ -270,10 +275,6 @@ impl Encoder {
                         out.u32(NFTA_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
                     }
                     out.value(NFTA_SET_ELEM_KEY, bytes);
-                }
-                AnonSet::Numgen(targets) => {
-                    out.value(NFTA_SET_ELEM_KEY, &(i as u32).to_ne_bytes());
-                    out.verdict_code(NFTA_SET_ELEM_DATA, NFT_GOTO, Some(&targets[i]));
                 }
             }
             Ok(())
@@ -362,6 +363,10 @@ impl Encoder {
                     exprs.bitwise(REG_1, &mark.to_ne_bytes(), &[0; 4]);
                     cmp(&mut exprs, false, &[0; 4]);
                 }
+                Match::OneIn(n) => {
+                    exprs.numgen(REG_1, *n, 1, 0); // NFT_NG_RANDOM
+                    cmp(&mut exprs, false, &0u32.to_ne_bytes());
+                }
             }
         }
         match &rule.stmt {
@@ -385,28 +390,17 @@ impl Encoder {
                 exprs.payload(REG32_01, PAYLOAD_TRANSPORT, 2, 2);
                 exprs.lookup(REG_1, map, None, Some(REG_VERDICT), false);
             }
-            Stmt::Numgen(targets) => {
-                let (name, id) = self.anon_set(out, seq, family, TABLE, AnonSet::Numgen(targets));
-                exprs.numgen(REG_1, targets.len() as u32, 1, 0); // NFT_NG_RANDOM
-                exprs.lookup(REG_1, &name, Some(id), Some(REG_VERDICT), false);
-            }
-            Stmt::MarkOr(mark) | Stmt::MarkXor(mark) => {
-                let mask = if matches!(rule.stmt, Stmt::MarkOr(_)) { !mark } else { u32::MAX };
+            Stmt::MarkOr(mark) => Self::mark_or(&mut exprs, *mark),
+            Stmt::MarkXor(mark) => {
                 exprs.meta_load(META_MARK, REG_1);
-                exprs.bitwise(REG_1, &mask.to_ne_bytes(), &mark.to_ne_bytes());
+                exprs.bitwise(REG_1, &u32::MAX.to_ne_bytes(), &mark.to_ne_bytes());
                 exprs.meta_set(META_MARK, REG_1);
             }
             Stmt::MasqueradeFullyRandom => exprs.masq(Some(0x10)), // NF_NAT_RANGE_PROTO_RANDOM_FULLY
             Stmt::RejectTcpReset => exprs.reject(1, 0),            // NFT_REJECT_TCP_RST
             // NFT_REJECT_ICMP_UNREACH, port unreachable
             Stmt::Reject => exprs.reject(0, if family == Family::Ipv4 { 3 } else { 4 }),
-            Stmt::Dnat(to) => {
-                let ip = to.ip();
-                exprs.immediate_data(REG_1, &nl::addr_bytes(&ip));
-                exprs.immediate_data(REG_2, &to.port().to_be_bytes());
-                // NFT_NAT_DNAT, NF_NAT_RANGE_PROTO_SPECIFIED
-                exprs.nat(1, Family::of(&ip).af(), REG_1, Some(REG_2), 2);
-            }
+            Stmt::Dnat(to) => Self::dnat(&mut exprs, to),
             Stmt::UpdateSaddr { family: f, set } => {
                 let (soff, _, len, _) = Self::family_addr(*f);
                 exprs.payload(REG_1, PAYLOAD_NETWORK, soff, len);
@@ -506,11 +500,9 @@ impl Encoder {
 }
 
 /// The definition of an anonymous set.
-enum AnonSet<'a> {
+enum AnonSet {
     /// Addresses (or interval bounds: bytes, whether it ends an interval).
     Addrs { key_type: u32, key_len: u32, elems: Vec<(Vec<u8>, bool)>, intervals: bool },
-    /// `numgen` values `0..N` to `goto` these chains.
-    Numgen(&'a [String]),
 }
 
 /// A unit of a transaction that must not be split: operations (by reference or made up).

@@ -71,6 +71,8 @@ pub enum Match {
     FibLocal { source: bool },
     /// `mark and 0x00004000 == 0`.
     MarkClear(u32),
+    /// `numgen random mod N 0`: holds for one packet in N, at random.
+    OneIn(u32),
 }
 
 impl fmt::Display for Match {
@@ -86,6 +88,7 @@ impl fmt::Display for Match {
             Match::CtStateNew => f.write_str("ct state new"),
             Match::FibLocal { source } => write!(f, "fib {} type local", if *source { "saddr" } else { "daddr" }),
             Match::MarkClear(mark) => write!(f, "mark and {mark:#010x} == 0"),
+            Match::OneIn(n) => write!(f, "numgen random mod {n} 0"),
         }
     }
 }
@@ -123,8 +126,6 @@ pub enum Stmt {
     DispatchPort {
         map: String,
     },
-    /// `numgen random mod N vmap { 0 : goto a, 1 : goto b, … }`.
-    Numgen(Vec<String>),
     /// `mark set mark or 0x00004000`.
     MarkOr(u32),
     /// `mark set mark xor 0x00004000`.
@@ -152,10 +153,6 @@ impl fmt::Display for Stmt {
                 write!(f, "{} daddr . meta l4proto . th dport vmap @{map}", family.nft())
             }
             Stmt::DispatchPort { map } => write!(f, "meta l4proto . th dport vmap @{map}"),
-            Stmt::Numgen(targets) => {
-                let targets: Vec<String> = targets.iter().enumerate().map(|(i, c)| format!("{i} : goto {c}")).collect();
-                write!(f, "numgen random mod {} vmap {{ {} }}", targets.len(), targets.join(", "))
-            }
             Stmt::MarkOr(mark) => write!(f, "mark set mark or {mark:#010x}"),
             Stmt::MarkXor(mark) => write!(f, "mark set mark xor {mark:#010x}"),
             Stmt::MasqueradeFullyRandom => f.write_str("masquerade fully-random"),
@@ -225,8 +222,8 @@ mod tests {
             "ip daddr 10.96.0.20 tcp dport 80 ip saddr != { 10.244.0.0/16 } jump mark-for-masquerade"
         );
         assert_eq!(
-            Rule::stmt(Stmt::Numgen(vec!["a".into(), "b".into()])).to_string(),
-            "numgen random mod 2 vmap { 0 : goto a, 1 : goto b }"
+            Rule::verdict(vec![Match::OneIn(2)], Verdict::Goto("a".into())).to_string(),
+            "numgen random mod 2 0 goto a"
         );
         assert_eq!(
             Rule::verdict(vec![Match::MarkClear(0x4000)], Verdict::Return).to_string(),

@@ -220,8 +220,15 @@ pub fn service_rules(port: &ServicePort, family: Family, node: &NodeContext) -> 
                 rules.push(Rule::verdict(vec![saddr(false, AddrValue::Named(set))], to));
             }
         }
-        let targets: Vec<String> = eps.iter().map(ep_chain).collect();
-        rules.push(Rule::stmt(Stmt::Numgen(targets)));
+        // One endpoint of N at random, as iptables' statistic cascade: the i-th rule takes one
+        // packet in N−i of those that reach it. (Not kube-proxy's `numgen random mod N vmap {…}`:
+        // each such anonymous map costs the kernel a walk over every set of the table when it is
+        // created, the larger part of a sync with thousands of services.)
+        for (i, ep) in eps.iter().enumerate() {
+            let left = (eps.len() - i) as u32;
+            let one_in = if left > 1 { vec![Match::OneIn(left)] } else { Vec::new() };
+            rules.push(Rule::verdict(one_in, Verdict::Goto(ep_chain(ep))));
+        }
         out.chains.insert(chain.to_string(), rules);
     };
     if uses_cluster {

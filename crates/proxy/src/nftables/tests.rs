@@ -134,7 +134,8 @@ fn cluster_ip_spreads_over_endpoints_and_masquerades_off_cluster_traffic() {
         rules_of(&script, "ip", &chain),
         [
             "ip daddr 10.96.0.20 tcp dport 80 ip saddr != { 10.244.0.0/16 } jump mark-for-masquerade".to_string(),
-            format!("numgen random mod 2 vmap {{ 0 : goto {e1}, 1 : goto {e2} }}"),
+            format!("numgen random mod 2 0 goto {e1}"),
+            format!("goto {e2}"),
         ]
     );
     assert_eq!(
@@ -229,10 +230,11 @@ fn client_ip_affinity_uses_dynamic_sets_looked_up_before_numgen() {
         )));
     }
     let rules = rules_of(&script, "ip", &chain);
-    assert_eq!(rules.len(), 4);
+    assert_eq!(rules.len(), 5);
     assert_eq!(rules[1], format!("ip saddr @{} goto {}", sets[0], eps[0]));
     assert_eq!(rules[2], format!("ip saddr @{} goto {}", sets[1], eps[1]));
-    assert!(rules[3].starts_with("numgen random mod 2 vmap"));
+    assert_eq!(rules[3], format!("numgen random mod 2 0 goto {}", eps[0]));
+    assert_eq!(rules[4], format!("goto {}", eps[1]));
     assert_eq!(rules_of(&script, "ip", &eps[0])[1], format!("update @{} {{ ip saddr }}", sets[0]));
     assert!(
         script.find(&format!("add set ip podnet {}", sets[0])).unwrap()
@@ -301,7 +303,7 @@ fn external_traffic_policy_local_keeps_the_source_and_the_local_endpoints() {
         ]
     );
     let local_ep = names::endpoint_chain(&port.id, &port.endpoints[0]);
-    assert_eq!(rules_of(&script, "ip", &local), [format!("numgen random mod 1 vmap {{ 0 : goto {local_ep} }}")]);
+    assert_eq!(rules_of(&script, "ip", &local), [format!("goto {local_ep}")]);
     assert!(lines_with(&script, "add element ip podnet no-endpoint-nodeports").is_empty());
 
     // No local endpoint: external traffic not from pods or the node is dropped.
@@ -393,7 +395,8 @@ fn partial_sync_touches_only_what_changed() {
     assert!(!script.contains(&format!("add chain ip podnet {old_ep}")));
     assert!(script.contains(&format!("add chain ip podnet {new_ep}\nflush chain ip podnet {new_ep}\n")));
     assert!(script.contains(&format!("flush chain ip podnet {b_chain}\n")));
-    assert!(rules_of(&script, "ip", &b_chain).last().unwrap().starts_with("numgen random mod 2 vmap"));
+    let b_rules = rules_of(&script, "ip", &b_chain);
+    assert!(b_rules[b_rules.len() - 2].starts_with("numgen random mod 2 0 goto "), "{b_rules:?}");
 
     // b loses all endpoints: its element moves to the reject map and its chains are flushed.
     let mut b3 = b.clone();
@@ -691,7 +694,7 @@ fn netlink_writes_what_nft_writes_for_the_same_script() {
         (by_nft, by_netlink, partial_nft, partial_netlink, resynced, elements)
     });
     let Some((by_nft, by_netlink, partial_nft, partial_netlink, resynced, elements)) = result else { return };
-    assert!(by_nft.contains("table ip podnet") && by_nft.contains("numgen random mod 2"), "{by_nft}");
+    assert!(by_nft.contains("table ip podnet") && by_nft.contains("numgen random mod 2 0 goto"), "{by_nft}");
     assert_eq!(by_netlink, by_nft);
     assert_eq!(partial_netlink, partial_nft);
     // The full sync restored the ruleset of `ports` (the `dns` chains of the partial sync are
