@@ -104,7 +104,6 @@ struct ControllersArgs {
     options: ControllerOptions,
 }
 
-/// A client for the API server described by `kubeconfig`, or the default one.
 /// Whether this process runs in a pod: the kubernetes Service's address in the environment and a
 /// service-account token mounted where the kubelet mounts it.
 fn in_pod() -> bool {
@@ -112,6 +111,7 @@ fn in_pod() -> bool {
         && std::path::Path::new("/var/run/secrets/kubernetes.io/serviceaccount/token").exists()
 }
 
+/// A client for the API server described by `kubeconfig`, or the default one.
 async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
     let config = match kubeconfig {
         Some(path) => {
