@@ -86,6 +86,9 @@ pub struct Api {
     /// TLS towards the kubelets: the admin client certificate, as kube-apiserver's
     /// `--kubelet-client-certificate` (kubeadm's is in system:masters too).
     pub kubelet_tls: Arc<rustls::ClientConfig>,
+    /// Turns true when the server shuts down: open watches end then, as kube-apiserver's do, so
+    /// that the graceful shutdown does not wait for them.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// A server that has bound its port and is ready to serve.
@@ -133,6 +136,7 @@ impl Server {
             advertise: format!("{advertise_ip}:{}", addr.port()),
             namespace_deletions: tx,
             kubelet_tls: kubelet::client_tls(&pki).context("the kubelet client credentials")?,
+            stopping: tokio::sync::watch::Sender::new(false),
         });
         api.bootstrap(&config, advertise_ip, addr.port()).context("creating the system objects")?;
         Ok(Server { api, addr, kubeconfig, listener, tls, namespace_rx })

@@ -131,7 +131,9 @@ pub async fn serve(
         });
     }
     drop(listener);
-    // Watches never end by themselves: give plain requests a moment, then stop.
+    // Watches end now (their clients see the stream end and retry elsewhere); plain requests get
+    // a moment to finish.
+    api.end_watches();
     let _ = tokio::time::timeout(Duration::from_secs(2), graceful.shutdown()).await;
     Ok(())
 }

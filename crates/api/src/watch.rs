@@ -44,6 +44,11 @@ struct Watch {
 }
 
 impl Api {
+    /// Ends every open watch (the server is shutting down); watches started later end at once.
+    pub fn end_watches(&self) {
+        self.stopping.send_replace(true);
+    }
+
     /// Starts a watch; the returned receiver yields the response body's chunks.
     pub fn watch(self: &Arc<Self>, t: &Target, q: &Query, repr: Representation) -> ApiResult<mpsc::Receiver<Bytes>> {
         let filter = ObjectFilter::from_query(t.resource, q)?;
@@ -145,11 +150,13 @@ impl Watch {
         }
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
+        let mut stopping = api.stopping.subscribe();
         let mut bookmark = tokio::time::interval(BOOKMARK_INTERVAL);
         bookmark.tick().await;
         loop {
             tokio::select! {
                 _ = &mut deadline => return,
+                _ = async { stopping.wait_for(|stop| *stop).await.map(|_| ()) } => return,
                 _ = self.tx.closed() => return,
                 _ = bookmark.tick(), if self.bookmarks => {
                     if !self.bookmark(false).await { return; }

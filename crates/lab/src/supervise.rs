@@ -97,17 +97,23 @@ impl Managed {
         }
     }
 
-    fn stop(&mut self, grace: Duration) {
+    /// Asks the process to stop (SIGTERM); [`Managed::wait`] then waits for it.
+    fn terminate(&self) {
         use nix::sys::signal::{kill, Signal};
         use nix::unistd::Pid;
+        if let Some(child) = &self.child {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        }
+    }
+
+    /// Waits until `deadline` for the process to exit, then kills it.
+    fn wait(&mut self, deadline: Instant) {
         let Some(mut child) = self.child.take() else { return };
-        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-        let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
         let _ = child.kill();
         let _ = child.wait();
@@ -292,12 +298,15 @@ fn supervise(
             }
         }
     });
+    // All at once, with one deadline: the lab is going away, nobody waits for an orderly order.
     tracing::info!("stopping the agents and the API server");
-    for a in &mut agents {
-        a.stop(Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for m in agents.iter().chain([&server, &resolver]) {
+        m.terminate();
     }
-    server.stop(Duration::from_secs(5));
-    resolver.stop(Duration::from_secs(5));
+    for m in agents.iter_mut().chain([&mut server, &mut resolver]) {
+        m.wait(deadline);
+    }
     let _ = fs::remove_file(status_path(state));
     Ok(())
 }
