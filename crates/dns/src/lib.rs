@@ -8,6 +8,7 @@
 
 pub mod corefile;
 pub mod daemon;
+pub mod fuzz;
 pub mod kubernetes;
 pub mod plugins;
 pub mod server;

@@ -347,7 +347,12 @@ pub fn parse_query(bytes: &[u8]) -> Parsed {
 }
 
 /// Runs a query down the chain and encodes the answer for `transport`.
-async fn respond(chain: &[Arc<dyn Handler>], message: Message, client: SocketAddr, transport: Transport) -> Vec<u8> {
+pub async fn respond(
+    chain: &[Arc<dyn Handler>],
+    message: Message,
+    client: SocketAddr,
+    transport: Transport,
+) -> Vec<u8> {
     let req = Request { message, client, transport };
     let answer = AssertUnwindSafe(Next::new(chain).run(&req)).catch_unwind().await;
     let answer = answer.unwrap_or_else(|_| {
