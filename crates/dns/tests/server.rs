@@ -517,3 +517,13 @@ async fn dig_agrees() {
     assert_eq!(out.lines().count(), BIG as usize);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_taken_port_is_an_error() {
+    let running = start().await;
+    let again = Server::bind(running.addr, ServerConfig::default()).await;
+    assert!(again.is_err(), "a second server bound {}", running.addr);
+    let m = ask(running.addr, "web.default.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(m.response_code(), ResponseCode::NoError);
+    running.stop().await;
+}
