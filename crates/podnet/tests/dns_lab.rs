@@ -3,7 +3,8 @@
 //! namespace apps, seed 003's headless service (one record per ready pod, NXDOMAIN when none is
 //! ready, updates after scaling) and `curl` of a pod's DNS name, SRV with the targets' addresses,
 //! PTR, an ExternalName followed through the forwarder to the lab's upstream resolver, and the
-//! kube-dns Service as kubeadm creates it.
+//! kube-dns Service as kubeadm creates it; then the Corefile edited through the ConfigMap
+//! (reloaded by both replicas) and a broken edit (logged, the running Corefile keeps serving).
 
 mod cni_support;
 mod common;
@@ -154,4 +155,58 @@ fn cluster_dns_in_the_lab() {
     assert!(out.contains("status: NXDOMAIN"), "{out}");
     // The dns-version record.
     assert_eq!(dig(&lab, "client", &["TXT", "dns-version.cluster.local"]).unwrap().trim(), "\"1.1.0\"");
+
+    reload_through_the_configmap(&lab);
+}
+
+/// kubeadm's Corefile has `reload`: an edit of the ConfigMap reaches every replica (through the
+/// file each mirrors it into) within the reload interval (30 s + up to 15 s of jitter, as
+/// CoreDNS), and a broken Corefile is logged while the running one keeps serving.
+fn reload_through_the_configmap(lab: &Lab) {
+    let corefile =
+        lab.kubectl(&["get", "configmap", "-n", "kube-system", "coredns", "-o", "jsonpath={.data.Corefile}"]);
+    let hosts = "    errors\n    hosts {\n        10.1.2.3 reload-check.podnet.test\n        fallthrough\n    }\n";
+    let with_hosts = corefile.replacen("    errors\n", hosts, 1);
+    assert_ne!(with_hosts, corefile, "kubeadm's Corefile starts with errors: {corefile}");
+    let set_corefile = |text: &str| {
+        let patch = serde_json::json!({"data": {"Corefile": text}}).to_string();
+        lab.kubectl(&["patch", "configmap", "-n", "kube-system", "coredns", "--type", "merge", "-p", &patch]);
+    };
+    // Eight answers in a row from the Service (spread over both replicas) give the new address.
+    let answered_by_all = || {
+        for _ in 0..8 {
+            let a = dig(lab, "client", &["reload-check.podnet.test"])?;
+            if a.trim() != "10.1.2.3" {
+                return Err(format!("answer {a:?}"));
+            }
+        }
+        Ok(String::new())
+    };
+    set_corefile(&with_hosts);
+    eventually_within(Duration::from_secs(100), "the edited Corefile served by both replicas", answered_by_all);
+
+    // A Corefile with an unknown plugin: each replica logs that the reload failed and goes on
+    // with the one it has.
+    set_corefile(&with_hosts.replacen("    errors\n", "    errors\n    no-such-plugin\n", 1));
+    let pods = lab.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        "kube-system",
+        "-l",
+        "k8s-app=kube-dns",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
+    for pod in pods.split_whitespace() {
+        eventually_within(Duration::from_secs(100), &format!("{pod} logs the failed reload"), || {
+            let logs = lab.kubectl(&["logs", "-n", "kube-system", pod]);
+            if logs.contains("reload failed") && logs.contains("no-such-plugin") {
+                Ok(logs)
+            } else {
+                Err("no failed reload logged yet".into())
+            }
+        });
+    }
+    answered_by_all().expect("the running Corefile keeps serving after a bad edit");
 }
