@@ -243,7 +243,17 @@ fn tcp(ns: &Ns, addr: &str) -> std::io::Result<String> {
 fn udp(ns: &Ns, addr: &str, local_port: u16) -> std::io::Result<String> {
     let addr: SocketAddr = addr.parse().unwrap();
     run_in(&ns.ns, move || {
-        let s = UdpSocket::bind(("0.0.0.0", local_port))?;
+        // The previous call's socket on the same fixed port may outlive its close for a moment:
+        // a child process another test thread forks holds every descriptor until it execs.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let s = loop {
+            match UdpSocket::bind(("0.0.0.0", local_port)) {
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                bound => break bound?,
+            }
+        };
         s.set_read_timeout(Some(Duration::from_secs(1)))?;
         s.send_to(b"hi", addr)?;
         let mut buf = [0u8; 64];
