@@ -54,11 +54,24 @@ async fn forwards_over_udp() {
     assert_eq!(f.metrics.value("coredns_forward_responses_total", &[("to", &to), ("rcode", "NOERROR")]), Some(1.0));
 }
 
+/// A UDP socket and a TCP listener on one free port of 127.0.0.1. (A port free for UDP may be
+/// taken for TCP, by a connection of another test: then another port.)
+async fn udp_and_tcp() -> (UdpSocket, TcpListener) {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        match TcpListener::bind(udp.local_addr().unwrap()).await {
+            Ok(tcp) => return (udp, tcp),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) => panic!("binding TCP: {e}"),
+        }
+    }
+    panic!("no port free for both UDP and TCP in 50 attempts");
+}
+
 #[tokio::test]
 async fn retries_over_tcp_when_truncated() {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (udp, tcp) = udp_and_tcp().await;
     let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
     tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
         while let Ok((n, from)) = udp.recv_from(&mut buf).await {
