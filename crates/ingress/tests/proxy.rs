@@ -475,6 +475,36 @@ async fn slow_backends_get_504_after_the_read_timeout() {
     proxy.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_backend_stalling_in_its_body_is_cut_after_the_read_timeout() {
+    // A backend that promises 100 bytes, sends 10, and then nothing (but keeps the connection).
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789";
+                let _ = stream.write_all(head.as_bytes()).await;
+                tokio::time::sleep(Duration::from_secs(20)).await;
+            });
+        }
+    });
+    let settings = Settings { read_timeout: Duration::from_secs(1), ..Settings::default() };
+    let proxy = start(table(vec![("a.test", server(vec![route("/", settings, upstream("a", vec![addr]))]))])).await;
+    let mut client = tokio::net::TcpStream::connect(proxy.http).await.unwrap();
+    client.write_all(b"GET / HTTP/1.1\r\nhost: a.test\r\n\r\n").await.unwrap();
+    // As nginx: the client gets the head and what came of the body, then the connection ends.
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the response was still open after 10 s: {:?}", String::from_utf8_lossy(&got));
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("0123456789"), "the 10 bytes sent, and no more: {text}");
+    proxy.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Canaries and affinity
 

@@ -1,12 +1,14 @@
 //! The two body types of the proxy, without boxing: [`UpstreamBody`] (what is sent to a
 //! backend — nothing, a buffered body that can be replayed on another endpoint, or the client's
 //! stream counted and cut at `proxy-body-size`) and [`ResponseBody`] (what the client gets — a
-//! small body of the proxy's own, or the backend's stream, counted for the response-size metric).
+//! small body of the proxy's own, or the backend's stream, counted for the response-size metric
+//! and cut when the backend sends nothing for `proxy-read-timeout`).
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -102,13 +104,49 @@ impl Body for UpstreamBody {
     }
 }
 
+/// Why a backend's response body was cut.
+#[derive(Debug, thiserror::Error)]
+#[error("the backend sent nothing for {0:?} (proxy-read-timeout) in the middle of its response body")]
+pub struct ReadTimedOut(pub Duration);
+
 /// A response body on its way to the client.
 #[derive(Debug)]
 pub enum ResponseBody {
     /// The proxy's own answer (errors, redirects, preflights).
     Full(Option<Bytes>),
-    /// A backend's body; its size goes to the route's metrics when it ends or is dropped.
-    Upstream { inner: Incoming, meter: Meter },
+    /// A backend's body; its size goes to the route's metrics when it ends or is dropped. As
+    /// nginx's `proxy_read_timeout`, `read_timeout` bounds the wait between two reads: past it
+    /// the body ends with an error (the client's connection or stream is cut, as nginx does).
+    Upstream { inner: Incoming, meter: Meter, read_timeout: Duration, idle: IdleTimer },
+}
+
+/// The timer of a wait for the next read; made the first time the body has to wait, restarted
+/// by the first wait after each read.
+#[derive(Debug, Default)]
+pub struct IdleTimer {
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The timer runs for the current wait (no read since it was set).
+    running: bool,
+}
+
+impl IdleTimer {
+    /// Waits at most `limit` from the first call since the last [`IdleTimer::read`]; ready when
+    /// that time is up.
+    fn poll_expired(&mut self, limit: Duration, cx: &mut Context<'_>) -> Poll<()> {
+        use std::future::Future;
+        let deadline = tokio::time::Instant::now() + limit;
+        let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.running {
+            sleep.as_mut().reset(deadline);
+            self.running = true;
+        }
+        sleep.as_mut().poll(cx)
+    }
+
+    /// Something was read: the next wait starts afresh.
+    fn read(&mut self) {
+        self.running = false;
+    }
 }
 
 impl ResponseBody {
@@ -123,12 +161,12 @@ impl ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             ResponseBody::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
-            ResponseBody::Upstream { inner, meter } => {
+            ResponseBody::Upstream { inner, meter, read_timeout, idle } => {
                 let polled = Pin::new(&mut *inner).poll_frame(cx);
                 match &polled {
                     Poll::Ready(Some(Ok(frame))) => {
@@ -138,9 +176,16 @@ impl Body for ResponseBody {
                         meter.ended = inner.is_end_stream();
                     }
                     Poll::Ready(None) => meter.ended = true,
-                    _ => {}
+                    Poll::Ready(Some(Err(_))) => {}
+                    Poll::Pending => {
+                        return match idle.poll_expired(*read_timeout, cx) {
+                            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(ReadTimedOut(*read_timeout))))),
+                            Poll::Pending => Poll::Pending,
+                        };
+                    }
                 }
-                polled
+                idle.read();
+                polled.map_err(Into::into)
             }
         }
     }

@@ -273,7 +273,7 @@ async fn proxy(
         // request body was all sent).
         let ended = hyper::body::Body::is_end_stream(&incoming);
         let meter = Meter::new(series).with_connection(pooled, ended, streamed);
-        ResponseBody::Upstream { inner: incoming, meter }
+        ResponseBody::Upstream { inner: incoming, meter, read_timeout: settings.read_timeout, idle: Default::default() }
     };
     (Response::from_parts(head, body), body_bytes)
 }
