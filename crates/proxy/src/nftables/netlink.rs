@@ -220,63 +220,37 @@ impl Encoder {
         }
     }
 
-    /// `mark set mark or MARK`.
-    fn mark_or(b: &mut MsgBuf, mark: u32) {
-        b.meta_load(META_MARK, REG_1);
-        b.bitwise(REG_1, &(!mark).to_ne_bytes(), &mark.to_ne_bytes());
-        b.meta_set(META_MARK, REG_1);
-    }
-
-    /// `dnat to ADDR:PORT`.
-    fn dnat(b: &mut MsgBuf, to: &std::net::SocketAddr) {
-        let ip = to.ip();
-        b.immediate_data(REG_1, &nl::addr_bytes(&ip));
-        b.immediate_data(REG_2, &to.port().to_be_bytes());
-        // NFT_NAT_DNAT, NF_NAT_RANGE_PROTO_SPECIFIED
-        b.nat(1, Family::of(&ip).af(), REG_1, Some(REG_2), 2);
-    }
-
     fn l4proto(b: &mut MsgBuf, p: Protocol) {
         b.meta_load(META_L4PROTO, REG_1);
         cmp(b, false, &[proto_number(p)]);
     }
 
     /// An anonymous set (and its elements) of a rule, before the rule; returns its name and id.
-    fn anon_set(&mut self, out: &mut MsgBuf, seq: u32, family: Family, table: &str, def: AnonSet) -> (String, u32) {
-        let (prefix, flags, key_type, key_len, data, udata, count): (&str, u32, u32, u32, bool, &[u8], usize) =
-            match &def {
-                AnonSet::Addrs { key_type, key_len, elems, intervals } => {
-                    let flags = NFT_SET_ANONYMOUS | NFT_SET_CONSTANT | if *intervals { NFT_SET_INTERVAL } else { 0 };
-                    let udata = if *intervals { UDATA_INTERVALS } else { UDATA_KEY_BIG_ENDIAN };
-                    ("__set", flags, *key_type, *key_len, false, udata, elems.len())
-                }
-            };
-        let (name, id) = self.anon_name(prefix);
+    fn anon_set(&mut self, out: &mut MsgBuf, seq: u32, family: Family, table: &str, set: AnonSet) -> (String, u32) {
+        let AnonSet { key_type, key_len, elems, intervals } = set;
+        let (name, id) = self.anon_name("__set");
+        let count = elems.len();
         let spec = SetSpec {
             table,
             name: &name,
-            flags,
+            flags: NFT_SET_ANONYMOUS | NFT_SET_CONSTANT | if intervals { NFT_SET_INTERVAL } else { 0 },
             key_type,
             key_len,
-            data: data.then_some((NFT_DATA_VERDICT, 0)),
+            data: None,
             id,
             timeout_ms: None,
             size: Some(count as u32),
-            userdata: udata,
+            userdata: if intervals { UDATA_INTERVALS } else { UDATA_KEY_BIG_ENDIAN },
         };
         out.new_set(seq, family.af(), &spec);
         // The elements name the set by its id only: the kernel then finds it among the sets of
         // this transaction (from the newest), not by comparing names with every set of the table.
         let _ = out.set_elems::<()>(seq, family.af(), table, SetRef::Id(id), true, count, |out, i| {
-            match &def {
-                AnonSet::Addrs { elems, .. } => {
-                    let (bytes, end) = &elems[i];
-                    if *end {
-                        out.u32(NFTA_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
-                    }
-                    out.value(NFTA_SET_ELEM_KEY, bytes);
-                }
+            let (bytes, end) = &elems[i];
+            if *end {
+                out.u32(NFTA_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
             }
+            out.value(NFTA_SET_ELEM_KEY, bytes);
             Ok(())
         });
         (name, id)
@@ -324,8 +298,8 @@ impl Encoder {
                         .collect();
                     addrs.into_iter().map(|a| (a, false)).collect()
                 };
-                let def = AnonSet::Addrs { key_type, key_len: len, elems, intervals };
-                let (name, id) = self.anon_set(out, seq, family, TABLE, def);
+                let set = AnonSet { key_type, key_len: len, elems, intervals };
+                let (name, id) = self.anon_set(out, seq, family, TABLE, set);
                 exprs.payload(REG_1, PAYLOAD_NETWORK, offset, len);
                 exprs.lookup(REG_1, &name, Some(id), None, negate);
             }
@@ -390,17 +364,23 @@ impl Encoder {
                 exprs.payload(REG32_01, PAYLOAD_TRANSPORT, 2, 2);
                 exprs.lookup(REG_1, map, None, Some(REG_VERDICT), false);
             }
-            Stmt::MarkOr(mark) => Self::mark_or(&mut exprs, *mark),
-            Stmt::MarkXor(mark) => {
+            Stmt::MarkOr(mark) | Stmt::MarkXor(mark) => {
+                let mask = if matches!(rule.stmt, Stmt::MarkOr(_)) { !mark } else { u32::MAX };
                 exprs.meta_load(META_MARK, REG_1);
-                exprs.bitwise(REG_1, &u32::MAX.to_ne_bytes(), &mark.to_ne_bytes());
+                exprs.bitwise(REG_1, &mask.to_ne_bytes(), &mark.to_ne_bytes());
                 exprs.meta_set(META_MARK, REG_1);
             }
             Stmt::MasqueradeFullyRandom => exprs.masq(Some(0x10)), // NF_NAT_RANGE_PROTO_RANDOM_FULLY
             Stmt::RejectTcpReset => exprs.reject(1, 0),            // NFT_REJECT_TCP_RST
             // NFT_REJECT_ICMP_UNREACH, port unreachable
             Stmt::Reject => exprs.reject(0, if family == Family::Ipv4 { 3 } else { 4 }),
-            Stmt::Dnat(to) => Self::dnat(&mut exprs, to),
+            Stmt::Dnat(to) => {
+                let ip = to.ip();
+                exprs.immediate_data(REG_1, &nl::addr_bytes(&ip));
+                exprs.immediate_data(REG_2, &to.port().to_be_bytes());
+                // NFT_NAT_DNAT, NF_NAT_RANGE_PROTO_SPECIFIED
+                exprs.nat(1, Family::of(&ip).af(), REG_1, Some(REG_2), 2);
+            }
             Stmt::UpdateSaddr { family: f, set } => {
                 let (soff, _, len, _) = Self::family_addr(*f);
                 exprs.payload(REG_1, PAYLOAD_NETWORK, soff, len);
@@ -499,10 +479,12 @@ impl Encoder {
     }
 }
 
-/// The definition of an anonymous set.
-enum AnonSet {
-    /// Addresses (or interval bounds: bytes, whether it ends an interval).
-    Addrs { key_type: u32, key_len: u32, elems: Vec<(Vec<u8>, bool)>, intervals: bool },
+/// An anonymous set of addresses (or of interval bounds: bytes, whether it ends an interval).
+struct AnonSet {
+    key_type: u32,
+    key_len: u32,
+    elems: Vec<(Vec<u8>, bool)>,
+    intervals: bool,
 }
 
 /// A unit of a transaction that must not be split: operations (by reference or made up).
