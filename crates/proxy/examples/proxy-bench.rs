@@ -121,20 +121,12 @@ fn endpoint(ip: IpAddr, port: u16) -> Endpoint {
 }
 
 fn service(name: String, cluster_ip: IpAddr, port: u16, endpoints: Vec<Endpoint>) -> ServicePort {
-    ServicePort {
-        id: ServicePortName { namespace: "bench".into(), name, port: "http".into(), protocol: Protocol::Tcp },
-        cluster_ips: vec![cluster_ip],
+    ServicePort::cluster_ip(
+        ServicePortName { namespace: "bench".into(), name, port: "http".into(), protocol: Protocol::Tcp },
+        cluster_ip,
         port,
-        node_port: None,
-        external_ips: vec![],
-        load_balancer_ips: vec![],
-        load_balancer_source_ranges: vec![],
-        affinity: None,
-        external_local: false,
-        internal_local: false,
-        health_check_node_port: None,
         endpoints,
-    }
+    )
 }
 
 /// The probe service's cluster IP for `s` services (the last one).

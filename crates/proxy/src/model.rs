@@ -117,6 +117,25 @@ pub struct ServicePort {
 pub const DEFAULT_AFFINITY_TIMEOUT: Duration = Duration::from_secs(10800);
 
 impl ServicePort {
+    /// A port of a plain ClusterIP Service: one cluster IP, no node port, no external or
+    /// load-balancer addresses, no affinity, Cluster traffic policies.
+    pub fn cluster_ip(id: ServicePortName, cluster_ip: IpAddr, port: u16, endpoints: Vec<Endpoint>) -> ServicePort {
+        ServicePort {
+            id,
+            cluster_ips: vec![cluster_ip],
+            port,
+            node_port: None,
+            external_ips: vec![],
+            load_balancer_ips: vec![],
+            load_balancer_source_ranges: vec![],
+            affinity: None,
+            external_local: false,
+            internal_local: false,
+            health_check_node_port: None,
+            endpoints,
+        }
+    }
+
     /// Whether the Service is of a type with node ports or external traffic.
     pub fn has_external(&self) -> bool {
         self.node_port.is_some() || !self.external_ips.is_empty() || !self.load_balancer_ips.is_empty()

@@ -286,20 +286,7 @@ fn ep(addr: &str, port: u16, local: bool) -> Endpoint {
 }
 
 fn service(name: &str, protocol: Protocol, cluster_ip: &str, port: u16, endpoints: Vec<Endpoint>) -> ServicePort {
-    ServicePort {
-        id: id(name, protocol),
-        cluster_ips: vec![ip(cluster_ip)],
-        port,
-        node_port: None,
-        external_ips: vec![],
-        load_balancer_ips: vec![],
-        load_balancer_source_ranges: vec![],
-        affinity: None,
-        external_local: false,
-        internal_local: false,
-        health_check_node_port: None,
-        endpoints,
-    }
+    ServicePort::cluster_ip(id(name, protocol), ip(cluster_ip), port, endpoints)
 }
 
 fn pods_tcp(local: bool) -> Vec<Endpoint> {

@@ -340,20 +340,12 @@ fn pod_ep(i: usize, port: u16, local: bool) -> Endpoint {
 }
 
 fn service(name: &str, protocol: Protocol, cluster_ip: &str, port: u16, endpoints: Vec<Endpoint>) -> ServicePort {
-    ServicePort {
-        id: ServicePortName { namespace: "test".into(), name: name.into(), port: "p".into(), protocol },
-        cluster_ips: vec![ip(cluster_ip)],
+    ServicePort::cluster_ip(
+        ServicePortName { namespace: "test".into(), name: name.into(), port: "p".into(), protocol },
+        ip(cluster_ip),
         port,
-        node_port: None,
-        external_ips: vec![],
-        load_balancer_ips: vec![],
-        load_balancer_source_ranges: vec![],
-        affinity: None,
-        external_local: false,
-        internal_local: false,
-        health_check_node_port: None,
         endpoints,
-    }
+    )
 }
 
 fn tcp_service(name: &str, cluster_ip: &str, pods: &[usize]) -> ServicePort {

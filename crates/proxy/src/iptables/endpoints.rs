@@ -85,25 +85,12 @@ mod tests {
     }
 
     fn port(endpoints: Vec<Endpoint>) -> ServicePort {
-        ServicePort {
-            id: ServicePortName {
-                namespace: "ns".into(),
-                name: "s".into(),
-                port: String::new(),
-                protocol: Protocol::Tcp,
-            },
-            cluster_ips: vec!["10.96.0.10".parse().unwrap()],
-            port: 80,
-            node_port: None,
-            external_ips: vec![],
-            load_balancer_ips: vec![],
-            load_balancer_source_ranges: vec![],
-            affinity: None,
-            external_local: false,
-            internal_local: false,
-            health_check_node_port: None,
+        ServicePort::cluster_ip(
+            ServicePortName { namespace: "ns".into(), name: "s".into(), port: String::new(), protocol: Protocol::Tcp },
+            "10.96.0.10".parse().unwrap(),
+            80,
             endpoints,
-        }
+        )
     }
 
     fn addrs(eps: &[&Endpoint]) -> Vec<String> {

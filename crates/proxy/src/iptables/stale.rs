@@ -64,35 +64,27 @@ mod tests {
     }
 
     fn dns(endpoints: &[&str]) -> ServicePort {
+        let id = ServicePortName {
+            namespace: "kube-system".into(),
+            name: "dns".into(),
+            port: "dns".into(),
+            protocol: Protocol::Udp,
+        };
+        let endpoints = endpoints
+            .iter()
+            .map(|ip| Endpoint {
+                ip: ip.parse().unwrap(),
+                port: 5353,
+                node_name: None,
+                ready: true,
+                serving: true,
+                terminating: false,
+                local: false,
+            })
+            .collect();
         ServicePort {
-            id: ServicePortName {
-                namespace: "kube-system".into(),
-                name: "dns".into(),
-                port: "dns".into(),
-                protocol: Protocol::Udp,
-            },
-            cluster_ips: vec!["10.96.0.10".parse().unwrap()],
-            port: 53,
             node_port: Some(30053),
-            external_ips: vec![],
-            load_balancer_ips: vec![],
-            load_balancer_source_ranges: vec![],
-            affinity: None,
-            external_local: false,
-            internal_local: false,
-            health_check_node_port: None,
-            endpoints: endpoints
-                .iter()
-                .map(|ip| Endpoint {
-                    ip: ip.parse().unwrap(),
-                    port: 5353,
-                    node_name: None,
-                    ready: true,
-                    serving: true,
-                    terminating: false,
-                    local: false,
-                })
-                .collect(),
+            ..ServicePort::cluster_ip(id, "10.96.0.10".parse().unwrap(), 53, endpoints)
         }
     }
 

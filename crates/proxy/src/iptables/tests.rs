@@ -17,20 +17,7 @@ fn ep(ip: &str, port: u16, local: bool) -> Endpoint {
 }
 
 fn port(id: ServicePortName, cluster_ip: &str, port: u16, endpoints: Vec<Endpoint>) -> ServicePort {
-    ServicePort {
-        id,
-        cluster_ips: vec![cluster_ip.parse().unwrap()],
-        port,
-        node_port: None,
-        external_ips: vec![],
-        load_balancer_ips: vec![],
-        load_balancer_source_ranges: vec![],
-        affinity: None,
-        external_local: false,
-        internal_local: false,
-        health_check_node_port: None,
-        endpoints,
-    }
+    ServicePort::cluster_ip(id, cluster_ip.parse().unwrap(), port, endpoints)
 }
 
 fn node() -> NodeContext {

@@ -35,20 +35,7 @@ fn ep(addr: &str, local: bool) -> Endpoint {
 }
 
 fn svc(name: &str, cluster_ip: &str, port: u16, endpoints: Vec<Endpoint>) -> ServicePort {
-    ServicePort {
-        id: id(name, "http", Protocol::Tcp),
-        cluster_ips: vec![cluster_ip.parse().unwrap()],
-        port,
-        node_port: None,
-        external_ips: vec![],
-        load_balancer_ips: vec![],
-        load_balancer_source_ranges: vec![],
-        affinity: None,
-        external_local: false,
-        internal_local: false,
-        health_check_node_port: None,
-        endpoints,
-    }
+    ServicePort::cluster_ip(id(name, "http", Protocol::Tcp), cluster_ip.parse().unwrap(), port, endpoints)
 }
 
 fn web() -> ServicePort {

@@ -211,23 +211,18 @@ mod tests {
 
     fn port(endpoints: Vec<Endpoint>) -> ServicePort {
         ServicePort {
-            id: ServicePortName {
-                namespace: "ns".into(),
-                name: "s".into(),
-                port: String::new(),
-                protocol: Protocol::Tcp,
-            },
-            cluster_ips: vec![ip("10.96.0.1")],
-            port: 80,
             node_port: Some(30000),
-            external_ips: vec![],
-            load_balancer_ips: vec![],
-            load_balancer_source_ranges: vec![],
-            affinity: None,
-            external_local: false,
-            internal_local: false,
-            health_check_node_port: None,
-            endpoints,
+            ..ServicePort::cluster_ip(
+                ServicePortName {
+                    namespace: "ns".into(),
+                    name: "s".into(),
+                    port: String::new(),
+                    protocol: Protocol::Tcp,
+                },
+                ip("10.96.0.1"),
+                80,
+                endpoints,
+            )
         }
     }
 

@@ -133,20 +133,12 @@ mod tests {
     }
 
     fn port(name: &str, protocol: Protocol, cluster_ip: &str) -> ServicePort {
-        ServicePort {
-            id: ServicePortName { namespace: "ns".into(), name: name.into(), port: "p".into(), protocol },
-            cluster_ips: vec![ip(cluster_ip)],
-            port: 80,
-            node_port: None,
-            external_ips: vec![],
-            load_balancer_ips: vec![],
-            load_balancer_source_ranges: vec![],
-            affinity: None,
-            external_local: false,
-            internal_local: false,
-            health_check_node_port: None,
-            endpoints: Vec::<Endpoint>::new(),
-        }
+        ServicePort::cluster_ip(
+            ServicePortName { namespace: "ns".into(), name: name.into(), port: "p".into(), protocol },
+            ip(cluster_ip),
+            80,
+            Vec::<Endpoint>::new(),
+        )
     }
 
     fn node() -> NodeContext {
