@@ -270,40 +270,40 @@ impl NftSocket {
 
     /// The rules of table `table` of `family` (none when the table does not exist).
     pub fn rules(&mut self, family: u8, table: &str) -> Result<Vec<RuleInfo>> {
-        let mut out = Vec::new();
-        let op = format!("list the rules of table {} {table}", family_name(family));
-        self.dump(&op, NFT_MSG_GETRULE, family, &[(NFTA_RULE_TABLE, table)], |p| {
-            if let Some(r) = parse::parse_rule(family, p) {
-                if r.table == table {
-                    out.push(r);
-                }
-            }
-        })?;
-        Ok(out)
+        self.list_table(family, table, "rules", NFT_MSG_GETRULE, NFTA_RULE_TABLE, |p| {
+            parse::parse_rule(family, p).map(|r| (r.table.clone(), r))
+        })
     }
 
     /// The names of the chains of table `table` of `family` (none without the table).
     pub fn chains(&mut self, family: u8, table: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        let op = format!("list the chains of table {} {table}", family_name(family));
-        self.dump(&op, NFT_MSG_GETCHAIN, family, &[(NFTA_CHAIN_TABLE, table)], |p| {
-            if let Some((t, name)) = parse::parse_chain(p) {
-                if t == table {
-                    out.push(name);
-                }
-            }
-        })?;
-        Ok(out)
+        self.list_table(family, table, "chains", NFT_MSG_GETCHAIN, NFTA_CHAIN_TABLE, parse::parse_chain)
     }
 
     /// The sets and maps (anonymous ones too) of table `table` of `family`.
     pub fn sets(&mut self, family: u8, table: &str) -> Result<Vec<SetInfo>> {
+        self.list_table(family, table, "sets", NFT_MSG_GETSET, NFTA_SET_TABLE, |p| {
+            parse::parse_set(p).map(|s| (s.table.clone(), s))
+        })
+    }
+
+    /// The objects of one kind (`what`, listed by `msg` filtered on attribute `table_attr`) in
+    /// table `table`: `parse` reads one answer as its table's name and the object.
+    fn list_table<T>(
+        &mut self,
+        family: u8,
+        table: &str,
+        what: &str,
+        msg: u16,
+        table_attr: u16,
+        parse: impl Fn(&[u8]) -> Option<(String, T)>,
+    ) -> Result<Vec<T>> {
         let mut out = Vec::new();
-        let op = format!("list the sets of table {} {table}", family_name(family));
-        self.dump(&op, NFT_MSG_GETSET, family, &[(NFTA_SET_TABLE, table)], |p| {
-            if let Some(s) = parse::parse_set(p) {
-                if s.table == table {
-                    out.push(s);
+        let op = format!("list the {what} of table {} {table}", family_name(family));
+        self.dump(&op, msg, family, &[(table_attr, table)], |p| {
+            if let Some((t, item)) = parse(p) {
+                if t == table {
+                    out.push(item);
                 }
             }
         })?;
