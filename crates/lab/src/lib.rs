@@ -86,17 +86,8 @@ pub async fn client(name: &str) -> Result<kube::Client, LabError> {
 fn supervisor_alive(state: &Path) -> Option<u32> {
     let text = fs::read(supervise::status_path(state)).ok()?;
     let status: supervise::SupervisorStatus = serde_json::from_slice(&text).ok()?;
-    running(status.pid).then_some(status.pid)
-}
-
-/// Whether process `pid` exists and has not exited: an exited process the init process has not
-/// reaped yet (a zombie; the supervisor is detached, so init is its parent) does not count.
-fn running(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name, which is in parentheses and may hold anything.
-        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
-        Err(_) => false,
-    }
+    // An exited supervisor that init has not reaped yet (it is detached) is not running.
+    podnet_runtime::process_running(status.pid).then_some(status.pid)
 }
 
 /// `podnet up`: builds the lab, starts its supervisor, waits until every node is Ready, and
@@ -236,7 +227,7 @@ pub fn down(name: &str, say: &mut dyn FnMut(&str)) -> Result<(), LabError> {
         let pid = nix::unistd::Pid::from_raw(pid as i32);
         let _ = kill(pid, Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(15);
-        while running(pid.as_raw() as u32) && Instant::now() < deadline {
+        while podnet_runtime::process_running(pid.as_raw() as u32) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = kill(pid, Signal::SIGKILL);

@@ -46,6 +46,7 @@ mod validate;
 
 pub use error::{Error, Result};
 pub use log::{copy_log, parse_entry, LogEntry};
+pub use procs::process_running;
 pub use runtime::Runtime;
 pub use shim::DEFAULT_PATH;
 pub use types::{Config, ContainerSpec, ContainerState, ContainerStatus, PodFile, SandboxSpec, SandboxStatus};

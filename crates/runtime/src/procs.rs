@@ -61,6 +61,11 @@ fn libc_esrch() -> i32 {
     nix::errno::Errno::ESRCH as i32
 }
 
+/// Whether process `pid` exists and has not exited (a zombie nobody reaped yet does not count).
+pub fn process_running(pid: u32) -> bool {
+    matches!(stat(pid), Ok(Some(s)) if !s.is_dead())
+}
+
 impl ProcId {
     /// The calling process.
     pub fn current() -> io::Result<ProcId> {
