@@ -1,7 +1,9 @@
 //! Choosing a backend: the canary decision (header, then cookie, then weight — ingress-nginx's
 //! order), cookie session affinity, and the load-balancing policies — round-robin over
 //! [`Upstream::next`] and peak EWMA with two random choices (ingress-nginx's `ewma`), whose
-//! per-endpoint latency state lives here, keyed by address, so it survives table swaps.
+//! per-endpoint latency state lives here, keyed by address, so it survives table swaps — and
+//! passive health: an endpoint that just failed is passed over for a while (nginx's `max_fails=1
+//! fail_timeout=10s`), so requests during a rollout do not keep finding the pods going away.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -58,6 +60,10 @@ pub fn affinity_endpoint(endpoints: &[SocketAddr], value: &str) -> Option<Socket
 
 /// How fast old latency observations fade (ingress-nginx's `DECAY_TIME` is 10 s).
 const DECAY: Duration = Duration::from_secs(10);
+
+/// How long an endpoint that failed is passed over while others are left (nginx's
+/// `fail_timeout`).
+const FAIL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Latency state of one endpoint.
 #[derive(Debug)]
@@ -125,32 +131,82 @@ impl Drop for InFlight {
 #[derive(Debug)]
 pub struct Balancer {
     stats: RwLock<HashMap<SocketAddr, Arc<EndpointStats>>>,
+    /// Endpoints that failed, with when they may be chosen again.
+    failed: RwLock<HashMap<SocketAddr, Instant>>,
+    /// The latest of those times, in µs since `epoch` (0: none yet): while it is in the past,
+    /// choosing looks at nothing else.
+    failed_until: AtomicU64,
     epoch: Instant,
 }
 
 impl Default for Balancer {
     fn default() -> Self {
-        Balancer { stats: RwLock::default(), epoch: Instant::now() }
+        Balancer {
+            stats: RwLock::default(),
+            failed: RwLock::default(),
+            failed_until: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
     }
 }
 
 impl Balancer {
-    /// An endpoint of `upstream` not in `tried`, by `policy`; `None` when none is left.
+    /// An endpoint of `upstream` not in `tried`, by `policy`, preferring those that have not
+    /// failed lately; `None` when none is left.
     pub fn pick(&self, upstream: &Upstream, policy: LoadBalance, tried: &[SocketAddr]) -> Option<SocketAddr> {
-        let endpoints = &upstream.endpoints;
-        match (policy, endpoints.len()) {
-            (_, 0) => None,
-            (_, 1) => endpoints.first().copied().filter(|e| !tried.contains(e)),
-            (LoadBalance::RoundRobin, n) => (0..n)
-                .map(|_| endpoints[upstream.next.fetch_add(1, Ordering::Relaxed) % n])
-                .find(|e| !tried.contains(e)),
-            (LoadBalance::Ewma, _) => self.pick_ewma(endpoints, tried),
+        let healthy = self.recent_failures().map(|failed| {
+            let now = Instant::now();
+            move |e: &SocketAddr| failed.get(e).is_none_or(|until| *until <= now)
+        });
+        match healthy {
+            None => self.pick_among(upstream, policy, |e| !tried.contains(e)),
+            Some(healthy) => self
+                .pick_among(upstream, policy, |e| !tried.contains(e) && healthy(e))
+                .or_else(|| self.pick_among(upstream, policy, |e| !tried.contains(e))),
         }
     }
 
-    /// Two random candidates not yet tried; the lower score wins.
-    fn pick_ewma(&self, endpoints: &[SocketAddr], tried: &[SocketAddr]) -> Option<SocketAddr> {
-        let left: Vec<SocketAddr> = endpoints.iter().copied().filter(|e| !tried.contains(e)).collect();
+    /// Records that `endpoint` failed: it is passed over for [`FAIL_TIMEOUT`] while others are
+    /// left.
+    pub fn failed(&self, endpoint: SocketAddr) {
+        let until = Instant::now() + FAIL_TIMEOUT;
+        let mut failed = self.failed.write().unwrap_or_else(|e| e.into_inner());
+        failed.retain(|_, t| *t > until - FAIL_TIMEOUT);
+        failed.insert(endpoint, until);
+        let micros = until.duration_since(self.epoch).as_micros() as u64;
+        self.failed_until.fetch_max(micros, Ordering::Relaxed);
+    }
+
+    /// The failed endpoints, if any may still be passed over (one atomic load otherwise).
+    fn recent_failures(&self) -> Option<std::sync::RwLockReadGuard<'_, HashMap<SocketAddr, Instant>>> {
+        let until = self.failed_until.load(Ordering::Relaxed);
+        if until == 0 || self.epoch.elapsed().as_micros() as u64 >= until {
+            return None;
+        }
+        Some(self.failed.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// An endpoint of `upstream` that `eligible` accepts, by `policy`.
+    fn pick_among(
+        &self,
+        upstream: &Upstream,
+        policy: LoadBalance,
+        eligible: impl Fn(&SocketAddr) -> bool,
+    ) -> Option<SocketAddr> {
+        let endpoints = &upstream.endpoints;
+        match (policy, endpoints.len()) {
+            (_, 0) => None,
+            (_, 1) => endpoints.first().copied().filter(eligible),
+            (LoadBalance::RoundRobin, n) => {
+                (0..n).map(|_| endpoints[upstream.next.fetch_add(1, Ordering::Relaxed) % n]).find(eligible)
+            }
+            (LoadBalance::Ewma, _) => self.pick_ewma(endpoints, eligible),
+        }
+    }
+
+    /// Two random eligible candidates; the lower score wins.
+    fn pick_ewma(&self, endpoints: &[SocketAddr], eligible: impl Fn(&SocketAddr) -> bool) -> Option<SocketAddr> {
+        let left: Vec<SocketAddr> = endpoints.iter().copied().filter(eligible).collect();
         match left.len() {
             0 => None,
             1 => Some(left[0]),
@@ -215,6 +271,28 @@ mod tests {
         }
         assert_eq!(b.pick(&u, LoadBalance::RoundRobin, &u.endpoints), None);
         assert_eq!(b.pick(&upstream(&[]), LoadBalance::RoundRobin, &[]), None);
+    }
+
+    #[test]
+    fn failed_endpoints_are_passed_over_while_others_are_left() {
+        let b = Balancer::default();
+        let u = upstream(&["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]);
+        b.failed(u.endpoints[0]);
+        b.failed(u.endpoints[1]);
+        for policy in [LoadBalance::RoundRobin, LoadBalance::Ewma] {
+            for _ in 0..10 {
+                assert_eq!(b.pick(&u, policy, &[]), Some(u.endpoints[2]), "{policy:?}");
+            }
+            // With every healthy endpoint tried, the failed ones are still better than none.
+            let again = b.pick(&u, policy, &[u.endpoints[2]]).unwrap();
+            assert_ne!(again, u.endpoints[2]);
+        }
+        // Once the failures are old, every endpoint is chosen again.
+        let old = Instant::now() - FAIL_TIMEOUT;
+        b.failed.write().unwrap().values_mut().for_each(|t| *t = old);
+        let picks: std::collections::HashSet<_> =
+            (0..6).map(|_| b.pick(&u, LoadBalance::RoundRobin, &[]).unwrap()).collect();
+        assert_eq!(picks.len(), 3);
     }
 
     #[test]

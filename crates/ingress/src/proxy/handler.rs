@@ -30,8 +30,11 @@ use crate::metrics::{LabelsRef, Metrics, RouteSeries};
 use crate::paths::request_host;
 use crate::table::{Route, RouteTable, Server, Upstream};
 
-/// Tries per request on connect failures (ingress-nginx's `proxy-next-upstream-tries`).
+/// Tries per request (ingress-nginx's `proxy-next-upstream-tries`); a refused connection is not
+/// counted, as nothing was sent and no time was lost.
 const MAX_TRIES: usize = 3;
+/// Endpoints tried at most per request, refused connections included.
+const MAX_ATTEMPTS: usize = 8;
 /// Paths never redirected to HTTPS (ACME HTTP-01 challenges), as ingress-nginx.
 const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
 
@@ -352,21 +355,23 @@ async fn send(
     let uri = Uri::from(path);
     let mut returned: Option<Box<Request<UpstreamBody>>> = None;
     let ewma = settings.load_balance == LoadBalance::Ewma;
-    let mut tried = [SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0); MAX_TRIES];
-    for attempt in 0..MAX_TRIES {
+    let mut tried = [SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0); MAX_ATTEMPTS];
+    // Tries spent: every attempt but a refused connection, which costs the client nothing.
+    let mut spent = 0;
+    for attempt in 0..MAX_ATTEMPTS {
         let choice = match sticky {
             Some(e) if attempt == 0 => Some(e),
             _ => shared.balancer.pick(upstream, settings.load_balance, &tried[..attempt]),
         };
         let Some(endpoint) = choice else { break };
         tried[attempt] = endpoint;
-        let last = attempt + 1 == MAX_TRIES || attempt + 1 >= upstream.endpoints.len() || !replayable;
+        let others_left = attempt + 1 < MAX_ATTEMPTS && attempt + 1 < upstream.endpoints.len() && replayable;
         let req = match returned.take() {
             Some(req) => *req,
             None => {
                 // HTTP/1 connect failures hand the request back, so it need not be copied,
                 // unless it may be repeated after a failure past the connect.
-                let keep_copy = !last && (version != Version::HTTP_11 || idempotent);
+                let keep_copy = others_left && (version != Version::HTTP_11 || (idempotent && spent + 1 < MAX_TRIES));
                 let (attempt_headers, attempt_body) = if !keep_copy {
                     (std::mem::take(&mut headers), body.take())
                 } else {
@@ -383,28 +388,38 @@ async fn send(
         };
         let timing = ewma.then(|| shared.balancer.start(endpoint));
         let sending = shared.upstreams.send(upstream.protocol, settings.connect_timeout, endpoint, req);
-        match tokio::time::timeout(settings.read_timeout, sending).await {
+        let error = match tokio::time::timeout(settings.read_timeout, sending).await {
             Ok(Ok((resp, pooled))) => {
                 if let Some(t) = timing {
                     t.finish();
                 }
                 return Ok((endpoint, resp, pooled));
             }
-            Ok(Err(SendError::Connect(e, req))) if !last => {
+            Ok(Err(e)) => e,
+            Err(_) => {
+                shared.balancer.failed(endpoint);
+                return Err(StatusCode::GATEWAY_TIMEOUT);
+            }
+        };
+        shared.balancer.failed(endpoint);
+        if !error.refused() {
+            spent += 1;
+        }
+        let retry = others_left && spent < MAX_TRIES;
+        match error {
+            SendError::Connect(e, req) if retry => {
                 tracing::debug!(%endpoint, error = %e, "upstream connect failed; trying another endpoint");
-                shared.metrics.upstream_retries.fetch_add(1, Ordering::Relaxed);
                 returned = req;
             }
-            Ok(Err(e @ SendError::Request(_))) if !last && idempotent => {
+            SendError::Request(e) if retry && idempotent => {
                 tracing::debug!(%endpoint, error = %e, "upstream request failed; trying another endpoint");
-                shared.metrics.upstream_retries.fetch_add(1, Ordering::Relaxed);
             }
-            Ok(Err(e)) => {
+            e => {
                 tracing::debug!(%endpoint, error = %e, "upstream request failed");
                 return Err(StatusCode::BAD_GATEWAY);
             }
-            Err(_) => return Err(StatusCode::GATEWAY_TIMEOUT),
         }
+        shared.metrics.upstream_retries.fetch_add(1, Ordering::Relaxed);
     }
     Err(StatusCode::BAD_GATEWAY)
 }

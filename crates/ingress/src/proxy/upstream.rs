@@ -215,6 +215,25 @@ impl SendError {
     pub fn is_connect(&self) -> bool {
         matches!(self, SendError::Connect(..))
     }
+
+    /// Whether the endpoint refused the connection (or had no route): a failure that took no
+    /// time and sent nothing.
+    pub fn refused(&self) -> bool {
+        let SendError::Connect(e, _) = self else { return false };
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
+        while let Some(err) = source {
+            if let Some(ConnectError::Io(_, io)) = err.downcast_ref::<ConnectError>() {
+                return matches!(
+                    io.kind(),
+                    io::ErrorKind::ConnectionRefused
+                        | io::ErrorKind::HostUnreachable
+                        | io::ErrorKind::NetworkUnreachable
+                );
+            }
+            source = err.source();
+        }
+        false
+    }
 }
 
 /// `http://<endpoint><path>`: hyper-util's pool key is the endpoint.
