@@ -2,9 +2,11 @@
 //! in the `ip` and `ip6` families; packets are dispatched by verdict maps keyed on
 //! `daddr . l4proto . dport` (`service-ips`: cluster, external and load-balancer IPs) and
 //! `l4proto . dport` (`service-nodeports`, for packets to the node's addresses), so the cost per
-//! packet does not grow with the number of services; `numgen random` picks an endpoint (a
-//! cascade of rules, each taking one packet in N−i, as iptables' statistic cascade),
-//! dynamic sets with a timeout keep ClientIP affinity; services without endpoints are rejected
+//! packet does not grow with the number of services; `numgen random` picks an endpoint (one
+//! `dnat … numgen random mod N offset O map @endpoints-…` rule over a block of an endpoint map,
+//! so that an endpoint change writes elements and no rule; with ClientIP affinity, a cascade of
+//! rules, each taking one packet in N−i, to a chain per endpoint), dynamic sets with a timeout
+//! keep ClientIP affinity; services without endpoints are rejected
 //! (`no-endpoint-services`, `no-endpoint-nodeports`), loadBalancerSourceRanges are enforced
 //! (`firewall-ips`), and masquerading goes through a mark (`mark-for-masquerade`,
 //! `masquerading`). See [`rules`] for the chains of one service port.
@@ -207,7 +209,8 @@ impl NftablesMode {
                 for family in Family::ALL {
                     existing.insert(family, nft::list(program, family)?);
                 }
-                let ruleset = Ruleset::build(ports, node);
+                let previous = self.applied.as_ref().filter(|a| a.node == *node).map(|a| &a.ruleset);
+                let (ruleset, _) = build_over(ports, node, previous, &existing);
                 let tx = ruleset.full(node, &existing);
                 let start = Instant::now();
                 nft::apply(program, &tx.script, what)?;
@@ -229,7 +232,8 @@ impl NftablesMode {
                         (Some((state, expected)), Some(count)) if count == expected => state,
                         _ => nl.table_state(family)?,
                     };
-                    let proxy_sets = std::iter::once(script::NODEPORT_IPS)
+                    let proxy_sets = [script::NODEPORT_IPS, rules::HAIRPIN]
+                        .into_iter()
                         .chain(script::ADDR_MAPS)
                         .chain(script::PORT_MAPS)
                         .filter(|s| state.sets.contains(*s) || state.maps.contains(*s));
@@ -238,10 +242,10 @@ impl NftablesMode {
                     }
                     existing.insert(family, state);
                 }
-                let ruleset = Ruleset::build(ports, node);
                 // What the last sync applied on this node, if it is known: unchanged ports whose
                 // chains and sets are all there are left as they are.
                 let previous = self.applied.as_ref().filter(|a| a.node == *node).map(|a| &a.ruleset);
+                let (ruleset, previous) = build_over(ports, node, previous, &existing);
                 let tx = ruleset.full_ops(node, &existing, &elements, previous);
                 let start = Instant::now();
                 nl.apply(&tx.ops, what)?;
@@ -310,6 +314,28 @@ impl NftablesMode {
         clean_conntrack(&checks, node)?;
         Ok(stats)
     }
+}
+
+/// The rules of `ports` on `node` for a full sync, over what the last sync `applied` on this
+/// node if the kernel still has its endpoint maps (`existing`); else with endpoint maps of a
+/// new epoch (one above any in the tables), so that nothing is built on elements it does not
+/// know. Returns the rules, and `applied` if they were built over it.
+fn build_over<'a>(
+    ports: &[ServicePort],
+    node: &NodeContext,
+    applied: Option<&'a Ruleset>,
+    existing: &BTreeMap<Family, TableState>,
+) -> (Ruleset, Option<&'a Ruleset>) {
+    let maps_exist = |r: &&Ruleset| {
+        Family::ALL.into_iter().all(|f| {
+            let maps = existing.get(&f).map(|s| &s.maps);
+            r.endpoint_maps(f).iter().all(|m| maps.is_some_and(|maps| maps.contains(m)))
+        })
+    };
+    let applied = applied.filter(maps_exist);
+    let epochs = existing.values().flat_map(|s| s.maps.iter().filter_map(|m| names::endpoint_map_epoch(m)));
+    let epoch = epochs.max().map_or(1, |e| e.wrapping_add(1).max(1));
+    (Ruleset::build_over(ports, node, applied, epoch), applied)
 }
 
 /// The frontends of a port that is gone: no target is valid any more.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::model::{Endpoint, ServicePortName};
+use crate::model::{Endpoint, Protocol, ServicePortName};
 
 /// Longest name part after the prefix (kube-proxy's `chainNameBaseLengthMax`: the kernel's 255
 /// characters less 16 for the longest prefix).
@@ -96,6 +96,35 @@ pub fn affinity_set(id: &ServicePortName, ep: &Endpoint, timeout: Duration) -> S
     format!("affinity-{}", hash_and_truncate(&name, &format!("{name}/{}", timeout.as_secs())))
 }
 
+/// Blocks of keys per endpoint map: a map is bound by the rules of at most this many chains (the
+/// kernel checks each element added against every rule bound to its map).
+pub const BLOCKS_PER_MAP: u32 = 64;
+/// Keys per block: a balancing chain has at most this many endpoints.
+pub const BLOCK_KEYS: u32 = 1 << 16;
+
+/// The endpoint map of `protocol` holding `block` in generation `epoch`:
+/// `endpoints-PROTOCOL-EPOCH-GROUP` (a map per protocol: `nft` 1.0 ties the map's `typeof` to
+/// one protocol's port).
+pub fn endpoint_map(protocol: Protocol, epoch: u32, block: u32) -> String {
+    format!("endpoints-{}-{epoch}-{}", protocol.as_lower(), block / BLOCKS_PER_MAP)
+}
+
+/// The first key of `block` in its endpoint map.
+pub fn block_offset(block: u32) -> u32 {
+    (block % BLOCKS_PER_MAP) * BLOCK_KEYS
+}
+
+/// The generation of an endpoint map's name, if it is one.
+pub fn endpoint_map_epoch(name: &str) -> Option<u32> {
+    let mut parts = name.strip_prefix("endpoints-")?.split('-');
+    let (proto, epoch, group) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || !matches!(proto, "tcp" | "udp" | "sctp") {
+        return None;
+    }
+    group.parse::<u32>().ok()?;
+    epoch.parse().ok()
+}
+
 /// Whether a chain belongs to a service (only those names have a `/`).
 pub fn is_service_chain(name: &str) -> bool {
     name.contains('/')
@@ -158,6 +187,18 @@ mod tests {
         let b = affinity_set(&id("a"), &ep("10.0.0.1", 80), Duration::from_secs(20));
         assert_ne!(a, b, "a new timeout makes a new set");
         assert!(is_affinity_set(&a));
+    }
+
+    #[test]
+    fn endpoint_maps_hold_blocks_of_keys() {
+        assert_eq!(endpoint_map(Protocol::Tcp, 3, 0), "endpoints-tcp-3-0");
+        assert_eq!(endpoint_map(Protocol::Tcp, 3, 63), "endpoints-tcp-3-0");
+        assert_eq!(endpoint_map(Protocol::Udp, 3, 64), "endpoints-udp-3-1");
+        assert_eq!((block_offset(0), block_offset(1), block_offset(65)), (0, 65536, 65536));
+        assert_eq!(endpoint_map_epoch("endpoints-sctp-3-1"), Some(3));
+        assert_eq!(endpoint_map_epoch("endpoints-3-1"), None);
+        assert_eq!(endpoint_map_epoch("endpoints-check"), None);
+        assert_eq!(endpoint_map_epoch("service-ips"), None);
     }
 
     #[test]

@@ -37,8 +37,11 @@ use podnet_netlink::nftables::{
 };
 
 use super::family::Family;
+use super::names;
 use super::rule::{AddrValue, Match, Rule, SetItem, Stmt, Verdict};
-use super::rules::{FIREWALL_IPS, NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, SERVICE_IPS, SERVICE_NODEPORTS};
+use super::rules::{
+    FIREWALL_IPS, HAIRPIN, NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, SERVICE_IPS, SERVICE_NODEPORTS,
+};
 use super::script::{BaseChain, Elem, Op, SetKind, TableState, NODEPORT_IPS};
 use super::TABLE;
 use crate::model::Protocol;
@@ -50,6 +53,38 @@ const UDATA_KEY_BIG_ENDIAN: &[u8] = &[0, 4, 2, 0, 0, 0];
 const UDATA_CONCAT_MAP: &[u8] = &[0, 4, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0, 3, 8, 0, 4, 13, 0, 0, 0, 1, 0, 6, 4, 0, 0, 0, 0];
 /// Key byte order big endian, elements merged (an anonymous interval set).
 const UDATA_INTERVALS: &[u8] = &[0, 4, 2, 0, 0, 0, 2, 4, 1, 0, 0, 0];
+/// What `nft` 1.0.6 stores with `typeof numgen random mod 65536 : ip daddr . tcp dport`: the
+/// key (host byte order, `numgen`), then the data's parts (the address, the port of `proto`).
+fn endpoint_map_udata(family: Family, proto: Protocol) -> Vec<u8> {
+    let mut out =
+        vec![0, 4, 1, 0, 0, 0, 1, 4, 0, 0, 0, 0, 3, 26, 0, 4, 23, 0, 0, 0, 1, 18, 0, 4, 1, 0, 0, 0, 1, 4, 0, 0];
+    out.extend_from_slice(&[1, 0, 2, 4, 0, 0, 0, 0, 4, 52, 0, 4, 13, 0, 0, 0, 1, 44, 0, 20, 0, 4, 7, 0, 0, 0, 1, 12]);
+    // The address: payload of the network header (its description and field).
+    out.extend_from_slice(match family {
+        Family::Ipv4 => &[0, 4, 12, 0, 0, 0, 1, 4, 12, 0, 0, 0],
+        Family::Ipv6 => &[0, 4, 13, 0, 0, 0, 1, 4, 9, 0, 0, 0],
+    });
+    // The port: the destination port field of the protocol's header description.
+    let header = match proto {
+        Protocol::Tcp => 8,
+        Protocol::Udp => 6,
+        Protocol::Sctp => 10,
+    };
+    out.extend_from_slice(&[1, 20, 0, 4, 7, 0, 0, 0, 1, 12, 0, 4, header, 0, 0, 0, 1, 4, 2, 0, 0, 0, 6, 4, 0, 0, 0, 0]);
+    out
+}
+/// … with `typeof ip saddr . ip daddr`.
+const UDATA_PAIRS_V4: &[u8] = &[
+    0, 4, 0, 0, 0, 0, 3, 52, 0, 4, 13, 0, 0, 0, 1, 44, 0, 20, 0, 4, 7, 0, 0, 0, 1, 12, 0, 4, 12, 0, 0, 0, 1, 4, 11, 0,
+    0, 0, 1, 20, 0, 4, 7, 0, 0, 0, 1, 12, 0, 4, 12, 0, 0, 0, 1, 4, 12, 0, 0, 0,
+];
+/// … with `typeof ip6 saddr . ip6 daddr`.
+const UDATA_PAIRS_V6: &[u8] = &[
+    0, 4, 0, 0, 0, 0, 3, 52, 0, 4, 13, 0, 0, 0, 1, 44, 0, 20, 0, 4, 7, 0, 0, 0, 1, 12, 0, 4, 13, 0, 0, 0, 1, 4, 8, 0,
+    0, 0, 1, 20, 0, 4, 7, 0, 0, 0, 1, 12, 0, 4, 13, 0, 0, 0, 1, 4, 9, 0, 0, 0,
+];
+/// nft's `TYPE_INTEGER` (a `numgen` result).
+const TYPE_INTEGER: u32 = 4;
 
 /// The size of the batches to send, if the socket's send buffer allows it: at 10,000 services,
 /// 200 KiB batches made a full load take 11–23 s, 1 MiB 10 s, 3 MiB 7–9 s, 6 MiB 9 s.
@@ -220,6 +255,15 @@ impl Encoder {
         }
     }
 
+    /// The register right after an address in `REG_1` (`reg 9` after an IPv4 address, `reg 2`
+    /// after an IPv6 one): where a concatenation's next part goes.
+    fn after_addr(family: Family) -> u32 {
+        match family {
+            Family::Ipv4 => REG32_01,
+            Family::Ipv6 => REG_2,
+        }
+    }
+
     fn l4proto(b: &mut MsgBuf, p: Protocol) {
         b.meta_load(META_L4PROTO, REG_1);
         cmp(b, false, &[proto_number(p)]);
@@ -341,6 +385,12 @@ impl Encoder {
                     exprs.numgen(REG_1, *n, 1, 0); // NFT_NG_RANDOM
                     cmp(&mut exprs, false, &0u32.to_ne_bytes());
                 }
+                Match::AddrPairIn { family: f, set } => {
+                    let (soff, doff, len, _) = Self::family_addr(*f);
+                    exprs.payload(REG_1, PAYLOAD_NETWORK, soff, len);
+                    exprs.payload(Self::after_addr(*f), PAYLOAD_NETWORK, doff, len);
+                    exprs.lookup(REG_1, set, None, None, false);
+                }
             }
         }
         match &rule.stmt {
@@ -381,6 +431,12 @@ impl Encoder {
                 // NFT_NAT_DNAT, NF_NAT_RANGE_PROTO_SPECIFIED
                 exprs.nat(1, Family::of(&ip).af(), REG_1, Some(REG_2), 2);
             }
+            Stmt::DnatRandom { family: f, modulus, offset, map } => {
+                exprs.numgen(REG_1, *modulus, 1, *offset); // NFT_NG_RANDOM
+                exprs.lookup(REG_1, map, None, Some(REG_1), false);
+                // NFT_NAT_DNAT, NF_NAT_RANGE_PROTO_SPECIFIED
+                exprs.nat(1, f.af(), REG_1, Some(Self::after_addr(*f)), 2);
+            }
             Stmt::UpdateSaddr { family: f, set } => {
                 let (soff, _, len, _) = Self::family_addr(*f);
                 exprs.payload(REG_1, PAYLOAD_NETWORK, soff, len);
@@ -412,6 +468,16 @@ impl Encoder {
                         out.verdict_code(NFTA_SET_ELEM_DATA, code, chain);
                     }
                 }
+                Elem::Slot { key, to } => {
+                    out.value(NFTA_SET_ELEM_KEY, &key.to_ne_bytes());
+                    if add {
+                        let mut data = nl::addr_bytes(&to.ip());
+                        data.extend_from_slice(&to.port().to_be_bytes());
+                        data.extend_from_slice(&[0, 0]);
+                        out.value(NFTA_SET_ELEM_DATA, &data);
+                    }
+                }
+                Elem::Pair(a) => out.value(NFTA_SET_ELEM_KEY, &[nl::addr_bytes(a), nl::addr_bytes(a)].concat()),
             }
             Ok(())
         })
@@ -438,6 +504,7 @@ impl Encoder {
             Op::AddRule { family, chain, rule } => self.rule(out, seq, *family, chain, rule),
             Op::AddSet { family, name, kind } => {
                 let (_, _, addr_len, addr_type) = Self::family_addr(*family);
+                let endpoint_udata;
                 let (flags, key_type, key_len, udata) = match kind {
                     SetKind::Addrs => (0, addr_type, addr_len, UDATA_KEY_BIG_ENDIAN),
                     SetKind::Affinity(_) => (NFT_SET_TIMEOUT | NFT_SET_EVAL, addr_type, addr_len, UDATA_KEY_BIG_ENDIAN),
@@ -450,6 +517,19 @@ impl Encoder {
                     SetKind::PortMap => {
                         (NFT_SET_MAP, (TYPE_INET_PROTOCOL << 6) | TYPE_INET_SERVICE, 8, UDATA_CONCAT_MAP)
                     }
+                    SetKind::EndpointMap(proto) => {
+                        endpoint_udata = endpoint_map_udata(*family, *proto);
+                        (NFT_SET_MAP, TYPE_INTEGER, 4, endpoint_udata.as_slice())
+                    }
+                    SetKind::Pairs => {
+                        let udata = if *family == Family::Ipv4 { UDATA_PAIRS_V4 } else { UDATA_PAIRS_V6 };
+                        (0, (addr_type << 6) | addr_type, 2 * addr_len, udata)
+                    }
+                };
+                let data = match kind {
+                    SetKind::EndpointMap(_) => Some(((addr_type << 6) | TYPE_INET_SERVICE, addr_len + 4)),
+                    SetKind::AddrMap | SetKind::PortMap => Some((NFT_DATA_VERDICT, 0)),
+                    _ => None,
                 };
                 // The kernel wants an id for every new set (rules of the same batch may name it).
                 self.anon += 1;
@@ -459,7 +539,7 @@ impl Encoder {
                     flags,
                     key_type,
                     key_len,
-                    data: kind.is_map().then_some((NFT_DATA_VERDICT, 0)),
+                    data,
                     id: self.anon as u32,
                     timeout_ms: match kind {
                         SetKind::Affinity(timeout) => Some(timeout * 1000),
@@ -502,6 +582,12 @@ fn units(ops: &[Op]) -> Vec<Unit<'_>> {
     for op in ops {
         match op {
             Op::Cut => main.push(Vec::new()),
+            // A port's endpoint-map elements change with its rules.
+            Op::AddElements { set, .. } | Op::DeleteElements { set, .. }
+                if names::endpoint_map_epoch(set).is_some() =>
+            {
+                main.last_mut().expect("a unit").push(Cow::Borrowed(op))
+            }
             Op::AddElements { family, set, elems } | Op::DeleteElements { family, set, elems } => {
                 let add = matches!(op, Op::AddElements { .. });
                 for e in elems {
@@ -743,6 +829,7 @@ impl Netlink {
             NODEPORT_IPS => 0,
             SERVICE_IPS | NO_ENDPOINT_SERVICES | FIREWALL_IPS => 1,
             SERVICE_NODEPORTS | NO_ENDPOINT_NODEPORTS => 2,
+            HAIRPIN => 3,
             _ => return Err(nl_err(format!("list the elements of {set}: not a set of the proxy's"))),
         };
         let mut out = BTreeSet::new();
@@ -762,7 +849,8 @@ impl Netlink {
     }
 }
 
-/// One element of a dump: a set of addresses (kind 0), an address map (1), a port map (2).
+/// One element of a dump: a set of addresses (kind 0), an address map (1), a port map (2), a
+/// set of address pairs (3).
 fn decode_elem(kind: u8, family: Family, elem: &SetElem) -> Option<Elem> {
     let key = &elem.key;
     let verdict = elem.verdict.as_ref().map(verdict_text);
@@ -780,6 +868,10 @@ fn decode_elem(kind: u8, family: Family, elem: &SetElem) -> Option<Elem> {
     };
     match kind {
         0 => Some(Elem::Addr(addr(key)?)),
+        3 => {
+            let (a, b) = (addr(key)?, addr(key.get(alen..)?)?);
+            (a == b).then_some(Elem::Pair(a))
+        }
         1 => {
             let a = addr(key)?;
             Some(Elem::Map { key: format!("{a} . {}", proto_port(key.get(alen..)?)?), verdict: verdict? })

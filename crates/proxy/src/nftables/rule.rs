@@ -73,6 +73,8 @@ pub enum Match {
     MarkClear(u32),
     /// `numgen random mod N 0`: holds for one packet in N, at random.
     OneIn(u32),
+    /// `ip saddr . ip daddr @set`: the pair is in the set (hairpin: a set of `a . a`).
+    AddrPairIn { family: Family, set: String },
 }
 
 impl fmt::Display for Match {
@@ -89,6 +91,7 @@ impl fmt::Display for Match {
             Match::FibLocal { source } => write!(f, "fib {} type local", if *source { "saddr" } else { "daddr" }),
             Match::MarkClear(mark) => write!(f, "mark and {mark:#010x} == 0"),
             Match::OneIn(n) => write!(f, "numgen random mod {n} 0"),
+            Match::AddrPairIn { family, set } => write!(f, "{0} saddr . {0} daddr @{set}", family.nft()),
         }
     }
 }
@@ -138,6 +141,14 @@ pub enum Stmt {
     Reject,
     /// `dnat to 10.244.1.5:8080` (`[fd00::5]:8080`).
     Dnat(SocketAddr),
+    /// `dnat ip to numgen random mod N offset O map @endpoints-…`: one of the N endpoints at
+    /// keys O … O+N−1 of an endpoint map, at random.
+    DnatRandom {
+        family: Family,
+        modulus: u32,
+        offset: u32,
+        map: String,
+    },
     /// `update @set { ip saddr }`.
     UpdateSaddr {
         family: Family,
@@ -159,6 +170,13 @@ impl fmt::Display for Stmt {
             Stmt::RejectTcpReset => f.write_str("reject with tcp reset"),
             Stmt::Reject => f.write_str("reject"),
             Stmt::Dnat(to) => write!(f, "dnat to {to}"),
+            Stmt::DnatRandom { family, modulus, offset, map } => {
+                write!(f, "dnat {} to numgen random mod {modulus}", family.nft())?;
+                if *offset != 0 {
+                    write!(f, " offset {offset}")?;
+                }
+                write!(f, " map @{map}")
+            }
             Stmt::UpdateSaddr { family, set } => write!(f, "update @{set} {{ {} saddr }}", family.nft()),
         }
     }
@@ -235,6 +253,17 @@ mod tests {
         assert_eq!(
             Rule::stmt(Stmt::UpdateSaddr { family: Family::Ipv6, set: "s".into() }).to_string(),
             "update @s { ip6 saddr }"
+        );
+        let random = |offset| Stmt::DnatRandom { family: Family::Ipv4, modulus: 3, offset, map: "m".into() };
+        assert_eq!(
+            Rule::new(vec![Match::L4proto(Protocol::Tcp)], random(65536)).to_string(),
+            "meta l4proto tcp dnat ip to numgen random mod 3 offset 65536 map @m"
+        );
+        assert_eq!(Rule::stmt(random(0)).to_string(), "dnat ip to numgen random mod 3 map @m");
+        let hairpin = Match::AddrPairIn { family: Family::Ipv6, set: "hairpin".into() };
+        assert_eq!(
+            Rule::verdict(vec![hairpin], Verdict::Jump("j".into())).to_string(),
+            "ip6 saddr . ip6 daddr @hairpin jump j"
         );
     }
 }

@@ -1,6 +1,14 @@
 //! What one service port owns in one family's table, as data: its chains with their rules, its
-//! affinity sets and its elements in the dispatch maps — the rules of kube-proxy's nftables
-//! mode, from a [`ServicePort`] (pure). [`crate::nftables::script`] turns these into text, and
+//! affinity sets, its elements in the dispatch maps and its block of keys in an endpoint map —
+//! the rules of kube-proxy's nftables mode, from a [`ServicePort`] (pure), except for how an
+//! endpoint is chosen: without ClientIP affinity, a balancing chain DNATs with one rule,
+//! `dnat to numgen random mod N offset O map @endpoints-…`, whose N endpoints are the elements
+//! O … O+N−1 of an endpoint map. An endpoint change is then a change of map elements only: no
+//! rule is written, so the kernel does not validate the whole table (what made one change of
+//! 10,000 services cost 150 ms with a chain per endpoint). Hairpin traffic (an endpoint reaching
+//! itself through the service) is masqueraded by one rule over the set [`HAIRPIN`] of `a . a`
+//! pairs of endpoint addresses. With affinity, kube-proxy's chain per endpoint stays (it records
+//! the client in the endpoint's set). [`crate::nftables::script`] turns these into text, and
 //! a partial sync compares the old and new [`ServiceRules`] of the ports that changed.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,6 +36,33 @@ pub const FIREWALL_IPS: &str = "firewall-ips";
 pub const MARK_MASQ: &str = "mark-for-masquerade";
 /// The chain that rejects (TCP reset, ICMP port unreachable).
 pub const REJECT: &str = "reject-chain";
+/// Set of `a . a` for every endpoint address `a` a balancing chain DNATs to: a packet whose
+/// source is its (DNATed) destination is masqueraded.
+pub const HAIRPIN: &str = "hairpin";
+
+/// A balancing chain's endpoints in an endpoint map: its block of keys, and the endpoints at
+/// the block's first keys, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slots {
+    /// The endpoint map ([`names::endpoint_map`]) and its protocol.
+    pub map: String,
+    pub protocol: Protocol,
+    /// The block of keys in it ([`names::block_offset`]).
+    pub block: u32,
+    pub endpoints: Vec<SocketAddr>,
+}
+
+impl Slots {
+    /// The map's elements: key and endpoint.
+    pub fn elements(&self) -> impl Iterator<Item = (u32, SocketAddr)> + '_ {
+        let offset = names::block_offset(self.block);
+        self.endpoints.iter().enumerate().map(move |(i, e)| (offset + i as u32, *e))
+    }
+}
+
+/// Where a balancing chain's endpoints go: given the chain's name and protocol, its endpoint map
+/// and block.
+pub type Blocks<'a> = dyn FnMut(&str, Protocol) -> (String, u32) + 'a;
 
 /// One element of a verdict map.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -61,6 +96,10 @@ pub struct ServiceRules {
     pub sets: BTreeMap<String, u64>,
     /// Its elements in the dispatch maps.
     pub elements: BTreeSet<Element>,
+    /// Per balancing chain without affinity: where its endpoints are in the endpoint maps.
+    pub slots: BTreeMap<String, Slots>,
+    /// The endpoint addresses its slots DNAT to (each is `a . a` in [`HAIRPIN`]).
+    pub hairpin: BTreeSet<IpAddr>,
     /// For UDP ports: what the conntrack cleanup needs.
     pub udp: Option<UdpFrontends>,
 }
@@ -68,7 +107,8 @@ pub struct ServiceRules {
 impl ServiceRules {
     /// Rules plus elements: what [`crate::SyncStats::rules_written`] counts.
     pub fn size(&self) -> usize {
-        self.chains.values().map(Vec::len).sum::<usize>() + self.elements.len()
+        let slots: usize = self.slots.values().map(|s| s.endpoints.len()).sum();
+        self.chains.values().map(Vec::len).sum::<usize>() + self.elements.len() + slots
     }
 }
 
@@ -100,9 +140,15 @@ fn pick(port: &ServicePort, local_only: bool) -> Vec<Endpoint> {
     p.cluster_endpoints().into_iter().cloned().collect()
 }
 
-/// Builds the rules of `port` in `family`'s table; `None` when the port has no cluster IP of
-/// that family (the port is then not served in that family at all, as with kube-proxy).
-pub fn service_rules(port: &ServicePort, family: Family, node: &NodeContext) -> Option<ServiceRules> {
+/// Builds the rules of `port` in `family`'s table, its balancing chains' endpoints in the
+/// endpoint maps and blocks `blocks` gives them; `None` when the port has no cluster IP of that
+/// family (the port is then not served in that family at all, as with kube-proxy).
+pub fn service_rules(
+    port: &ServicePort,
+    family: Family,
+    node: &NodeContext,
+    blocks: &mut Blocks<'_>,
+) -> Option<ServiceRules> {
     let cluster_ip = *port.cluster_ips.iter().find(|a| family.has(a))?;
     let id = &port.id;
     let proto = port.id.protocol.as_lower();
@@ -128,9 +174,10 @@ pub fn service_rules(port: &ServicePort, family: Family, node: &NodeContext) -> 
     let uses_external = has_endpoints && externally_accessible;
 
     let [cluster_chain, local_chain, external_chain, firewall_chain] = names::port_chains(id);
-    // Endpoint chain names, hashed once per endpoint.
+    let affinity = port.affinity.map(|t| t.max(std::time::Duration::from_secs(1)));
+    // Endpoint chain names (with affinity only), hashed once per endpoint.
     let mut ep_chains: BTreeMap<(IpAddr, u16), String> = BTreeMap::new();
-    for ep in cluster_eps.iter().chain(&local_eps) {
+    for ep in cluster_eps.iter().chain(&local_eps).filter(|_| affinity.is_some()) {
         ep_chains.entry((ep.ip, ep.port)).or_insert_with(|| names::endpoint_chain(id, ep));
     }
     let ep_chain = |ep: &Endpoint| ep_chains[&(ep.ip, ep.port)].clone();
@@ -207,7 +254,6 @@ pub fn service_rules(port: &ServicePort, family: Family, node: &NodeContext) -> 
             mark_masq(),
         )
     });
-    let affinity = port.affinity.map(|t| t.max(std::time::Duration::from_secs(1)));
     let mut balance = |chain: &str, eps: &[Endpoint], masq: bool| {
         let mut rules = Vec::new();
         if masq {
@@ -220,14 +266,28 @@ pub fn service_rules(port: &ServicePort, family: Family, node: &NodeContext) -> 
                 rules.push(Rule::verdict(vec![saddr(false, AddrValue::Named(set))], to));
             }
         }
-        // One endpoint of N at random, as iptables' statistic cascade: the i-th rule takes one
-        // packet in N−i of those that reach it. (Not kube-proxy's `numgen random mod N vmap {…}`:
-        // each such anonymous map costs the kernel a walk over every set of the table when it is
-        // created, the larger part of a sync with thousands of services.)
-        for (i, ep) in eps.iter().enumerate() {
-            let left = (eps.len() - i) as u32;
-            let one_in = if left > 1 { vec![Match::OneIn(left)] } else { Vec::new() };
-            rules.push(Rule::verdict(one_in, Verdict::Goto(ep_chain(ep))));
+        if affinity.is_some() {
+            // One endpoint of N at random, as iptables' statistic cascade: the i-th rule takes
+            // one packet in N−i of those that reach it, and the endpoint's chain records the
+            // client. (Not kube-proxy's `numgen random mod N vmap {…}`: each such anonymous map
+            // costs the kernel a walk over every set of the table when it is created.)
+            for (i, ep) in eps.iter().enumerate() {
+                let left = (eps.len() - i) as u32;
+                let one_in = if left > 1 { vec![Match::OneIn(left)] } else { Vec::new() };
+                rules.push(Rule::verdict(one_in, Verdict::Goto(ep_chain(ep))));
+            }
+        } else {
+            let (map, block) = blocks(chain, port.id.protocol);
+            let endpoints: Vec<SocketAddr> = eps.iter().map(|e| SocketAddr::new(e.ip, e.port)).collect();
+            out.hairpin.extend(eps.iter().map(|e| e.ip));
+            let random = Stmt::DnatRandom {
+                family,
+                modulus: endpoints.len() as u32,
+                offset: names::block_offset(block),
+                map: map.clone(),
+            };
+            rules.push(Rule::new(vec![Match::L4proto(port.id.protocol)], random));
+            out.slots.insert(chain.to_string(), Slots { map, protocol: port.id.protocol, block, endpoints });
         }
         out.chains.insert(chain.to_string(), rules);
     };
@@ -260,7 +320,7 @@ pub fn service_rules(port: &ServicePort, family: Family, node: &NodeContext) -> 
         out.chains.insert(external_chain, rules);
     }
 
-    // One chain per endpoint in use: hairpin masquerade, affinity, DNAT.
+    // With affinity, one chain per endpoint in use: hairpin masquerade, affinity, DNAT.
     let mut used: Vec<&Endpoint> = Vec::new();
     if uses_cluster {
         used.extend(&cluster_eps);
@@ -270,7 +330,7 @@ pub fn service_rules(port: &ServicePort, family: Family, node: &NodeContext) -> 
     }
     used.sort();
     used.dedup_by(|a, b| a.ip == b.ip && a.port == b.port);
-    for ep in &used {
+    for ep in used.iter().filter(|_| affinity.is_some()) {
         let mut rules = vec![Rule::verdict(vec![saddr(false, AddrValue::One(ep.ip))], mark_masq())];
         if let Some(timeout) = affinity {
             let set = names::affinity_set(id, ep, timeout);

@@ -11,14 +11,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::family::Family;
 use super::names;
 use super::rule::{AddrValue, Match, Rule, Stmt, Verdict};
 use super::rules::{
-    node_port_addresses, Element, ServiceRules, FIREWALL_IPS, MARK_MASQ, NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES,
-    REJECT, SERVICE_IPS, SERVICE_NODEPORTS,
+    node_port_addresses, Element, ServiceRules, Slots, FIREWALL_IPS, HAIRPIN, MARK_MASQ, NO_ENDPOINT_NODEPORTS,
+    NO_ENDPOINT_SERVICES, REJECT, SERVICE_IPS, SERVICE_NODEPORTS,
 };
 use super::TABLE;
 use crate::model::Protocol;
@@ -87,6 +87,10 @@ pub enum Elem {
     Addr(IpAddr),
     /// A map element: key (`10.96.0.10 . tcp . 80`) and verdict (`goto service-…`, `drop`).
     Map { key: String, verdict: String },
+    /// An endpoint map element: key and endpoint (`65537 : 10.244.1.5 . 8080`).
+    Slot { key: u32, to: SocketAddr },
+    /// A hairpin element: `10.244.1.5 . 10.244.1.5`.
+    Pair(IpAddr),
 }
 
 impl Elem {
@@ -95,13 +99,16 @@ impl Elem {
         match self {
             Elem::Addr(a) => a.to_string(),
             Elem::Map { key, .. } => key.clone(),
+            Elem::Slot { key, .. } => key.to_string(),
+            Elem::Pair(a) => format!("{a} . {a}"),
         }
     }
 
     fn item(&self) -> String {
         match self {
-            Elem::Addr(a) => a.to_string(),
             Elem::Map { key, verdict } => format!("{key} : {verdict}"),
+            Elem::Slot { key, to } => format!("{key} : {} . {}", to.ip(), to.port()),
+            Elem::Addr(_) | Elem::Pair(_) => self.key(),
         }
     }
 }
@@ -126,12 +133,16 @@ pub enum SetKind {
     AddrMap,
     /// A verdict map keyed on `protocol . port`.
     PortMap,
+    /// An endpoint map: numbers (`numgen`) to `address . port` of a protocol.
+    EndpointMap(Protocol),
+    /// A set of `address . address` pairs ([`HAIRPIN`]).
+    Pairs,
 }
 
 impl SetKind {
     /// Whether it is a map (`add map`, `flush map`).
     pub fn is_map(self) -> bool {
-        matches!(self, SetKind::AddrMap | SetKind::PortMap)
+        matches!(self, SetKind::AddrMap | SetKind::PortMap | SetKind::EndpointMap(_))
     }
 }
 
@@ -219,12 +230,25 @@ impl Op {
                     SetKind::PortMap => {
                         writeln!(out, "add map {f} {TABLE} {name} {{ type inet_proto . inet_service : verdict ; }}")
                     }
+                    SetKind::EndpointMap(proto) => writeln!(
+                        out,
+                        "add map {f} {TABLE} {name} {{ typeof numgen random mod {} : {} daddr . {} dport ; }}",
+                        names::BLOCK_KEYS,
+                        f.nft(),
+                        proto.as_lower()
+                    ),
+                    SetKind::Pairs => {
+                        writeln!(out, "add set {f} {TABLE} {name} {{ typeof {0} saddr . {0} daddr ; }}", f.nft())
+                    }
                 }
             }
             Op::FlushSet { family: f, name, map } => {
                 writeln!(out, "flush {} {f} {TABLE} {name}", if *map { "map" } else { "set" })
             }
-            Op::DeleteSet { family: f, name } => writeln!(out, "delete set {f} {TABLE} {name}"),
+            Op::DeleteSet { family: f, name } => {
+                let kind = if names::endpoint_map_epoch(name).is_some() { "map" } else { "set" };
+                writeln!(out, "delete {kind} {f} {TABLE} {name}")
+            }
             Op::AddElements { family: f, set, elems } => {
                 let items: Vec<String> = elems.iter().map(Elem::item).collect();
                 writeln!(out, "add element {f} {TABLE} {set} {{ {} }}", items.join(", "))
@@ -395,11 +419,15 @@ impl Writer<'_> {
                 self.op(Op::FlushSet { family, name: map.to_string(), map: true });
             }
         }
+        self.set(HAIRPIN, SetKind::Pairs);
         for (from, new_only, to) in JUMPS {
             let cond = if new_only { vec![Match::CtStateNew] } else { vec![] };
             self.rule(from, Rule::verdict(cond, Verdict::Jump(to.into())));
         }
         self.rule(MARK_MASQ, Rule::stmt(Stmt::MarkOr(MASQ_MARK_BITS)));
+        // Hairpin: an endpoint that reached itself through a service.
+        let hairpin = Match::AddrPairIn { family, set: HAIRPIN.into() };
+        self.rule("masquerading", Rule::verdict(vec![hairpin], Verdict::Jump(MARK_MASQ.into())));
         self.rule("masquerading", Rule::verdict(vec![Match::MarkClear(MASQ_MARK_BITS)], Verdict::Return));
         self.rule("masquerading", Rule::stmt(Stmt::MarkXor(MASQ_MARK_BITS)));
         self.rule("masquerading", Rule::stmt(Stmt::MasqueradeFullyRandom));
@@ -428,9 +456,11 @@ impl Writer<'_> {
         }
     }
 
-    /// One service port's chains (created and emptied), sets and rules, then (with
-    /// `elements`) its map elements: every chain exists before a rule refers to it.
-    fn service(&mut self, s: &ServiceRules, elements: bool) {
+    /// One service port's chains (created and emptied), sets and rules, its endpoint-map
+    /// elements (those that differ from `old_slots`, deleted first), then (with `elements`) its
+    /// dispatch map elements: every chain and map exists before a rule refers to it, and the
+    /// rules and endpoint-map elements of a port change in one transaction.
+    fn service(&mut self, s: &ServiceRules, old_slots: Option<&BTreeMap<String, Slots>>, elements: bool) {
         self.op(Op::Cut);
         for name in s.chains.keys() {
             self.chain(name);
@@ -438,13 +468,45 @@ impl Writer<'_> {
         for (name, timeout) in &s.sets {
             self.set(name, SetKind::Affinity(*timeout));
         }
+        let maps: BTreeMap<&String, Protocol> = s.slots.values().map(|s| (&s.map, s.protocol)).collect();
+        for (map, protocol) in maps {
+            self.set(map, SetKind::EndpointMap(protocol));
+        }
         for (chain, rules) in &s.chains {
             for rule in rules {
                 self.rule(chain, rule.clone());
             }
         }
+        self.slots(old_slots, Some(&s.slots));
         if elements {
             self.elements(true, &s.elements);
+        }
+    }
+
+    /// The endpoint-map elements that differ between `old` and `new`: deleted, then added.
+    fn slots(&mut self, old: Option<&BTreeMap<String, Slots>>, new: Option<&BTreeMap<String, Slots>>) {
+        let by_key = |slots: Option<&BTreeMap<String, Slots>>| -> BTreeMap<(String, u32), SocketAddr> {
+            let all = slots.into_iter().flat_map(|s| s.values());
+            all.flat_map(|s| s.elements().map(|(k, to)| ((s.map.clone(), k), to))).collect()
+        };
+        let (old, new) = (by_key(old), by_key(new));
+        let mut delete: BTreeMap<&str, Vec<Elem>> = BTreeMap::new();
+        for ((map, key), to) in &old {
+            if new.get(&(map.clone(), *key)) != Some(to) {
+                delete.entry(map).or_default().push(Elem::Slot { key: *key, to: *to });
+            }
+        }
+        let mut add: BTreeMap<&str, Vec<Elem>> = BTreeMap::new();
+        for ((map, key), to) in &new {
+            if old.get(&(map.clone(), *key)) != Some(to) {
+                add.entry(map).or_default().push(Elem::Slot { key: *key, to: *to });
+            }
+        }
+        for (map, elems) in delete {
+            self.delete_elems(map, elems);
+        }
+        for (map, elems) in add {
+            self.add_elems(map, elems);
         }
     }
 }
@@ -481,14 +543,30 @@ pub fn full_ops(
         let mut w = Writer { tx: &mut tx, family };
         w.skeleton(node, elements);
         for (name, s) in services {
+            let old = before.and_then(|b| b.get(name));
             let in_place = elements.is_some()
-                && before.and_then(|b| b.get(name)) == Some(s)
+                && old == Some(s)
                 && s.chains.keys().all(|c| current.chains.contains(c))
                 && s.sets.keys().all(|c| current.sets.contains(c));
             if !in_place {
-                w.service(s, elements.is_none());
+                w.service(s, old.map(|o| &o.slots), elements.is_none());
             }
         }
+        // The endpoint-map elements of ports that are gone (their blocks are free again).
+        for (_, gone) in before.into_iter().flatten().filter(|(name, _)| !services.contains_key(*name)) {
+            w.op(Op::Cut);
+            w.slots(Some(&gone.slots), None);
+        }
+        let hairpin: Vec<Elem> = services
+            .values()
+            .flat_map(|s| &s.hairpin)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|a| Elem::Pair(*a))
+            .collect();
+        let now = elements.map(|e| e.get(&(family, HAIRPIN.to_string())).unwrap_or(&EMPTY));
+        w.op(Op::Cut);
+        w.fill(HAIRPIN, false, hairpin, now);
         if let Some(elements) = elements {
             w.op(Op::Cut);
             let mut want: BTreeMap<&str, Vec<Elem>> = BTreeMap::new();
@@ -510,6 +588,10 @@ pub fn full_ops(
         for set in current.sets.iter().filter(|s| names::is_affinity_set(s) && !active_sets.contains(s)) {
             w.delete_set(set);
         }
+        let active_maps: BTreeSet<&String> = services.values().flat_map(|s| s.slots.values().map(|s| &s.map)).collect();
+        for map in current.maps.iter().filter(|m| names::endpoint_map_epoch(m).is_some() && !active_maps.contains(m)) {
+            w.delete_set(map);
+        }
     }
     tx
 }
@@ -528,10 +610,12 @@ pub fn expected_state<'a>(
     state.chains.extend(FIXED_CHAINS.iter().map(|c| c.to_string()));
     state.chains.extend(stale.map(str::to_string));
     state.sets.insert(NODEPORT_IPS.to_string());
+    state.sets.insert(HAIRPIN.to_string());
     state.maps.extend(ADDR_MAPS.into_iter().chain(PORT_MAPS).map(str::to_string));
     for s in services {
         state.chains.extend(s.chains.keys().cloned());
         state.sets.extend(s.sets.keys().cloned());
+        state.maps.extend(s.slots.values().map(|s| s.map.clone()));
     }
     let count = state.chains.len() + state.sets.len() + state.maps.len();
     (state, count as u32)
@@ -565,9 +649,10 @@ pub fn partial_ops(changes: &[Change<'_>]) -> Transaction {
                 chains: n.chains.iter().filter(|(k, v)| o.chains.get(*k) != Some(*v)).map(clone2).collect(),
                 sets: n.sets.iter().filter(|(k, v)| o.sets.get(*k) != Some(*v)).map(clone2).collect(),
                 elements: n.elements.difference(&o.elements).cloned().collect(),
-                udp: None,
+                slots: n.slots.clone(),
+                ..ServiceRules::default()
             };
-            w.service(&written, true);
+            w.service(&written, Some(&o.slots), true);
         }
         w.op(Op::Cut);
         for (o, n) in &changes {
