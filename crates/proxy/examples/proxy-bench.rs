@@ -20,6 +20,8 @@
 //!             10.244.255.10 replaced by 10.244.255.11 and back (median and p90 of N changes);
 //!             what the proxy spends between an API change reaching it and the rules being in
 //!             the kernel
+//!   scaling   the same with the probe's endpoint count changed (an 11th endpoint, 10.244.255.12,
+//!             added and removed): in the nftables mode its balancing rule is rewritten too
 //!   connect   TCP connect latency from the client to the probe's cluster IP through the node
 //!             (p50 / p99, µs), measured by the anchors' connlat.c interleaved across namespaces
 //!   iperf3    throughput client → ClusterIP vs client → pod IP through the same node
@@ -27,9 +29,9 @@
 //! End to end (`proxy-bench e2e`, run inside a namespace of its own where a `podnet server`
 //! listens): creates S Services with their EndpointSlices through the API, starts the real
 //! `podnet proxy` (nftables) there, and measures
-//!   e2e-initial  proxy start → the probe service's chains in the kernel (lists, model, full sync)
+//!   e2e-initial  proxy start → the probe service's chain in the kernel (lists, model, full sync)
 //!   e2e-change   an EndpointSlice write (the probe's 10th endpoint replaced by a new address)
-//!                → that endpoint's chain in the kernel, polled over netlink every 0.2 ms
+//!                → that endpoint in the kernel's endpoint map, polled over netlink every 0.2 ms
 //!
 //! Usage: proxy-bench --tag TAG --connlat PATH [--sizes 1,1000,10000] [--modes nftables,iptables]
 //!        [--changes 20] [--budget 120] [--rounds 3 --count 2000 --warmup 200 --block 20]
@@ -139,13 +141,23 @@ fn probe_ip(s: usize) -> Ipv4Addr {
 /// (`spare`: 10.244.255.11 instead of .10); the others' endpoints are unique ip:port pairs in
 /// 10.244.0.1–10.244.254.255. Plus the iperf3 service (10.96.255.1:5201 → 10.244.255.1:5201).
 fn ports(s: usize, spare: bool) -> Vec<ServicePort> {
+    ports_with(s, spare, false)
+}
+
+/// [`ports`], the probe with an 11th endpoint (10.244.255.12) when `grown`.
+fn ports_with(s: usize, spare: bool, grown: bool) -> Vec<ServicePort> {
     let mut out = Vec::with_capacity(s + 1);
     for i in 0..s {
         let ip = IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 16)) + i as u32));
         let eps: Vec<Endpoint> = if i == s - 1 {
-            (1..=10u8)
+            let count = if grown { 11 } else { 10 };
+            (1..=count)
                 .map(|j| {
-                    let last = if j == 10 && spare { 11 } else { j };
+                    let last = match j {
+                        10 if spare => 11,
+                        11 => 12,
+                        j => j,
+                    };
                     endpoint(IpAddr::V4(Ipv4Addr::new(10, 244, 255, last)), 8080)
                 })
                 .collect()
@@ -266,6 +278,8 @@ struct Scale {
     resync: Option<Result<f64, String>>,
     restart: Option<Result<f64, String>>,
     changes: Vec<f64>,
+    /// Changes of the probe's endpoint count (10 ↔ 11).
+    scalings: Vec<f64>,
     change_err: Option<String>,
     loaded: bool,
 }
@@ -324,6 +338,23 @@ fn main() {
                     }
                 }
                 // Leave the probe as loaded first (endpoints .1–.10), for the connect test.
+                if args.changes % 2 == 1 {
+                    let (m, _) = sync_in(&ns, mode, base.clone(), changed.clone(), args.budget);
+                    mode = m;
+                }
+                // Changes of the probe's endpoint count: its balancing rule is rewritten too.
+                for i in 0..args.changes {
+                    let next = ports_with(s, false, i % 2 == 0);
+                    let (m, r) = sync_in(&ns, mode, next, changed.clone(), args.budget);
+                    mode = m;
+                    match r {
+                        Ok(d) => f.scalings.push(d.as_secs_f64() * 1000.0),
+                        Err(e) => {
+                            f.change_err = Some(e);
+                            break;
+                        }
+                    }
+                }
                 if args.changes % 2 == 1 {
                     let (m, _) = sync_in(&ns, mode, base.clone(), changed.clone(), args.budget);
                     mode = m;
@@ -418,8 +449,8 @@ fn main() {
         results["loadavg_start"].as_str().unwrap_or(""),
         load_end
     );
-    println!("| mode | services | full sync s | re-sync s | restart sync s | one change ms (median / p90, n) | connect p50 / p99 µs |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| mode | services | full sync s | re-sync s | restart sync s | one change ms (median / p90, n) | one scaling change ms (median / p90, n) | connect p50 / p99 µs |");
+    println!("|---|---|---|---|---|---|---|---|");
     let fmt_s = |r: &Option<Result<f64, String>>| match r {
         Some(Ok(v)) => format!("{v:.3}"),
         Some(Err(e)) => e.clone(),
@@ -432,13 +463,19 @@ fn main() {
         } else {
             format!("{:.1} / {:.1} ({})", median(&mut ch.clone()), pct(&mut ch, 90.0), f.changes.len())
         };
+        let mut sc = f.scalings.clone();
+        let scaling = if sc.is_empty() {
+            "–".to_string()
+        } else {
+            format!("{:.1} / {:.1} ({})", median(&mut sc.clone()), pct(&mut sc, 90.0), f.scalings.len())
+        };
         let label = format!("{mode_name} S={s}");
         let conn = connect
             .get(&label)
             .map(|(p50, p99, _)| format!("{:.1} / {:.1}", median(&mut p50.clone()), median(&mut p99.clone())))
             .unwrap_or_else(|| "–".into());
         println!(
-            "| {mode_name} | {s} | {} | {} | {} | {change} | {conn} |",
+            "| {mode_name} | {s} | {} | {} | {} | {change} | {scaling} | {conn} |",
             fmt_s(&f.full),
             fmt_s(&f.resync),
             fmt_s(&f.restart)
@@ -447,12 +484,12 @@ fn main() {
             "full_s": f.full.clone().and_then(|r| r.ok()), "full_err": f.full.clone().and_then(|r| r.err()),
             "resync_s": f.resync.clone().and_then(|r| r.ok()), "resync_err": f.resync.clone().and_then(|r| r.err()),
             "restart_s": f.restart.clone().and_then(|r| r.ok()), "restart_err": f.restart.clone().and_then(|r| r.err()),
-            "changes_ms": f.changes, "change_err": f.change_err,
+            "changes_ms": f.changes, "scalings_ms": f.scalings, "change_err": f.change_err,
         });
     }
     if let Some((p50, p99, _)) = connect.get("floor (no rules, pod IP)") {
         println!(
-            "| floor: no rules, to the pod IP | – | – | – | – | – | {:.1} / {:.1} |",
+            "| floor: no rules, to the pod IP | – | – | – | – | – | – | {:.1} / {:.1} |",
             median(&mut p50.clone()),
             median(&mut p99.clone())
         );
@@ -493,11 +530,14 @@ fn main() {
         }
         for &s in &args.sizes {
             if let Some(f) = scale.get(&(mode_name.clone(), s)) {
-                if !f.changes.is_empty() {
-                    let mut ch = f.changes.clone();
+                for (which, changes) in [("one change", &f.changes), ("one scaling change", &f.scalings)] {
+                    if changes.is_empty() {
+                        continue;
+                    }
+                    let mut ch = changes.clone();
                     let (m, p90) = (median(&mut ch.clone()), pct(&mut ch, 90.0));
                     goal(
-                        format!("{mode_name} one change with {s} services < {GOAL_CHANGE_MS} ms"),
+                        format!("{mode_name} {which} with {s} services < {GOAL_CHANGE_MS} ms"),
                         format!("median {m:.1} ms, p90 {p90:.1} ms ({:.2} of the goal)", m / GOAL_CHANGE_MS),
                         Some(m < GOAL_CHANGE_MS),
                     );
@@ -555,7 +595,7 @@ fn chrono_like_now() -> String {
 
 /// The end-to-end measurement: API write → rule in the kernel, with the real `podnet proxy`.
 mod e2e {
-    use std::net::{IpAddr, Ipv4Addr};
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
@@ -565,7 +605,7 @@ mod e2e {
     use kube::api::{Api, Patch, PatchParams, PostParams};
     use podnet_proxy::nftables::netlink::Netlink;
     use podnet_proxy::nftables::{names, Family};
-    use podnet_proxy::{Endpoint, Protocol, ServicePortName};
+    use podnet_proxy::{Protocol, ServicePortName};
     use serde_json::json;
 
     struct Args {
@@ -628,26 +668,25 @@ mod e2e {
         .expect("a slice")
     }
 
-    fn endpoint_chain(i: usize, ip: Ipv4Addr) -> String {
+    fn service_chain(i: usize) -> String {
         let id =
             ServicePortName { namespace: "bench".into(), name: name(i), port: "http".into(), protocol: Protocol::Tcp };
-        let ep = Endpoint {
-            ip: IpAddr::V4(ip),
-            port: 8080,
-            node_name: None,
-            ready: true,
-            serving: true,
-            terminating: false,
-            local: false,
-        };
-        names::endpoint_chain(&id, &ep)
+        names::service_chain(&id)
     }
 
-    /// Polls the kernel (this process's namespace) until `chain` exists; how long it took.
-    fn wait_chain(nl: &mut Netlink, chain: &str, limit: Duration) -> Option<Duration> {
+    /// The endpoint map that holds `endpoint` (listing every endpoint map of the table).
+    fn map_with(nl: &mut Netlink, endpoint: SocketAddr) -> Option<String> {
+        let maps = nl.table_state(Family::Ipv4).ok()?.maps;
+        maps.into_iter()
+            .filter(|m| names::endpoint_map_epoch(m).is_some())
+            .find(|m| nl.endpoint_map(Family::Ipv4, m).is_ok_and(|elems| elems.iter().any(|(_, e)| *e == endpoint)))
+    }
+
+    /// Polls the kernel (this process's namespace) until `done` holds; how long it took.
+    fn wait(nl: &mut Netlink, limit: Duration, mut done: impl FnMut(&mut Netlink) -> bool) -> Option<Duration> {
         let start = Instant::now();
         while start.elapsed() < limit {
-            if nl.has_chain(Family::Ipv4, chain).unwrap_or(false) {
+            if done(nl) {
                 return Some(start.elapsed());
             }
             std::thread::sleep(Duration::from_micros(200));
@@ -713,12 +752,17 @@ mod e2e {
             .spawn()
             .expect("start podnet proxy");
         let mut nl = Netlink::open().expect("a netlink socket");
-        let first = endpoint_chain(probe, endpoints(probe, s)[9]);
-        let initial = wait_chain(&mut nl, &first, Duration::from_secs(300));
+        let probe_chain = service_chain(probe);
+        let initial =
+            wait(&mut nl, Duration::from_secs(300), |nl| nl.has_chain(Family::Ipv4, &probe_chain).unwrap_or(false));
+        // The probe's endpoints are in one endpoint map (its chain and elements come in one
+        // transaction): each change is polled there.
+        let tenth = SocketAddr::new(IpAddr::V4(endpoints(probe, s)[9]), 8080);
+        let probe_map = initial.and_then(|_| map_with(&mut nl, tenth));
         let mut api_ms = Vec::new();
         let mut e2e_ms = Vec::new();
         let mut missed = 0;
-        if initial.is_some() {
+        if let Some(probe_map) = &probe_map {
             // Let the proxy settle (its first syncs, the stale chain deletion).
             std::thread::sleep(Duration::from_secs(2));
             let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "bench");
@@ -727,11 +771,14 @@ mod e2e {
                 let new = Ipv4Addr::new(10, 244, 254, (k % 250) as u8 + 1);
                 eps[9] = new;
                 let patch = Patch::Merge(json!({"endpoints": slice(probe, &eps).endpoints}));
-                let chain = endpoint_chain(probe, new);
+                let new_endpoint = SocketAddr::new(IpAddr::V4(new), 8080);
                 let t0 = Instant::now();
                 rt.block_on(slices.patch(&name(probe), &PatchParams::default(), &patch)).expect("patch the slice");
                 let t_api = t0.elapsed();
-                match wait_chain(&mut nl, &chain, Duration::from_secs(30)) {
+                let in_kernel = |nl: &mut Netlink| {
+                    nl.endpoint_map(Family::Ipv4, probe_map).is_ok_and(|e| e.iter().any(|(_, e)| *e == new_endpoint))
+                };
+                match wait(&mut nl, Duration::from_secs(30), in_kernel) {
                     Some(_) => {
                         e2e_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
                         api_ms.push(t_api.as_secs_f64() * 1000.0);
@@ -753,7 +800,7 @@ mod e2e {
         }
         if !e2e_ms.is_empty() {
             println!(
-                "  EndpointSlice write -> endpoint chain in the kernel: median {:.1} ms, p90 {:.1} ms, max {:.1} ms \
+                "  EndpointSlice write -> endpoint in the kernel's endpoint map: median {:.1} ms, p90 {:.1} ms, max {:.1} ms \
                  (n {}, missed {missed}); of which the API write itself: median {:.1} ms",
                 pct(&e2e_ms, 50.0),
                 pct(&e2e_ms, 90.0),

@@ -419,6 +419,18 @@ fn cluster_ip_spread_affinity_hairpin_and_masquerade() {
         assert_eq!(r.peer, expected, "{replies:?}");
     }
 
+    // A hostNetwork endpoint (the node's own address): the node talking to itself directly is
+    // not hairpin traffic — it keeps its address and is not masqueraded (it used to hang).
+    let _host_server = Servers::start(&t.node, "node");
+    let host_ep = Endpoint { ip: ip(NODE_IP), ..pod_ep(0, TCP_PORT, true) };
+    let on_node = service("host", Protocol::Tcp, "10.96.0.13", 80, vec![host_ep]);
+    let mut with_host = ports.to_vec();
+    with_host.push(on_node.clone());
+    t.sync(&mut mode, &with_host, &Some([on_node.id.clone()].into()));
+    let direct = t.tcp_timeout(&t.node, &format!("{NODE_IP}:{TCP_PORT}"), Duration::from_secs(3));
+    assert_eq!(direct.expect("the node to itself"), Reply { pod: "node".into(), peer: ip(NODE_IP) });
+    assert_eq!(t.tcp(&t.client, "10.96.0.13:80").expect("through the service").pod, "node");
+
     // From outside the cluster CIDR: masqueraded.
     let reply = t.tcp(&t.outside, "10.96.0.10:80").expect("cluster IP from outside");
     assert_eq!(reply.peer, ip(BRIDGE_IP), "{reply:?}");

@@ -134,19 +134,22 @@ pub struct SetElem {
     pub key: Vec<u8>,
     /// A verdict map element's verdict.
     pub verdict: Option<Verdict>,
+    /// A data map element's value.
+    pub data: Option<Vec<u8>>,
     /// `NFT_SET_ELEM_*` flags.
     pub flags: u32,
 }
 
 /// One `NFTA_LIST_ELEM` of a set element message; `None` without a key.
 pub fn parse_elem(elem: &[u8]) -> Option<SetElem> {
-    let (mut key, mut verdict, mut flags) = (None, None, 0);
+    let (mut key, mut verdict, mut data, mut flags) = (None, None, None, 0);
     for (ty, v) in attrs(elem) {
         match ty {
             NFTA_SET_ELEM_KEY => {
                 key = attrs(v).into_iter().find(|(t, _)| *t == NFTA_DATA_VALUE).map(|(_, d)| d.to_vec())
             }
             NFTA_SET_ELEM_DATA => {
+                data = attrs(v).into_iter().find(|(t, _)| *t == NFTA_DATA_VALUE).map(|(_, d)| d.to_vec());
                 if let Some((_, vd)) = attrs(v).into_iter().find(|(t, _)| *t == NFTA_DATA_VERDICT) {
                     let (mut code, mut chain) = (None, None);
                     for (t, d) in attrs(vd) {
@@ -163,7 +166,7 @@ pub fn parse_elem(elem: &[u8]) -> Option<SetElem> {
             _ => {}
         }
     }
-    Some(SetElem { key: key?, verdict, flags })
+    Some(SetElem { key: key?, verdict, data, flags })
 }
 
 /// The elements of a set element message's payload (`None` for one that cannot be read).
@@ -234,8 +237,13 @@ mod tests {
         assert_eq!(
             elems,
             [
-                Some(SetElem { key: vec![10, 0, 0, 0], verdict: Some(Verdict::Goto("service-X".into())), flags: 0 }),
-                Some(SetElem { key: vec![10, 0, 0, 1], verdict: Some(Verdict::Drop), flags: 0 }),
+                Some(SetElem {
+                    key: vec![10, 0, 0, 0],
+                    verdict: Some(Verdict::Goto("service-X".into())),
+                    data: None,
+                    flags: 0
+                }),
+                Some(SetElem { key: vec![10, 0, 0, 1], verdict: Some(Verdict::Drop), data: None, flags: 0 }),
             ]
         );
     }

@@ -83,6 +83,8 @@ const UDATA_PAIRS_V6: &[u8] = &[
     0, 4, 0, 0, 0, 0, 3, 52, 0, 4, 13, 0, 0, 0, 1, 44, 0, 20, 0, 4, 7, 0, 0, 0, 1, 12, 0, 4, 13, 0, 0, 0, 1, 4, 8, 0,
     0, 0, 1, 20, 0, 4, 7, 0, 0, 0, 1, 12, 0, 4, 13, 0, 0, 0, 1, 4, 9, 0, 0, 0,
 ];
+/// `NFT_CT_STATUS`.
+const CT_STATUS: u32 = 2;
 /// nft's `TYPE_INTEGER` (a `numgen` result).
 const TYPE_INTEGER: u32 = 4;
 
@@ -369,6 +371,11 @@ impl Encoder {
                 Match::CtStateNew => {
                     exprs.ct_load(CT_STATE, REG_1);
                     exprs.bitwise(REG_1, &8u32.to_ne_bytes(), &[0; 4]); // IP_CT_NEW
+                    cmp(&mut exprs, true, &[0; 4]);
+                }
+                Match::CtStatusDnat => {
+                    exprs.ct_load(CT_STATUS, REG_1);
+                    exprs.bitwise(REG_1, &0x20u32.to_ne_bytes(), &[0; 4]); // IPS_DST_NAT
                     cmp(&mut exprs, true, &[0; 4]);
                 }
                 Match::FibLocal { source } => {
@@ -844,6 +851,28 @@ impl Netlink {
                     )))
                 }
             }
+        }
+        Ok(out)
+    }
+}
+
+impl Netlink {
+    /// The elements of the endpoint map `map` in `family`: key and endpoint.
+    pub fn endpoint_map(&mut self, family: Family, map: &str) -> Result<Vec<(u32, std::net::SocketAddr)>, Error> {
+        let alen = if family == Family::Ipv4 { 4 } else { 16 };
+        let mut out = Vec::new();
+        for e in self.socket.set_elements(family.af(), TABLE, map).map_err(netlink_err)? {
+            let decoded = (|| {
+                let key = u32::from_ne_bytes(e.key.get(..4)?.try_into().ok()?);
+                let data = e.data.as_ref()?;
+                let ip: IpAddr = match family {
+                    Family::Ipv4 => Ipv4Addr::from(<[u8; 4]>::try_from(data.get(..4)?).ok()?).into(),
+                    Family::Ipv6 => Ipv6Addr::from(<[u8; 16]>::try_from(data.get(..16)?).ok()?).into(),
+                };
+                let port = u16::from_be_bytes([*data.get(alen)?, *data.get(alen + 1)?]);
+                Some((key, std::net::SocketAddr::new(ip, port)))
+            })();
+            out.push(decoded.ok_or_else(|| nl_err(format!("list {family} {TABLE} {map}: cannot read {e:02x?}")))?);
         }
         Ok(out)
     }

@@ -67,6 +67,8 @@ pub enum Match {
     L4proto(Protocol),
     /// `ct state new`.
     CtStateNew,
+    /// `ct status dnat`: the connection's destination was translated.
+    CtStatusDnat,
     /// `fib saddr type local` (`source`) or `fib daddr type local`.
     FibLocal { source: bool },
     /// `mark and 0x00004000 == 0`.
@@ -88,6 +90,7 @@ impl fmt::Display for Match {
             Match::Dport { proto, port } => write!(f, "{} dport {port}", proto.as_lower()),
             Match::L4proto(proto) => write!(f, "meta l4proto {}", proto.as_lower()),
             Match::CtStateNew => f.write_str("ct state new"),
+            Match::CtStatusDnat => f.write_str("ct status dnat"),
             Match::FibLocal { source } => write!(f, "fib {} type local", if *source { "saddr" } else { "daddr" }),
             Match::MarkClear(mark) => write!(f, "mark and {mark:#010x} == 0"),
             Match::OneIn(n) => write!(f, "numgen random mod {n} 0"),

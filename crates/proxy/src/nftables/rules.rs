@@ -278,6 +278,9 @@ pub fn service_rules(
             }
         } else {
             let (map, block) = blocks(chain, port.id.protocol);
+            // A block holds 65,536 endpoints; more are left out (a service port with that many
+            // endpoints is far beyond what Kubernetes supports).
+            let eps = &eps[..eps.len().min(names::BLOCK_KEYS as usize)];
             let endpoints: Vec<SocketAddr> = eps.iter().map(|e| SocketAddr::new(e.ip, e.port)).collect();
             out.hairpin.extend(eps.iter().map(|e| e.ip));
             let random = Stmt::DnatRandom {

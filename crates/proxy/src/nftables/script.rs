@@ -425,9 +425,10 @@ impl Writer<'_> {
             self.rule(from, Rule::verdict(cond, Verdict::Jump(to.into())));
         }
         self.rule(MARK_MASQ, Rule::stmt(Stmt::MarkOr(MASQ_MARK_BITS)));
-        // Hairpin: an endpoint that reached itself through a service.
-        let hairpin = Match::AddrPairIn { family, set: HAIRPIN.into() };
-        self.rule("masquerading", Rule::verdict(vec![hairpin], Verdict::Jump(MARK_MASQ.into())));
+        // Hairpin: an endpoint that reached itself through a service (DNATed: a node talking to
+        // its own address, an endpoint of some service, is not one).
+        let hairpin = vec![Match::CtStatusDnat, Match::AddrPairIn { family, set: HAIRPIN.into() }];
+        self.rule("masquerading", Rule::verdict(hairpin, Verdict::Jump(MARK_MASQ.into())));
         self.rule("masquerading", Rule::verdict(vec![Match::MarkClear(MASQ_MARK_BITS)], Verdict::Return));
         self.rule("masquerading", Rule::stmt(Stmt::MarkXor(MASQ_MARK_BITS)));
         self.rule("masquerading", Rule::stmt(Stmt::MasqueradeFullyRandom));

@@ -73,7 +73,7 @@ fn skeleton_has_base_chains_maps_and_masquerading() {
         assert_eq!(
             rules_of(&script, family, "masquerading"),
             [
-                format!("{family} saddr . {family} daddr @hairpin jump mark-for-masquerade"),
+                format!("ct status dnat {family} saddr . {family} daddr @hairpin jump mark-for-masquerade"),
                 "mark and 0x00004000 == 0 return".into(),
                 "mark set mark xor 0x00004000".into(),
                 "masquerade fully-random".into()
