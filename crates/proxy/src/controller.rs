@@ -1,12 +1,13 @@
 //! The proxy's control loop: reflectors over Services, EndpointSlices and the proxy's own Node
-//! feed a level-based sync — every change rebuilds the model ([`crate::model::build`]), the
-//! service ports that differ from the last sync are handed to the mode as a partial sync, and
+//! feed a level-based sync — every change brings the model up to date
+//! ([`crate::incremental::IncrementalModel`]: only the Services whose objects changed are built
+//! again), the service ports that differ are handed to the mode as a partial sync, and
 //! every [`Config::full_resync`] (or after a failure) the mode gets a full one. Syncs run on a
 //! blocking thread, one at a time; changes arriving meanwhile are coalesced into the next.
 //! Around it: /healthz (:10256), /metrics (:10249) and the health-check node ports of
 //! externalTrafficPolicy Local services, as kube-proxy serves them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -20,8 +21,9 @@ use kube::runtime::{watcher, WatchStreamExt};
 use tokio::sync::Notify;
 
 use crate::http::{self, Answer};
+use crate::incremental::IncrementalModel;
 use crate::metrics::Metrics;
-use crate::model::{self, ServicePort, ServicePortName};
+use crate::model::{ServicePort, ServicePortName};
 use crate::{Mode, NodeContext};
 
 /// The proxy's settings (`podnet proxy`'s flags).
@@ -51,42 +53,6 @@ impl Default for Config {
             coalesce: Duration::from_millis(2),
         }
     }
-}
-
-/// The service ports that differ between two syncs (added, removed or changed). One lookup per
-/// port: it runs on every change.
-pub fn changed_ports(old: &BTreeMap<ServicePortName, ServicePort>, new: &[ServicePort]) -> BTreeSet<ServicePortName> {
-    diff_ports(old.len(), |id| old.get(id), old.keys(), new)
-}
-
-/// [`changed_ports`] with the old ports given by their count, a lookup by name and their names.
-fn diff_ports<'a>(
-    old_len: usize,
-    old_get: impl Fn(&ServicePortName) -> Option<&'a ServicePort>,
-    old_names: impl Iterator<Item = &'a ServicePortName>,
-    new: &[ServicePort],
-) -> BTreeSet<ServicePortName> {
-    let mut out = BTreeSet::new();
-    let mut kept = 0;
-    for p in new {
-        match old_get(&p.id) {
-            Some(o) => {
-                kept += 1;
-                if o != p {
-                    out.insert(p.id.clone());
-                }
-            }
-            None => {
-                out.insert(p.id.clone());
-            }
-        }
-    }
-    if kept < old_len {
-        // Some old ports are gone.
-        let now: HashSet<&ServicePortName> = new.iter().map(|p| &p.id).collect();
-        out.extend(old_names.filter(|k| !now.contains(k)).cloned());
-    }
-    out
 }
 
 fn node_addresses(node: &Node) -> Vec<IpAddr> {
@@ -271,19 +237,22 @@ async fn sync_loop(
     services.wait_until_ready().await?;
     slices.wait_until_ready().await?;
     let mut mode = Some(mode);
-    // What the last successful sync was given (shared with the blocking sync thread, not cloned).
-    let mut last: Arc<Vec<ServicePort>> = Arc::new(Vec::new());
+    let mut model = IncrementalModel::default();
+    // Ports changed since the last successful sync, and the slices behind them (for the
+    // programming-latency metric).
+    let mut pending: BTreeSet<ServicePortName> = BTreeSet::new();
+    let mut pending_slices: Vec<Arc<EndpointSlice>> = Vec::new();
     let mut need_full = true;
     let mut last_full = Instant::now();
     let mut health = HealthChecks::default();
     let mut seen_triggers: BTreeMap<String, SystemTime> = BTreeMap::new();
     loop {
-        // The model from the reflectors' objects as they are (no copy of them).
-        let svcs = services.state();
-        let slice_list = slices.state();
-        let ports =
-            Arc::new(model::build(svcs.iter().map(|s| &**s), slice_list.iter().map(|s| &**s), &config.node_name));
-        drop(svcs);
+        // The model from the reflectors' objects as they are (no copy of them), Service by Service.
+        let update = model.update(&services.state(), &slices.state(), &config.node_name);
+        pending.extend(update.changed);
+        pending_slices.extend(update.slices);
+        // Shared with the blocking sync thread, not cloned (and the model's own again after it).
+        let ports = model.ports().clone();
         let mut addresses = nodes.state().first().map(|n| node_addresses(n)).unwrap_or_default();
         if addresses.is_empty() {
             addresses = config.node_addresses.clone();
@@ -291,12 +260,7 @@ async fn sync_loop(
         let node =
             NodeContext { name: config.node_name.clone(), addresses, cluster_cidrs: config.cluster_cidrs.clone() };
         let full = need_full || last_full.elapsed() >= config.full_resync;
-        let changed = if full {
-            None
-        } else {
-            let old: HashMap<&ServicePortName, &ServicePort> = last.iter().map(|p| (&p.id, p)).collect();
-            Some(diff_ports(old.len(), |id| old.get(id).copied(), old.keys().copied(), &ports))
-        };
+        let changed = if full { None } else { Some(pending.clone()) };
         if full || changed.as_ref().is_some_and(|c| !c.is_empty()) {
             let started = Instant::now();
             let mut m = mode.take().expect("the mode");
@@ -320,7 +284,7 @@ async fn sync_loop(
                         "synced"
                     );
                     let now = SystemTime::now();
-                    for (k, t) in trigger_times(&slice_list) {
+                    for (k, t) in trigger_times(&std::mem::take(&mut pending_slices)) {
                         if seen_triggers.get(&k) != Some(&t) {
                             if let Ok(d) = now.duration_since(t) {
                                 metrics.programmed(d);
@@ -328,7 +292,7 @@ async fn sync_loop(
                             seen_triggers.insert(k, t);
                         }
                     }
-                    last = ports.clone();
+                    pending.clear();
                     if full {
                         last_full = Instant::now();
                     }
@@ -349,44 +313,5 @@ async fn sync_loop(
             _ = dirty.notified() => tokio::time::sleep(config.coalesce).await,
             _ = tokio::time::sleep(until_full) => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn changes_are_the_ports_that_differ() {
-        let svc: Service = serde_json::from_value(serde_json::json!({"metadata": {"name": "a", "namespace": "d"},
-            "spec": {"clusterIP": "10.96.0.5", "ports": [{"name": "x", "port": 80}, {"name": "y", "port": 81}]}}))
-        .unwrap();
-        let ports = model::build(std::slice::from_ref(&svc), &[], "n");
-        let old: BTreeMap<_, _> = ports.iter().map(|p| (p.id.clone(), p.clone())).collect();
-        assert!(changed_ports(&old, &ports).is_empty());
-        let mut svc2 = svc;
-        svc2.spec.as_mut().unwrap().ports.as_mut().unwrap()[1].port = 82;
-        let ports2 = model::build(std::slice::from_ref(&svc2), &[], "n");
-        let c: Vec<String> = changed_ports(&old, &ports2).iter().map(|p| p.to_string()).collect();
-        assert_eq!(c, ["d/a:y"]);
-        let c: Vec<String> = changed_ports(&old, &[]).iter().map(|p| p.to_string()).collect();
-        assert_eq!(c, ["d/a:x", "d/a:y"]);
-        // An added port, and one port replaced by another (as many ports as before).
-        let mut svc3 = svc2.clone();
-        svc3.spec
-            .as_mut()
-            .unwrap()
-            .ports
-            .as_mut()
-            .unwrap()
-            .push(serde_json::from_value(serde_json::json!({"name": "z", "port": 83})).unwrap());
-        let c: Vec<String> =
-            changed_ports(&old, &model::build(&[svc3], &[], "n")).iter().map(|p| p.to_string()).collect();
-        assert_eq!(c, ["d/a:y", "d/a:z"]);
-        let mut svc4 = svc2;
-        svc4.spec.as_mut().unwrap().ports.as_mut().unwrap()[1].name = Some("w".into());
-        let c: Vec<String> =
-            changed_ports(&old, &model::build(&[svc4], &[], "n")).iter().map(|p| p.to_string()).collect();
-        assert_eq!(c, ["d/a:w", "d/a:y"]);
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod controller;
 pub mod http;
+pub mod incremental;
 pub mod iptables;
 pub mod metrics;
 pub mod model;
