@@ -740,8 +740,13 @@ impl Controllers {
         let _ = self.child.wait();
     }
 
+    /// Kills them and starts a successor once the requests the dead process had already sent
+    /// have landed: a create it sent just before dying may still be in the server, and a
+    /// successor listing the pods before it commits would create one too many (as a new
+    /// kube-controller-manager leader waits for the old leader's lease to expire first).
     fn restart(&mut self, s: &TestServer) {
         self.kill9();
+        std::thread::sleep(Duration::from_millis(300));
         *self = Controllers::start(s);
     }
 }
