@@ -174,7 +174,8 @@ impl Handler for CachePlugin {
             };
             let s = &self.shared;
             s.count(&metrics::CACHE_REQUESTS_TOTAL, None);
-            let found = s.store.lock().expect("cache lock").lookup(&key, s.clock.now());
+            let found = s.store.lock().expect("cache lock").find(&key, s.clock.now());
+            let found = found.finish();
             match found {
                 Lookup::Hit { message, kind, prefetch } => {
                     s.count(&metrics::CACHE_HITS_TOTAL, Some(kind));

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
@@ -125,7 +126,8 @@ impl Freq {
 
 #[derive(Debug, Clone)]
 struct Item {
-    message: Message,
+    /// Shared, so that a hit takes it out of the lock and copies it there.
+    message: Arc<Message>,
     kind: Kind,
     stored: Instant,
     ttl: Duration,
@@ -146,6 +148,35 @@ pub enum Lookup {
         message: Message,
     },
     Miss,
+}
+
+/// What a lookup found, before the answer is copied out of the cache: [`Store::find`] runs under
+/// the cache's lock and [`Found::finish`] after it, so that the threads answering queries do not
+/// wait on each other while answers are copied.
+#[derive(Debug)]
+pub enum Found {
+    Hit { message: Arc<Message>, age: Duration, remaining: Duration, keepttl: bool, kind: Kind, prefetch: bool },
+    Stale { message: Arc<Message> },
+    Miss,
+}
+
+impl Found {
+    /// The answer, its TTLs counted down (or zero when stale).
+    pub fn finish(self) -> Lookup {
+        match self {
+            Found::Hit { message, age, remaining, keepttl, kind, prefetch } => {
+                Lookup::Hit { message: age_message(&message, age, remaining, keepttl), kind, prefetch }
+            }
+            Found::Stale { message } => {
+                let mut message = (*message).clone();
+                response::for_each_record_mut(&mut message, |r| {
+                    r.set_ttl(0);
+                });
+                Lookup::Stale { message }
+            }
+            Found::Miss => Lookup::Miss,
+        }
+    }
 }
 
 /// A map that evicts a random entry when full.
@@ -241,6 +272,11 @@ impl Store {
 
     /// Looks `key` up at `now`.
     pub fn lookup(&mut self, key: &Key, now: Instant) -> Lookup {
+        self.find(key, now).finish()
+    }
+
+    /// [`Store::lookup`] without copying the answer (see [`Found`]).
+    pub fn find(&mut self, key: &Key, now: Instant) -> Found {
         let stale_for = self.opts.serve_stale.map(|s| s.duration);
         let keepttl = self.opts.keepttl;
         let prefetch = self.opts.prefetch;
@@ -257,24 +293,23 @@ impl Store {
                     hits >= p.amount
                         && remaining.as_secs_f64() <= item.ttl.as_secs_f64() * f64::from(p.percentage) / 100.0
                 });
-                return Lookup::Hit {
-                    message: age_message(&item.message, age, remaining, keepttl),
+                return Found::Hit {
+                    message: item.message.clone(),
+                    age,
+                    remaining,
+                    keepttl,
                     kind: item.kind,
                     prefetch: due,
                 };
             }
             let stale_ok = item.kind != Kind::ServFail && stale_for.is_some_and(|s| age < item.ttl + s);
             if stale_ok {
-                let mut message = item.message.clone();
-                response::for_each_record_mut(&mut message, |r| {
-                    r.set_ttl(0);
-                });
-                return Lookup::Stale { message };
+                return Found::Stale { message: item.message.clone() };
             }
             bucket.remove(key);
-            return Lookup::Miss;
+            return Found::Miss;
         }
-        Lookup::Miss
+        Found::Miss
     }
 
     /// Caches `m` under `key` if the policy allows. A SERVFAIL never replaces a good item.
@@ -289,7 +324,7 @@ impl Store {
         // An item lives in one cache only.
         let other = if kind == Kind::Success { Kind::Denial } else { Kind::Success };
         self.bucket(other).remove(&key);
-        let item = Item { message: m.clone(), kind, stored: now, ttl, freq: Freq { hits: 0, last: now } };
+        let item = Item { message: Arc::new(m.clone()), kind, stored: now, ttl, freq: Freq { hits: 0, last: now } };
         let evicted = self.bucket(kind).insert(key, item, rng);
         Inserted { kind: Some(kind), evicted }
     }
