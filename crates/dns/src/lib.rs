@@ -6,6 +6,7 @@
 //! for others, `forward` asks the upstreams). The wire format is hickory-proto's.
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod corefile;
 pub mod daemon;
 pub mod fuzz;

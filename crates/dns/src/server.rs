@@ -26,11 +26,14 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::Record;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::os::fd::AsRawFd;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{watch, Mutex, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::batch::{self, RecvBuffers, BATCH};
 use crate::{Handler, Next, Request, Transport};
 
 /// The server's limits.
@@ -148,15 +151,18 @@ fn udp_loops() -> usize {
 /// A UDP query being answered: the encoded answer and whom to send it to.
 type UdpAnswer<'a> = Pin<Box<dyn Future<Output = (Vec<u8>, SocketAddr)> + Send + 'a>>;
 
-/// One UDP receive loop. Each loop answers the datagrams it reads itself: a query whose answer
-/// is ready at once (a cache hit, a cluster record) is answered inline, without a task or a
-/// hand-off to another thread; one that must wait (forwarded upstream) joins this loop's own set
-/// of queries in flight, at most `limit`, so it holds up nothing else. Past `limit` the loop stops
-/// reading until one finishes (and the kernel drops the excess).
+/// One UDP receive loop. Each loop reads what is waiting on the socket in one batch
+/// ([`crate::batch`]) and answers the datagrams itself: a query whose answer is ready at once (a
+/// cache hit, a cluster record) is answered inline — the batch's ready answers go out together —
+/// without a task or a hand-off to another thread; one that must wait (forwarded upstream) joins
+/// this loop's own set of queries in flight, at most `limit`, so it holds up nothing else. Past
+/// `limit` the loop stops reading until one finishes (and the kernel drops the excess).
 async fn udp_loop(sock: Arc<UdpSocket>, chain: Chain, limit: usize, mut stop: watch::Receiver<bool>) {
     let chain: &[Arc<dyn Handler>] = &chain;
     let mut inflight: FuturesUnordered<UdpAnswer<'_>> = FuturesUnordered::new();
-    let mut buf = vec![0u8; 65_535];
+    let mut bufs = RecvBuffers::default();
+    let mut ready: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(BATCH);
+    let fd = sock.as_raw_fd();
     let limit = limit.max(1);
     loop {
         tokio::select! {
@@ -165,34 +171,53 @@ async fn udp_loop(sock: Arc<UdpSocket>, chain: Chain, limit: usize, mut stop: wa
             Some((bytes, peer)) = inflight.next(), if !inflight.is_empty() => {
                 let _ = sock.send_to(&bytes, peer).await;
             }
-            r = sock.recv_from(&mut buf), if inflight.len() < limit => {
-                let (n, peer) = match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "dns server: udp receive");
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                        continue;
-                    }
-                };
-                let m = match parse_query(&buf[..n]) {
-                    Parsed::Drop => continue,
-                    Parsed::Reply(bytes) => {
-                        let _ = sock.send_to(&bytes, peer).await;
-                        continue;
-                    }
-                    Parsed::Query(m) => m,
-                };
-                let mut answer: UdpAnswer<'_> = Box::pin(async move { (respond(chain, m, peer, Transport::Udp).await, peer) });
-                match answer.as_mut().now_or_never() {
-                    Some((bytes, peer)) => {
-                        let _ = sock.send_to(&bytes, peer).await;
-                    }
-                    None => inflight.push(answer),
+            r = sock.readable(), if inflight.len() < limit => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "dns server: udp readiness");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
                 }
+                let read = sock.try_io(Interest::READABLE, || {
+                    bufs.recv(fd, |data, peer| {
+                        let m = match parse_query(data) {
+                            Parsed::Drop => return,
+                            Parsed::Reply(bytes) => return ready.push((bytes, peer)),
+                            Parsed::Query(m) => m,
+                        };
+                        let mut answer: UdpAnswer<'_> =
+                            Box::pin(async move { (respond(chain, m, peer, Transport::Udp).await, peer) });
+                        match answer.as_mut().now_or_never() {
+                            Some(done) => ready.push(done),
+                            None => inflight.push(answer),
+                        }
+                    })
+                });
+                if let Err(e) = read {
+                    if e.kind() != std::io::ErrorKind::WouldBlock {
+                        tracing::debug!(error = %e, "dns server: udp receive");
+                    }
+                }
+                send_ready(&sock, fd, &mut ready).await;
             }
         }
     }
     while let Some((bytes, peer)) = inflight.next().await {
+        let _ = sock.send_to(&bytes, peer).await;
+    }
+}
+
+/// Sends the answers of a batch: together, then one by one whatever that could not send.
+async fn send_ready(sock: &UdpSocket, fd: std::os::fd::RawFd, ready: &mut Vec<(Vec<u8>, SocketAddr)>) {
+    let sent = match sock.try_io(Interest::WRITABLE, || batch::send(fd, ready)) {
+        Ok(n) => n,
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::WouldBlock {
+                tracing::debug!(error = %e, "dns server: udp send");
+            }
+            0
+        }
+    };
+    for (bytes, peer) in ready.drain(..).skip(sent) {
         let _ = sock.send_to(&bytes, peer).await;
     }
 }
