@@ -11,8 +11,8 @@ use nix::sys::socket::{recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeader
 
 /// Datagrams per batch.
 pub const BATCH: usize = 32;
-/// The largest query read (a bigger one is cut, flagged and dropped): queries are small, and a
-/// DNS client does not send UDP queries over 4,096 bytes.
+/// The largest query read whole (a bigger one is cut and flagged, and answered FORMERR): queries
+/// are small, and a DNS client does not send UDP queries over 4,096 bytes.
 pub const MAX_QUERY: usize = 4096;
 
 /// The receive buffers of one loop, kept between batches.
@@ -40,21 +40,19 @@ fn socket_addr(s: &SockaddrStorage) -> Option<SocketAddr> {
 
 impl RecvBuffers {
     /// Reads the datagrams waiting on `fd` (up to [`BATCH`]) and hands each to `each` with its
-    /// sender; cut datagrams are skipped. `WouldBlock` when none is waiting.
-    pub fn recv(&mut self, fd: RawFd, mut each: impl FnMut(&[u8], SocketAddr)) -> io::Result<usize> {
+    /// sender and whether it was cut to [`MAX_QUERY`] bytes. `WouldBlock` when none is waiting.
+    pub fn recv(&mut self, fd: RawFd, mut each: impl FnMut(&[u8], SocketAddr, bool)) -> io::Result<usize> {
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
         let mut iovs: Vec<[IoSliceMut<'_>; 1]> = self.bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
         let received = recvmmsg(fd, &mut headers, iovs.iter_mut(), MsgFlags::MSG_DONTWAIT, None).map_err(to_io)?;
         let mut n = 0;
         for msg in received {
             n += 1;
-            if msg.flags.contains(MsgFlags::MSG_TRUNC) {
-                continue;
-            }
+            let cut = msg.flags.contains(MsgFlags::MSG_TRUNC);
             let (Some(peer), Some(data)) = (msg.address.as_ref().and_then(socket_addr), msg.iovs().next()) else {
                 continue;
             };
-            each(&data[..msg.bytes.min(data.len())], peer);
+            each(&data[..msg.bytes.min(data.len())], peer, cut);
         }
         Ok(n)
     }
@@ -91,13 +89,17 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         let mut bufs = RecvBuffers::default();
         let mut got = Vec::new();
-        let n = bufs.recv(server.as_raw_fd(), |d, p| got.push((d.to_vec(), p))).unwrap();
+        let n = bufs.recv(server.as_raw_fd(), |d, p, cut| got.push((d.to_vec(), p, cut))).unwrap();
         assert_eq!(n, 6);
-        assert_eq!(got.len(), 5, "the cut datagram is skipped");
-        assert!(got.iter().enumerate().all(|(i, (d, p))| *d == [i as u8; 3] && *p == client.local_addr().unwrap()));
-        let e = bufs.recv(server.as_raw_fd(), |_, _| {}).unwrap_err();
+        let cut = got.pop().unwrap();
+        assert_eq!((cut.0.len(), cut.2), (MAX_QUERY, true), "the big datagram is cut and says so");
+        assert!(got
+            .iter()
+            .enumerate()
+            .all(|(i, (d, p, cut))| *d == [i as u8; 3] && *p == client.local_addr().unwrap() && !cut));
+        let e = bufs.recv(server.as_raw_fd(), |_, _, _| {}).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
-        let answers: Vec<(Vec<u8>, SocketAddr)> = got.iter().map(|(d, p)| (d.repeat(2), *p)).collect();
+        let answers: Vec<(Vec<u8>, SocketAddr)> = got.iter().map(|(d, p, _)| (d.repeat(2), *p)).collect();
         assert_eq!(send(server.as_raw_fd(), &answers).unwrap(), 5);
         let mut buf = [0u8; 16];
         for i in 0..5u8 {

@@ -178,7 +178,14 @@ async fn udp_loop(sock: Arc<UdpSocket>, chain: Chain, limit: usize, mut stop: wa
                     continue;
                 }
                 let read = sock.try_io(Interest::READABLE, || {
-                    bufs.recv(fd, |data, peer| {
+                    bufs.recv(fd, |data, peer, cut| {
+                        if cut {
+                            // Longer than any query a client sends over UDP: not read whole.
+                            if data.len() >= HEADER_LEN && data[2] & 0x80 == 0 {
+                                ready.push((header_reply(data, ResponseCode::FormErr), peer));
+                            }
+                            return;
+                        }
                         let m = match parse_query(data) {
                             Parsed::Drop => return,
                             Parsed::Reply(bytes) => return ready.push((bytes, peer)),
