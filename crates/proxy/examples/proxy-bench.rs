@@ -325,39 +325,25 @@ fn main() {
                 }
                 let probe = base.iter().find(|p| p.cluster_ips[0] == IpAddr::V4(probe_ip(s))).unwrap().id.clone();
                 let changed: Changed = Some([probe].into());
-                for i in 0..args.changes {
-                    let next = ports(s, i % 2 == 0);
-                    let (m, r) = sync_in(&ns, mode, next, changed.clone(), args.budget);
-                    mode = m;
-                    match r {
-                        Ok(d) => f.changes.push(d.as_secs_f64() * 1000.0),
-                        Err(e) => {
-                            f.change_err = Some(e);
-                            break;
+                // An endpoint replaced, then the endpoint count changed (its balancing rule is
+                // rewritten too); the probe left as loaded (endpoints .1–.10) for the connect test.
+                for (grown, times) in [(false, &mut f.changes), (true, &mut f.scalings)] {
+                    for i in 0..args.changes {
+                        let next = if grown { ports_with(s, false, i % 2 == 0) } else { ports(s, i % 2 == 0) };
+                        let (m, r) = sync_in(&ns, mode, next, changed.clone(), args.budget);
+                        mode = m;
+                        match r {
+                            Ok(d) => times.push(d.as_secs_f64() * 1000.0),
+                            Err(e) => {
+                                f.change_err = Some(e);
+                                break;
+                            }
                         }
                     }
-                }
-                // Leave the probe as loaded first (endpoints .1–.10), for the connect test.
-                if args.changes % 2 == 1 {
-                    let (m, _) = sync_in(&ns, mode, base.clone(), changed.clone(), args.budget);
-                    mode = m;
-                }
-                // Changes of the probe's endpoint count: its balancing rule is rewritten too.
-                for i in 0..args.changes {
-                    let next = ports_with(s, false, i % 2 == 0);
-                    let (m, r) = sync_in(&ns, mode, next, changed.clone(), args.budget);
-                    mode = m;
-                    match r {
-                        Ok(d) => f.scalings.push(d.as_secs_f64() * 1000.0),
-                        Err(e) => {
-                            f.change_err = Some(e);
-                            break;
-                        }
+                    if args.changes % 2 == 1 {
+                        let (m, _) = sync_in(&ns, mode, base.clone(), changed.clone(), args.budget);
+                        mode = m;
                     }
-                }
-                if args.changes % 2 == 1 {
-                    let (m, _) = sync_in(&ns, mode, base.clone(), changed.clone(), args.budget);
-                    mode = m;
                 }
                 if args.resync {
                     // A restarted proxy: a new mode's full sync over the loaded rules.
