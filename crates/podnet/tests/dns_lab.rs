@@ -172,13 +172,34 @@ fn reload_through_the_configmap(lab: &Lab) {
         let patch = serde_json::json!({"data": {"Corefile": text}}).to_string();
         lab.kubectl(&["patch", "configmap", "-n", "kube-system", "coredns", "--type", "merge", "-p", &patch]);
     };
-    // Eight answers in a row from the Service (spread over both replicas) give the new address.
+    // Each replica, asked at its pod IP, gives the new address (through the Service, a run of
+    // answers may all come from one replica while the other still serves the old Corefile), and
+    // so does the Service.
     let answered_by_all = || {
-        for _ in 0..8 {
-            let a = dig(lab, "client", &["reload-check.podnet.test"])?;
+        let ips = lab.kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            "kube-system",
+            "-l",
+            "k8s-app=kube-dns",
+            "-o",
+            "jsonpath={.items[*].status.podIP}",
+        ]);
+        let ips: Vec<&str> = ips.split_whitespace().collect();
+        if ips.len() < 2 {
+            return Err(format!("replicas at {ips:?}"));
+        }
+        for ip in ips {
+            let cmd = ["dig", "+short", "+time=2", "+tries=2", &format!("@{ip}"), "reload-check.podnet.test"];
+            let a = try_exec(lab, "client", &cmd.map(String::from))?;
             if a.trim() != "10.1.2.3" {
-                return Err(format!("answer {a:?}"));
+                return Err(format!("{ip} answers {a:?}"));
             }
+        }
+        let a = dig(lab, "client", &["reload-check.podnet.test"])?;
+        if a.trim() != "10.1.2.3" {
+            return Err(format!("the Service answers {a:?}"));
         }
         Ok(String::new())
     };
