@@ -17,9 +17,20 @@ use std::time::Duration;
 use lab_support::{eventually_ok, eventually_within, seed, try_exec, Lab};
 
 fn dig(lab: &Lab, pod: &str, args: &[&str]) -> Result<String, String> {
-    let mut cmd = vec!["dig".to_string(), "+short".into(), "+time=2".into(), "+tries=2".into(), "@10.96.0.10".into()];
+    dig_at(lab, pod, "10.96.0.10", args)
+}
+
+/// `dig +short` from `pod`, asking `server`.
+fn dig_at(lab: &Lab, pod: &str, server: &str, args: &[&str]) -> Result<String, String> {
+    let mut cmd = vec!["dig".to_string(), "+short".into(), "+time=2".into(), "+tries=2".into(), format!("@{server}")];
     cmd.extend(args.iter().map(|a| a.to_string()));
     try_exec(lab, pod, &cmd)
+}
+
+/// A field of every CoreDNS pod (`metadata.name`, `status.podIP`), space-separated.
+fn dns_pods(lab: &Lab, field: &str) -> String {
+    let jsonpath = format!("jsonpath={{.items[*].{field}}}");
+    lab.kubectl(&["get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns", "-o", &jsonpath])
 }
 
 fn lines(s: &str) -> BTreeSet<String> {
@@ -176,23 +187,13 @@ fn reload_through_the_configmap(lab: &Lab) {
     // answers may all come from one replica while the other still serves the old Corefile), and
     // so does the Service.
     let answered_by_all = || {
-        let ips = lab.kubectl(&[
-            "get",
-            "pods",
-            "-n",
-            "kube-system",
-            "-l",
-            "k8s-app=kube-dns",
-            "-o",
-            "jsonpath={.items[*].status.podIP}",
-        ]);
+        let ips = dns_pods(lab, "status.podIP");
         let ips: Vec<&str> = ips.split_whitespace().collect();
         if ips.len() < 2 {
             return Err(format!("replicas at {ips:?}"));
         }
         for ip in ips {
-            let cmd = ["dig", "+short", "+time=2", "+tries=2", &format!("@{ip}"), "reload-check.podnet.test"];
-            let a = try_exec(lab, "client", &cmd.map(String::from))?;
+            let a = dig_at(lab, "client", ip, &["reload-check.podnet.test"])?;
             if a.trim() != "10.1.2.3" {
                 return Err(format!("{ip} answers {a:?}"));
             }
@@ -209,16 +210,7 @@ fn reload_through_the_configmap(lab: &Lab) {
     // A Corefile with an unknown plugin: each replica logs that the reload failed and goes on
     // with the one it has.
     set_corefile(&with_hosts.replacen("    errors\n", "    errors\n    no-such-plugin\n", 1));
-    let pods = lab.kubectl(&[
-        "get",
-        "pods",
-        "-n",
-        "kube-system",
-        "-l",
-        "k8s-app=kube-dns",
-        "-o",
-        "jsonpath={.items[*].metadata.name}",
-    ]);
+    let pods = dns_pods(lab, "metadata.name");
     for pod in pods.split_whitespace() {
         eventually_within(Duration::from_secs(100), &format!("{pod} logs the failed reload"), || {
             let logs = lab.kubectl(&["logs", "-n", "kube-system", pod]);

@@ -212,10 +212,6 @@ pub enum SendError {
 }
 
 impl SendError {
-    pub fn is_connect(&self) -> bool {
-        matches!(self, SendError::Connect(..))
-    }
-
     /// Whether the endpoint refused the connection (or had no route): a failure that took no
     /// time and sent nothing.
     pub fn refused(&self) -> bool {

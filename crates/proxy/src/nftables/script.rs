@@ -486,23 +486,21 @@ impl Writer<'_> {
 
     /// The endpoint-map elements that differ between `old` and `new`: deleted, then added.
     fn slots(&mut self, old: Option<&BTreeMap<String, Slots>>, new: Option<&BTreeMap<String, Slots>>) {
-        let by_key = |slots: Option<&BTreeMap<String, Slots>>| -> BTreeMap<(String, u32), SocketAddr> {
+        type ByKey<'s> = BTreeMap<(&'s str, u32), SocketAddr>;
+        fn by_key(slots: Option<&BTreeMap<String, Slots>>) -> ByKey<'_> {
             let all = slots.into_iter().flat_map(|s| s.values());
-            all.flat_map(|s| s.elements().map(|(k, to)| ((s.map.clone(), k), to))).collect()
-        };
+            all.flat_map(|s| s.elements().map(|(k, to)| ((s.map.as_str(), k), to))).collect()
+        }
+        /// The elements of `a` that `b` does not hold as they are, by map.
+        fn missing<'s>(a: &ByKey<'s>, b: &ByKey<'s>) -> BTreeMap<&'s str, Vec<Elem>> {
+            let mut out: BTreeMap<&str, Vec<Elem>> = BTreeMap::new();
+            for (&(map, key), to) in a.iter().filter(|(k, to)| b.get(*k) != Some(*to)) {
+                out.entry(map).or_default().push(Elem::Slot { key, to: *to });
+            }
+            out
+        }
         let (old, new) = (by_key(old), by_key(new));
-        let mut delete: BTreeMap<&str, Vec<Elem>> = BTreeMap::new();
-        for ((map, key), to) in &old {
-            if new.get(&(map.clone(), *key)) != Some(to) {
-                delete.entry(map).or_default().push(Elem::Slot { key: *key, to: *to });
-            }
-        }
-        let mut add: BTreeMap<&str, Vec<Elem>> = BTreeMap::new();
-        for ((map, key), to) in &new {
-            if old.get(&(map.clone(), *key)) != Some(to) {
-                add.entry(map).or_default().push(Elem::Slot { key: *key, to: *to });
-            }
-        }
+        let (delete, add) = (missing(&old, &new), missing(&new, &old));
         for (map, elems) in delete {
             self.delete_elems(map, elems);
         }
