@@ -43,6 +43,8 @@ pub mod codes {
     pub const CHECK_FAILED: u32 = 106;
     /// podnet: the IPAM store on disk could not be read or written.
     pub const STORE: u32 = 107;
+    /// podnet: an eBPF operation (the same-node redirect) failed.
+    pub const BPF: u32 = 108;
 }
 
 /// Every failure of the plugin.
@@ -82,6 +84,8 @@ pub enum CniError {
     CheckFailed(String),
     #[error("{0}")]
     Store(String),
+    #[error("{0}")]
+    Bpf(String),
     /// An error reported by a delegated plugin (an external IPAM), passed on unchanged.
     #[error("{msg}")]
     Delegate { code: u32, msg: String, details: String },
@@ -109,6 +113,7 @@ impl CniError {
             CniError::Nftables(_) => NFTABLES,
             CniError::CheckFailed(_) => CHECK_FAILED,
             CniError::Store(_) => STORE,
+            CniError::Bpf(_) => BPF,
             CniError::Delegate { code, .. } => *code,
         }
     }
@@ -142,6 +147,7 @@ impl CniError {
             CniError::Nftables(m) => CniError::Nftables(wrap(m)),
             CniError::CheckFailed(m) => CniError::CheckFailed(wrap(m)),
             CniError::Store(m) => CniError::Store(wrap(m)),
+            CniError::Bpf(m) => CniError::Bpf(wrap(m)),
             CniError::Delegate { code, msg, details } => CniError::Delegate { code, msg: wrap(msg), details },
         }
     }

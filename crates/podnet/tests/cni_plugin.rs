@@ -164,6 +164,85 @@ fn pods_reach_each_other_and_themselves_through_hairpin() {
     assert!(!lab.host.ruleset().contains("dnat"));
 }
 
+/// A bpffs mounted in the test's directory, unmounted when dropped.
+struct Bpffs(std::path::PathBuf);
+
+impl Bpffs {
+    fn mount(lab: &Lab) -> Bpffs {
+        let dir = lab.dir.path().join("bpf");
+        podnet_bpf::ensure_bpffs(&dir).expect("mount a bpffs");
+        Bpffs(dir)
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = run("umount", &["-l", &self.0.to_string_lossy()]);
+    }
+}
+
+/// Packets `dev` has sent (`tx`) or received, as `ip -s link` counts them.
+fn packets(ns: &Ns, dev: &str, dir: &str) -> u64 {
+    let v = ns.ip_json(&["-s", "link", "show", "dev", dev]);
+    v[0]["stats64"][dir]["packets"].as_u64().unwrap_or_else(|| panic!("no {dir} packets for {dev}: {v}"))
+}
+
+#[test]
+fn same_node_redirect_skips_the_bridge_but_not_service_nat() {
+    if !privileged("same_node_redirect_skips_the_bridge_but_not_service_nat") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let bpffs = Bpffs::mount(&lab);
+    let (a, b) = (lab.pod(), lab.pod());
+    let conf = bridge_conf(
+        &lab,
+        "redir",
+        json!({"sameNodeRedirect": true, "bpfPinDir": bpffs.0.join("node"), "hairpinMode": true}),
+    );
+    let exe = lab.podnet("podnet");
+    // The pin directory does not exist yet: ADD makes it on the bpffs.
+    let ra = lab.cmd(&exe, "ADD", "a", Some(a), "eth0", &conf).ok();
+    let rb = lab.cmd(&exe, "ADD", "b", Some(b), "eth0", &conf).ok();
+    let (veth_a, veth_b) =
+        (ra["interfaces"][1]["name"].as_str().unwrap(), rb["interfaces"][1]["name"].as_str().unwrap());
+    let index = |veth: &str| lab.host.link(veth).unwrap()["ifindex"].as_u64().unwrap() as u32;
+    let redirect = podnet_bpf::LocalRedirect::open(&bpffs.0.join("node")).unwrap().expect("pinned by ADD");
+    let (ip_a, ip_b) = ("10.88.0.2".parse().unwrap(), "10.88.0.3".parse().unwrap());
+    assert_eq!(redirect.pod(ip_a).unwrap(), Some(index(veth_a)));
+    assert_eq!(redirect.pod(ip_b).unwrap(), Some(index(veth_b)));
+
+    // a → b: b's eth0 receives the packets, b's host-side veth (the bridge's port) never sends
+    // them — they went from a's veth straight into b's.
+    let server = serve(lab.pods[b].listen("0.0.0.0:80"), 30);
+    assert!(lab.pods[a].ping("10.88.0.3"), "ARP and ICMP take the bridge");
+    let (tx_before, rx_before) = (packets(&lab.host, veth_b, "tx"), packets(&lab.pods[b], "eth0", "rx"));
+    for _ in 0..20 {
+        assert_eq!(lab.pods[a].fetch("10.88.0.3:80").expect("a reaches b"), "10.88.0.2", "source kept");
+    }
+    let (tx_after, rx_after) = (packets(&lab.host, veth_b, "tx"), packets(&lab.pods[b], "eth0", "rx"));
+    assert!(rx_after - rx_before >= 60, "b received the connections' packets: {rx_before} → {rx_after}");
+    assert!(tx_after - tx_before < 10, "the bridge sent them to b: {tx_before} → {tx_after} on {veth_b}");
+
+    // a → a Service address DNATed to b: b's replies are NATed, so they take the bridge, where
+    // br_netfilter undoes the DNAT — a sees the Service address answer.
+    lab.host.ok(&["sysctl", "-w", "net.bridge.bridge-nf-call-iptables=1"]);
+    lab.host.ok(&["nft", "add", "table", "ip", "svc"]);
+    lab.host.ok(&["nft", "add", "chain", "ip", "svc", "pre", "{ type nat hook prerouting priority dstnat; }"]);
+    lab.host.ok(&["nft", "add rule ip svc pre ip daddr 10.96.0.10 tcp dport 8080 dnat to 10.88.0.3:80"]);
+    for _ in 0..10 {
+        assert_eq!(lab.pods[a].fetch("10.96.0.10:8080").expect("a reaches the Service"), "10.88.0.2");
+    }
+    drop(server);
+
+    // DEL forgets the pod.
+    lab.cmd(&exe, "DEL", "a", Some(a), "eth0", &with_prev(&conf, &ra)).ok();
+    assert_eq!(redirect.pod(ip_a).unwrap(), None);
+    assert_eq!(redirect.pod(ip_b).unwrap(), Some(index(veth_b)));
+    lab.cmd(&exe, "DEL", "b", Some(b), "eth0", &with_prev(&conf, &rb)).ok();
+    assert_eq!(redirect.pod(ip_b).unwrap(), None);
+}
+
 #[test]
 fn ip_masq_reaches_an_outside_namespace() {
     if !privileged("ip_masq_reaches_an_outside_namespace") {

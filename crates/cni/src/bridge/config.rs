@@ -2,7 +2,9 @@
 //! `bridge` (default `cni0`), `isGateway`, `isDefaultGateway` (implies `isGateway`),
 //! `forceAddress`, `ipMasq`, `mtu`, `hairpinMode`, `promiscMode`, `vlan`,
 //! `preserveDefaultVlan`, `enabledad`, `ipam`, and the container MAC from `runtimeConfig.mac`,
-//! `args.cni.mac` or `CNI_ARGS` `MAC=`. Options of the reference plugin podnet does not implement
+//! `args.cni.mac` or `CNI_ARGS` `MAC=`. podnet's own: `sameNodeRedirect` (pod-to-pod packets
+//! on the node go from veth to veth with eBPF instead of across the bridge) and `bpfPinDir`
+//! (the bpffs directory its program and map are pinned in, default [`DEFAULT_BPF_PIN_DIR`]). Options of the reference plugin podnet does not implement
 //! are refused with error code 2 when they are switched on.
 
 use serde_json::Value;
@@ -14,6 +16,9 @@ use crate::netconf::NetConf;
 
 /// The default bridge name.
 pub const DEFAULT_BRIDGE: &str = "cni0";
+
+/// Where the same-node redirect pins its program and map unless `bpfPinDir` says otherwise.
+pub const DEFAULT_BPF_PIN_DIR: &str = "/sys/fs/bpf/podnet";
 
 /// The bridge plugin's own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +40,8 @@ pub struct BridgeConf {
     pub enable_dad: bool,
     /// The container interface's MAC, when asked for.
     pub mac: Option<[u8; 6]>,
+    /// The same-node redirect's pin directory, when it is on.
+    pub same_node_redirect: Option<std::path::PathBuf>,
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff` (or with `-`): a unicast address.
@@ -93,6 +100,11 @@ impl BridgeConf {
             Some(v) => return Err(invalid("vlan", format!("invalid VLAN ID {v} (must be between 0 and 4094)"))),
         };
         let mac = conf_mac(conf, env_args)?;
+        let pin_dir = root.str("bpfPinDir")?.filter(|s| !s.is_empty()).unwrap_or(DEFAULT_BPF_PIN_DIR);
+        if !pin_dir.starts_with('/') {
+            return Err(invalid("bpfPinDir", format!("{pin_dir:?} is not an absolute path")));
+        }
+        let same_node_redirect = root.bool("sameNodeRedirect")?.unwrap_or(false).then(|| pin_dir.into());
         Ok(BridgeConf {
             bridge,
             is_gateway,
@@ -106,6 +118,7 @@ impl BridgeConf {
             preserve_default_vlan: root.bool("preserveDefaultVlan")?.unwrap_or(true),
             enable_dad: root.bool("enabledad")?.unwrap_or(false),
             mac,
+            same_node_redirect,
         })
     }
 }
@@ -165,6 +178,18 @@ mod tests {
         assert_eq!(c.bridge, "cni0");
         assert!(!c.is_gateway && !c.ip_masq && !c.hairpin_mode && c.mtu.is_none() && c.vlan == 0);
         assert!(c.preserve_default_vlan);
+        assert_eq!(c.same_node_redirect, None);
+    }
+
+    #[test]
+    fn same_node_redirect() {
+        let c = parse(json!({"sameNodeRedirect": true})).unwrap();
+        assert_eq!(c.same_node_redirect.as_deref(), Some(std::path::Path::new(DEFAULT_BPF_PIN_DIR)));
+        let c = parse(json!({"sameNodeRedirect": true, "bpfPinDir": "/run/podnet/bpf"})).unwrap();
+        assert_eq!(c.same_node_redirect.as_deref(), Some(std::path::Path::new("/run/podnet/bpf")));
+        let e = parse(json!({"sameNodeRedirect": true, "bpfPinDir": "bpf"})).unwrap_err();
+        assert!(e.to_string().starts_with("bpfPinDir: "), "{e}");
+        assert!(parse(json!({"sameNodeRedirect": "on"})).unwrap_err().to_string().starts_with("sameNodeRedirect: "));
     }
 
     #[test]

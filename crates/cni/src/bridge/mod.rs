@@ -3,6 +3,10 @@
 //! from IPAM, optionally the gateway address on the bridge, forwarding and masquerading — the
 //! reference `bridge` plugin's behaviour, through podnet-netlink and nftables.
 //!
+//! With podnet's `sameNodeRedirect`, pod-to-pod packets on the node skip the bridge: the pod's
+//! addresses go into the node's eBPF map of local pods and the redirect program runs on its
+//! host-side veth ([`redirect`]).
+//!
 //! ADD is all or nothing: every step that succeeded is undone when a later one fails (the veth
 //! pair, the IPAM reservation, masquerade rules, a bridge it created that has no port). DEL is
 //! idempotent and best effort: a missing namespace, interface or reservation is success. CHECK
@@ -11,9 +15,11 @@
 
 pub mod config;
 pub mod plan;
+mod redirect;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use ipnet::IpNet;
 use podnet_netlink::{AddrOptions, BridgeVlan, Handle, Link, MacAddr, Netns, NewLink};
@@ -39,6 +45,8 @@ struct Done {
     host_local_ips: Vec<IpAddr>,
     delegate_ipam: Option<String>,
     masq_tag: Option<String>,
+    /// The same-node redirect's pin directory and the addresses put in its map.
+    redirect: Option<(PathBuf, Vec<IpAddr>)>,
 }
 
 /// ADD.
@@ -121,6 +129,12 @@ fn add_steps(
         let addrs: Vec<IpNet> = result.ips.iter().map(|i| i.address).collect();
         ipmasq::add(&tag, &addrs).map_err(|e| e.context("cannot set up ipMasq"))?;
     }
+    if let Some(dir) = &bc.same_node_redirect {
+        let ips: Vec<IpAddr> =
+            result.ips.iter().filter(|i| i.interface == Some(CONTAINER_IFACE)).map(|i| i.address.addr()).collect();
+        let added = redirect::add(dir, &ips, host_veth.index)?;
+        done.redirect = Some((dir.clone(), added.into_iter().map(IpAddr::V4).collect()));
+    }
 
     // The interfaces as they are now: the bridge's MAC may have changed with its first port; the
     // veth ends have the name, MAC and MTU they were read with.
@@ -150,6 +164,9 @@ fn add_steps(
 
 /// Undoes what a failed ADD did, in reverse order; errors are ignored (best effort).
 fn undo(env: &Env, stdin: &[u8], ipam: &Ipam, host: &mut Handle, cont: &mut Container<'_>, done: Done) {
+    if let Some((dir, ips)) = &done.redirect {
+        let _ = redirect::del(dir, ips);
+    }
     if let Some(tag) = &done.masq_tag {
         let _ = ipmasq::del(tag);
     }
@@ -436,8 +453,9 @@ fn pin_mac(host: &mut Handle, bridge: &Link) -> CniResult<()> {
     Ok(())
 }
 
-/// DEL: frees the addresses, deletes the container interface (and with it the host end), and
-/// removes masquerade rules. Whatever is already gone is fine.
+/// DEL: forgets the pod's addresses in the same-node redirect's map, frees them, deletes the
+/// container interface (and with it the host end), and removes masquerade rules. Whatever is
+/// already gone is fine.
 pub fn del(nc: &NetConf, env: &Env, stdin: &[u8]) -> CniResult<()> {
     let bc = BridgeConf::parse(nc, &env.args)?;
     let ipam = ipam::parse(nc, &env.args)?;
@@ -457,6 +475,14 @@ pub fn del(nc: &NetConf, env: &Env, stdin: &[u8]) -> CniResult<()> {
             masq_socket = Some(n);
             r
         }));
+    }
+    // Before IPAM frees the addresses: an ADD may be handed one of them at once.
+    if let Some(dir) = &bc.same_node_redirect {
+        let ips = match &ipam {
+            Ipam::HostLocal(c) => ipam::held(c, &env.container_id, &env.ifname).unwrap_or_default(),
+            _ => nc.prev_result.iter().flat_map(|r| r.ips.iter().map(|i| i.address.addr())).collect(),
+        };
+        keep(redirect::del(dir, &ips));
     }
     match &ipam {
         Ipam::None => {}
