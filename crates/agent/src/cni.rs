@@ -1,7 +1,8 @@
 //! The agent as a CNI runtime: it wires a pod's network namespace by running podnet's CNI plugin
 //! exactly as containerd would (the `CNI_*` environment, the network configuration on stdin, the
 //! result or error JSON on stdout). The configuration is the node's: a bridge `cni0` with the
-//! node's pod CIDR, host-local IPAM under the agent's state directory, the MTU of the backend.
+//! node's pod CIDR, host-local IPAM under the agent's state directory, the MTU of the backend,
+//! and the same-node redirect when the node has it.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -21,6 +22,8 @@ pub struct NetworkConfig {
     pub mtu: u32,
     /// Where host-local keeps its reservations.
     pub ipam_dir: PathBuf,
+    /// The same-node redirect's bpffs, when pods get it.
+    pub bpf_pin_dir: Option<PathBuf>,
 }
 
 /// The network's name, as in `/etc/cni/net.d`.
@@ -35,7 +38,7 @@ pub fn network_config(cfg: &NetworkConfig) -> Value {
     let ranges: Vec<Value> = cfg.pod_cidrs.iter().map(|c| json!([{ "subnet": c.to_string() }])).collect();
     let routes: Vec<Value> =
         cfg.pod_cidrs.iter().map(|c| json!({ "dst": if c.addr().is_ipv4() { "0.0.0.0/0" } else { "::/0" } })).collect();
-    json!({
+    let mut conf = json!({
         "cniVersion": "1.0.0",
         "name": NETWORK_NAME,
         "type": "podnet",
@@ -47,7 +50,12 @@ pub fn network_config(cfg: &NetworkConfig) -> Value {
         "hairpinMode": true,
         "mtu": cfg.mtu,
         "ipam": { "type": "host-local", "ranges": ranges, "routes": routes, "dataDir": cfg.ipam_dir },
-    })
+    });
+    if let Some(dir) = &cfg.bpf_pin_dir {
+        conf["sameNodeRedirect"] = json!(true);
+        conf["bpfPinDir"] = json!(dir);
+    }
+    conf
 }
 
 /// A failed plugin run: its error JSON's code and message, or why it could not run.
@@ -143,12 +151,16 @@ mod tests {
             pod_cidrs: vec!["10.244.1.0/24".parse().unwrap()],
             mtu: 1450,
             ipam_dir: "/var/lib/podnet/lab/node1/cni".into(),
+            bpf_pin_dir: None,
         };
         let v = network_config(&cfg);
         assert_eq!(v["ipam"]["ranges"], json!([[{"subnet": "10.244.1.0/24"}]]));
         assert_eq!(v["ipam"]["routes"], json!([{"dst": "0.0.0.0/0"}]));
         assert_eq!(v["mtu"], 1450);
         assert_eq!(v["ipMasq"], false);
+        assert_eq!(v.get("sameNodeRedirect"), None);
+        let v = network_config(&NetworkConfig { bpf_pin_dir: Some("/var/lib/podnet/lab/node1/bpf".into()), ..cfg });
+        assert_eq!((&v["sameNodeRedirect"], &v["bpfPinDir"]), (&json!(true), &json!("/var/lib/podnet/lab/node1/bpf")));
     }
 
     #[test]

@@ -60,6 +60,48 @@ pub struct Config {
     /// What pods get in their service-account directory.
     pub pod_ca_pem: Option<Vec<u8>>,
     pub pod_token: Option<Vec<u8>>,
+    /// Whether pod-to-pod packets on the node go from veth to veth (eBPF) instead of across the
+    /// bridge.
+    pub same_node_redirect: SameNodeRedirect,
+}
+
+/// `--same-node-redirect`: `auto` (when the kernel can run it), `on` (or fail), `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameNodeRedirect {
+    Auto,
+    On,
+    Off,
+}
+
+impl std::str::FromStr for SameNodeRedirect {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(SameNodeRedirect::Auto),
+            "on" => Ok(SameNodeRedirect::On),
+            "off" => Ok(SameNodeRedirect::Off),
+            _ => Err(format!("{s:?}: expected auto, on or off")),
+        }
+    }
+}
+
+/// Readies the same-node redirect (the program loads here; a bpffs at `dir` for the CNI
+/// plugin's pins) and returns `dir`, or None when it is off or, with `auto`, cannot run.
+fn same_node_redirect(mode: SameNodeRedirect, dir: &std::path::Path) -> anyhow::Result<Option<PathBuf>> {
+    if mode == SameNodeRedirect::Off {
+        return Ok(None);
+    }
+    match podnet_bpf::LocalRedirect::probe().and_then(|()| podnet_bpf::ensure_bpffs(dir)) {
+        Ok(()) => {
+            tracing::info!(pin_dir = %dir.display(), "pod-to-pod packets on this node go from veth to veth");
+            Ok(Some(dir.to_path_buf()))
+        }
+        Err(e) if mode == SameNodeRedirect::On => Err(e).context("--same-node-redirect on"),
+        Err(e) => {
+            tracing::warn!(error = %e, "the kernel cannot run the same-node redirect: pod-to-pod packets take the bridge");
+            Ok(None)
+        }
+    }
 }
 
 /// Runs the agent until `shutdown` resolves. Pods keep running when the agent stops; a new
@@ -110,6 +152,7 @@ pub async fn run(
         backend: config.backend,
         cluster_cidrs: config.cluster_cidrs.clone(),
         ipam_dir: config.state_dir.join("cni"),
+        bpf_pin_dir: same_node_redirect(config.same_node_redirect, &config.state_dir.join("bpf"))?,
     };
     let network = network::run(client.clone(), settings, net_tx);
 

@@ -25,6 +25,8 @@ pub struct NetworkSettings {
     pub backend: Backend,
     pub cluster_cidrs: Vec<IpNet>,
     pub ipam_dir: PathBuf,
+    /// The same-node redirect's bpffs, when pods get it.
+    pub bpf_pin_dir: Option<PathBuf>,
 }
 
 /// The interface that holds `ip` and its MTU.
@@ -102,7 +104,12 @@ pub async fn run(
         }
         let routes: Vec<podnet_routing::NodeRoute> = all.iter().filter_map(annotations::node_route).collect();
         let plan = podnet_routing::plan(&config, &routes);
-        let next = NetworkConfig { pod_cidrs: cidrs, mtu: plan.pod_mtu, ipam_dir: settings.ipam_dir.clone() };
+        let next = NetworkConfig {
+            pod_cidrs: cidrs,
+            mtu: plan.pod_mtu,
+            ipam_dir: settings.ipam_dir.clone(),
+            bpf_pin_dir: settings.bpf_pin_dir.clone(),
+        };
         network.send_if_modified(|cur| {
             let changed = cur.as_ref().is_none_or(|c| c.pod_cidrs != next.pod_cidrs || c.mtu != next.mtu);
             if changed {

@@ -244,6 +244,10 @@ pub fn down(name: &str, say: &mut dyn FnMut(&str)) -> Result<(), LabError> {
         say(&format!("removing {} namespace(s)", namespaces.len()));
     }
     topology::destroy(name)?;
+    let mounts = topology::unmount_under(&state);
+    if mounts > 0 {
+        say(&format!("unmounted {mounts} bpffs of the nodes"));
+    }
     if state.exists() {
         fs::remove_dir_all(&state).map_err(|e| LabError::io(&state, e))?;
     }

@@ -176,6 +176,51 @@ pub fn kill_processes(lab: &str, grace: Duration) -> usize {
     first.len()
 }
 
+/// The mount points at or under `dir` (the nodes' bpffs for the same-node redirect), deepest
+/// first, from `/proc/self/mountinfo` (its fifth field, with `\040`-style escapes).
+pub fn mounts_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut found: Vec<std::path::PathBuf> = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| std::path::PathBuf::from(unescape_mount_path(m)))
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    found.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    found.dedup();
+    found
+}
+
+fn unescape_mount_path(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal =
+            b.get(i + 1..i + 4).and_then(|d| std::str::from_utf8(d).ok()).and_then(|d| u8::from_str_radix(d, 8).ok());
+        match (b[i], octal) {
+            (b'\\', Some(c)) => {
+                out.push(c);
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Detaches every mount at or under `dir`; returns how many there were.
+pub fn unmount_under(dir: &Path) -> usize {
+    let mounts = mounts_under(dir);
+    for m in &mounts {
+        let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+    }
+    mounts.len()
+}
+
 /// Removes every namespace of the lab (their links go with them). Idempotent.
 pub fn destroy(lab: &str) -> Result<(), TopologyError> {
     let mut names = lab_namespaces(lab);
@@ -190,4 +235,16 @@ pub fn destroy(lab: &str) -> Result<(), TopologyError> {
         }
     }
     first_err.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_points_are_unescaped() {
+        assert_eq!(unescape_mount_path("/var/lib/podnet/my\\040lab/bpf"), "/var/lib/podnet/my lab/bpf");
+        assert_eq!(unescape_mount_path("/a\\134b"), "/a\\b");
+        assert_eq!(unescape_mount_path("/plain"), "/plain");
+    }
 }

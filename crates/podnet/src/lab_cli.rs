@@ -133,6 +133,10 @@ pub struct AgentArgs {
     /// The token pods find in /var/run/secrets/kubernetes.io/serviceaccount/token.
     #[arg(long)]
     pod_token_file: Option<PathBuf>,
+    /// Pod-to-pod packets on this node go from one pod's veth straight into the other's (eBPF,
+    /// bpf_redirect_peer) instead of across the bridge: auto (when the kernel can), on, off.
+    #[arg(long, default_value = "auto")]
+    same_node_redirect: podnet_agent::SameNodeRedirect,
 }
 
 fn say(m: &str) {
@@ -257,6 +261,7 @@ pub async fn agent(a: AgentArgs, shutdown: impl std::future::Future<Output = ()>
         announce_cidr: a.announce_cidr,
         pod_ca_pem: read(&a.pod_ca_file)?,
         pod_token: read(&a.pod_token_file)?,
+        same_node_redirect: a.same_node_redirect,
     };
     let client = crate::client(a.kubeconfig.as_deref()).await?;
     podnet_agent::run(client, config, shutdown).await

@@ -38,6 +38,13 @@ fn network_model_and_seed_pods_over_vxlan() {
     let (web_ip, _) = lab.wait_ready("web1");
     let (c1_ip, _) = lab.wait_ready("client1");
     let (c2_ip, _) = lab.wait_ready("client2");
+    // Node 1's pods are in its same-node redirect's map (pod-to-pod packets skip the bridge).
+    let redirect = podnet_bpf::LocalRedirect::open(&lab.state_dir().join("nodes/k8s-node1/bpf"))
+        .unwrap()
+        .expect("node 1's same-node redirect is pinned");
+    for ip in [&web_ip, &c1_ip, &pause_ip] {
+        assert!(redirect.pod(ip.parse().unwrap()).unwrap().is_some(), "{ip} is not in node 1's map");
+    }
 
     // The two containers of pod-pause share localhost and one address.
     for port in [8000, 8080] {
@@ -83,6 +90,7 @@ fn network_model_and_seed_pods_over_vxlan() {
     lab.kubectl(&["delete", "pod", "web1", "--wait=true", "--timeout=60s"]);
     assert!(!ipam.join(&web_ip).exists(), "{web_ip} still reserved after the pod's deletion");
     assert!(!lab.namespaces().iter().any(|n| n.ends_with(&uid)), "the pod's namespace is still there");
+    assert!(redirect.pod(web_ip.parse().unwrap()).unwrap().is_none(), "{web_ip} is still in node 1's map");
 }
 
 #[test]
@@ -123,6 +131,9 @@ fn host_gw_routes_and_a_restarted_agent_keeps_its_pods() {
     );
     eventually_ok("b -> a after the restart", || try_exec(&lab, "b", &curl(&format!("http://{a_ip}/"))));
     assert_ne!(c_ip, a_ip);
+    // The new agent's pod joins the same-node redirect of the pods the old one started.
+    eventually_ok("c -> a, same node", || try_exec(&lab, "c", &curl(&format!("http://{a_ip}/"))));
+    assert!(lab.logs("a").contains(&format!("{c_ip} - -")));
 }
 
 #[test]
@@ -145,6 +156,9 @@ fn up_and_down_leave_nothing_behind() {
         assert!(status.contains("node2") && status.contains("Running"), "{status}");
         lab.ok(&["down", "--name", &lab.name]);
         assert!(lab.namespaces().is_empty(), "namespaces left: {:?}", lab.namespaces());
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let state = lab.state_dir().display().to_string();
+        assert!(!mounts.lines().any(|l| l.contains(&state)), "mounts left under {state}:\n{mounts}");
         assert!(!lab.state_dir().exists());
         let kc = std::fs::read_to_string(lab.kubeconfig()).unwrap();
         assert!(!kc.contains(&format!("podnet-{}", lab.name)), "context left in the kubeconfig:\n{kc}");
