@@ -19,6 +19,9 @@ pub enum Error {
     /// The kernel's BTF lacks a type the program needs, or cannot be read.
     #[error("BTF {}: {what}", path.display())]
     Btf { path: PathBuf, what: String },
+    /// Attaching the program to a device (netlink).
+    #[error("attaching the program: {0}")]
+    Attach(String),
     /// A file system operation (reading BTF, creating or mounting the pin directory).
     #[error("{}: {what}: {errno}", path.display())]
     Fs { path: PathBuf, what: &'static str, errno: Errno },

@@ -2,7 +2,8 @@
 //! sender's veth straight into the receiver's, instead of crossing the node's bridge — Cilium's
 //! `bpf_redirect_peer` path, for podnet's bridge network.
 //!
-//! One program per node, attached to the tcx ingress hook of every pod's host-side veth, and one
+//! One program per node, attached to the tc ingress hook of every pod's host-side veth (a
+//! direct-action classifier under `clsact`: tcx would cost an RCU grace period per pod), and one
 //! hash map per node from a pod's IPv4 address to its host-side veth's ifindex (both pinned on a
 //! bpffs, so that each CNI ADD and DEL — a process of its own — finds them). For a packet a pod
 //! sends, the program:
@@ -29,12 +30,15 @@ use crate::asm::{self, Asm, Cond, Reg, Size};
 use crate::btf::{Btf, Kind};
 use crate::error::{Error, Result};
 use crate::sys::{Map, Program, F_NO_PREALLOC};
+use podnet_netlink::Handle;
 
 /// The pin names, versioned with the map's layout and the program's behaviour.
 pub const MAP_PIN: &str = "podnet_local_pods_v1";
 pub const PROG_PIN: &str = "podnet_redirect_v1";
 /// How many pods a node's map holds.
 pub const MAX_PODS: u32 = 65536;
+/// The classifier's tc priority on a pod's veth.
+pub const PRIORITY: u16 = 1;
 
 // Helpers (`enum bpf_func_id`).
 const MAP_LOOKUP_ELEM: i32 = 1;
@@ -44,8 +48,8 @@ const REDIRECT_PEER: i32 = 155;
 const SKB_PROTOCOL: i16 = 16;
 const SKB_DATA: i16 = 76;
 const SKB_DATA_END: i16 = 80;
-/// tcx: go on with the next program, then the stack.
-const TCX_NEXT: i32 = -1;
+/// `TC_ACT_UNSPEC`: go on with the next classifier, then the stack as without one.
+const TC_ACT_UNSPEC: i32 = -1;
 /// `IPS_SRC_NAT | IPS_DST_NAT` of a conntrack entry's status.
 const IPS_NAT_MASK: i32 = (1 << 4) | (1 << 5);
 /// `BPF_F_CURRENT_NETNS`: conntrack of the packet's own namespace.
@@ -155,7 +159,7 @@ pub fn program(map_fd: i32, k: &KernelTypes) -> Vec<asm::Insn> {
     a.exit();
 
     a.bind(pass);
-    a.mov_imm(Reg::R0, TCX_NEXT);
+    a.mov_imm(Reg::R0, TC_ACT_UNSPEC);
     a.exit();
     a.finish().expect("every label is bound and near")
 }
@@ -244,13 +248,25 @@ impl LocalRedirect {
         load(&map).map(drop)
     }
 
-    /// Makes `ip` a local pod behind host-side veth `host_ifindex`, and runs the program on
-    /// that veth's ingress (the pod's outgoing packets).
-    pub fn add_pod(&self, ip: Ipv4Addr, host_ifindex: u32) -> Result<()> {
-        self.map.update(&ip.octets(), &host_ifindex.to_ne_bytes())?;
-        match self.prog.attach_tcx_ingress(host_ifindex) {
-            Err(e) if e.errno() == Some(Errno::EEXIST) => Ok(()),
-            r => r,
+    /// Makes `ip` a local pod behind host-side veth `host_ifindex` (of `host`'s namespace), and
+    /// runs the program on that veth's ingress (the pod's outgoing packets). Again is fine.
+    pub fn add_pod(&self, host: &mut Handle, ip: Ipv4Addr, host_ifindex: u32) -> Result<()> {
+        self.attach(host, host_ifindex)?;
+        self.map.update(&ip.octets(), &host_ifindex.to_ne_bytes())
+    }
+
+    /// Runs the program on the ingress of device `ifindex`: a `clsact` qdisc (unless it has
+    /// one) with the program as its ingress classifier (unless it is there).
+    fn attach(&self, host: &mut Handle, ifindex: u32) -> Result<()> {
+        let exists = |e: &podnet_netlink::Error| e.kind() == podnet_netlink::ErrorKind::AlreadyExists;
+        let attach_err = |e: podnet_netlink::Error| Error::Attach(e.to_string());
+        match host.add_clsact(ifindex) {
+            Err(e) if !exists(&e) => return Err(attach_err(e)),
+            _ => {}
+        }
+        match host.add_ingress_bpf(ifindex, self.prog.fd(), "podnet_redirect", PRIORITY) {
+            Err(e) if !exists(&e) => Err(attach_err(e)),
+            _ => Ok(()),
         }
     }
 

@@ -22,18 +22,14 @@ const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
-const BPF_PROG_ATTACH: libc::c_long = 8;
-const BPF_PROG_DETACH: libc::c_long = 9;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 
 /// `BPF_MAP_TYPE_HASH`.
 pub const MAP_TYPE_HASH: u32 = 1;
 /// `BPF_F_NO_PREALLOC`: a hash map's elements are allocated as they are added.
 pub const F_NO_PREALLOC: u32 = 1;
-/// `BPF_PROG_TYPE_SCHED_CLS`: a tc / tcx classifier.
+/// `BPF_PROG_TYPE_SCHED_CLS`: a tc classifier.
 pub const PROG_TYPE_SCHED_CLS: u32 = 3;
-/// `BPF_TCX_INGRESS`: a device's tcx ingress hook (Linux 6.6).
-pub const ATTACH_TCX_INGRESS: u32 = 46;
 
 /// The attribute layouts: each a prefix of `union bpf_attr` for its commands.
 #[repr(C)]
@@ -83,14 +79,6 @@ struct ObjAttr {
 }
 
 #[repr(C)]
-struct AttachAttr {
-    target_ifindex: u32,
-    attach_bpf_fd: u32,
-    attach_type: u32,
-    attach_flags: u32,
-}
-
-#[repr(C)]
 struct InfoAttr {
     bpf_fd: u32,
     info_len: u32,
@@ -115,7 +103,6 @@ impl Attr for MapCreateAttr {}
 impl Attr for MapElemAttr {}
 impl Attr for ProgLoadAttr {}
 impl Attr for ObjAttr {}
-impl Attr for AttachAttr {}
 impl Attr for InfoAttr {}
 
 /// bpf(`cmd`, `attr`): the syscall's non-negative result, or its errno.
@@ -313,31 +300,8 @@ impl Program {
         pin(self.fd.as_fd(), path)
     }
 
-    /// Attaches the program to the tcx ingress hook of device `ifindex` (of the caller's network
-    /// namespace), after the programs already there. Attaching it twice is `EEXIST`.
-    pub fn attach_tcx_ingress(&self, ifindex: u32) -> Result<()> {
-        let mut attr = AttachAttr {
-            target_ifindex: ifindex,
-            attach_bpf_fd: self.fd.as_raw_fd() as u32,
-            attach_type: ATTACH_TCX_INGRESS,
-            attach_flags: 0,
-        };
-        bpf(BPF_PROG_ATTACH, &mut attr).map(|_| ()).map_err(|errno| Error::Sys { op: "tcx attach", errno })
-    }
-
-    /// Detaches the program from the tcx ingress hook of device `ifindex`; false if it was not
-    /// attached there.
-    pub fn detach_tcx_ingress(&self, ifindex: u32) -> Result<bool> {
-        let mut attr = AttachAttr {
-            target_ifindex: ifindex,
-            attach_bpf_fd: self.fd.as_raw_fd() as u32,
-            attach_type: ATTACH_TCX_INGRESS,
-            attach_flags: 0,
-        };
-        match bpf(BPF_PROG_DETACH, &mut attr) {
-            Ok(_) => Ok(true),
-            Err(Errno::ENOENT) => Ok(false),
-            Err(errno) => Err(Error::Sys { op: "tcx detach", errno }),
-        }
+    /// The program's descriptor, to attach it.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }

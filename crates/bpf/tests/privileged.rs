@@ -75,12 +75,20 @@ fn pins_are_shared_and_pods_come_and_go() {
     let index = podnet_netlink::run_in(&w.ns, || {
         let mut h = Handle::new().unwrap();
         let link = h.create_link(&NewLink::veth("pod0", "pod1").up()).expect("veth");
-        first.add_pod(ip, link.index).expect("add");
-        first.add_pod(ip, link.index).expect("adding again is fine");
+        first.add_pod(&mut h, ip, link.index).expect("add");
+        first.add_pod(&mut h, ip, link.index).expect("adding again is fine");
         link.index
     })
     .unwrap();
     assert_eq!(second.pod(ip).unwrap(), Some(index), "one map for every opener");
+    let tc = std::process::Command::new("ip")
+        .args(["netns", "exec", &w.ns_name, "tc", "filter", "show", "dev", "pod0", "ingress"])
+        .output()
+        .unwrap();
+    let tc = String::from_utf8_lossy(&tc.stdout);
+    let classifiers = tc.lines().filter(|l| l.contains("podnet_redirect")).count();
+    assert_eq!(classifiers, 1, "one classifier on the pod's veth:\n{tc}");
+    assert!(tc.contains("direct-action"), "{tc}");
     let third = LocalRedirect::open(&dir).unwrap().expect("pinned");
     assert!(third.remove_pod(ip).unwrap());
     assert!(!second.remove_pod(ip).unwrap());

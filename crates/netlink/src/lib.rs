@@ -13,6 +13,7 @@
 //! - [`nftables`]: nf_tables over netlink (`NETLINK_NETFILTER`): batches of tables, chains,
 //!   rules, sets and elements encoded as `nft` encodes them, and listings — shared by the CNI
 //!   plugin's ipMasq and the service proxy.
+//! - [`tc`]: the `clsact` qdisc and a direct-action BPF classifier on a device's ingress.
 //! - [`sysctl`]: `net.*` sysctls read and written through `/proc/sys` from inside a namespace.
 //! - [`Error`]: one error type naming the operation and the errno (`EEXIST`, `ENODEV`, …), with
 //!   [`Error::kind`] to tell "already exists" from "not found".
@@ -44,6 +45,7 @@ pub mod netns;
 pub mod nftables;
 pub mod route;
 pub mod sysctl;
+pub mod tc;
 
 pub use addr::{AddrOptions, Address};
 pub use error::{Errno, Error, ErrorKind, Result};

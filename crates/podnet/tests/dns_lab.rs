@@ -167,7 +167,29 @@ fn cluster_dns_in_the_lab() {
     // The dns-version record.
     assert_eq!(dig(&lab, "client", &["TXT", "dns-version.cluster.local"]).unwrap().trim(), "\"1.1.0\"");
 
+    in_pod_credentials_come_first(&lab);
     reload_through_the_configmap(&lab);
+}
+
+/// podnet's components in pods use the pod's service account before any kubeconfig: lab pods
+/// see the host's files, and a kubeconfig there (the user's ~/.kube/config, which `podnet up`
+/// points at the lab's loopback forward) names a server the pod cannot reach. Here CoreDNS gets
+/// KUBECONFIG naming such a file, rolls, and still serves the cluster's records.
+fn in_pod_credentials_come_first(lab: &Lab) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bogus = dir.path().join("kubeconfig");
+    let kubeconfig = "apiVersion: v1\nkind: Config\ncurrent-context: nowhere\n\
+        clusters: [{name: nowhere, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+        users: [{name: nobody, user: {token: nothing}}]\n\
+        contexts: [{name: nowhere, context: {cluster: nowhere, user: nobody}}]\n";
+    std::fs::write(&bogus, kubeconfig).unwrap();
+    let env = format!("KUBECONFIG={}", bogus.display());
+    lab.kubectl(&["set", "env", "-n", "kube-system", "deployment/coredns", &env]);
+    lab.kubectl(&["rollout", "status", "-n", "kube-system", "deployment/coredns", "--timeout=90s"]);
+    let a = eventually_ok("kubernetes Service after the rollout", || {
+        dig(lab, "client", &["kubernetes.default.svc.cluster.local"])
+    });
+    assert_eq!(a.trim(), "10.96.0.1");
 }
 
 /// kubeadm's Corefile has `reload`: an edit of the ConfigMap reaches every replica (through the

@@ -132,7 +132,7 @@ fn add_steps(
     if let Some(dir) = &bc.same_node_redirect {
         let ips: Vec<IpAddr> =
             result.ips.iter().filter(|i| i.interface == Some(CONTAINER_IFACE)).map(|i| i.address.addr()).collect();
-        let added = redirect::add(dir, &ips, host_veth.index)?;
+        let added = redirect::add(host, dir, &ips, host_veth.index)?;
         done.redirect = Some((dir.clone(), added.into_iter().map(IpAddr::V4).collect()));
     }
 

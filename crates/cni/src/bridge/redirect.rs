@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use podnet_bpf::LocalRedirect;
+use podnet_netlink::Handle;
 
 use crate::error::{CniError, CniResult};
 
@@ -26,11 +27,11 @@ fn v4(ips: &[IpAddr]) -> Vec<Ipv4Addr> {
 
 /// Makes the pod behind host-side veth `host_ifindex` a local pod with addresses `ips`; returns
 /// the addresses added (for an undo).
-pub fn add(pin_dir: &Path, ips: &[IpAddr], host_ifindex: u32) -> CniResult<Vec<Ipv4Addr>> {
+pub fn add(host: &mut Handle, pin_dir: &Path, ips: &[IpAddr], host_ifindex: u32) -> CniResult<Vec<Ipv4Addr>> {
     let redirect = LocalRedirect::open_or_load(pin_dir).map_err(bpf)?;
     let mut added = Vec::new();
     for ip in v4(ips) {
-        if let Err(e) = redirect.add_pod(ip, host_ifindex) {
+        if let Err(e) = redirect.add_pod(host, ip, host_ifindex) {
             let _ = remove(pin_dir, &added);
             return Err(bpf(e));
         }
