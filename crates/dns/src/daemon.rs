@@ -41,6 +41,12 @@ impl Handler for Current {
             Next::new(&chain).run(req).await
         })
     }
+
+    fn encoded(&self, req: &Request, wire_len: usize) {
+        for plugin in self.0.load().iter() {
+            plugin.encoded(req, wire_len);
+        }
+    }
 }
 
 /// The `kubernetes` block's options as the plugin's configuration.

@@ -60,6 +60,11 @@ pub trait Handler: Send + Sync {
 
     /// Answers `req`, or passes it on with `next.run(req)`.
     fn handle<'a>(&'a self, req: &'a Request, next: Next<'a>) -> BoxFuture<'a, Message>;
+
+    /// Told the size in bytes of the answer to `req` once the server has encoded what the chain
+    /// answered (the `prometheus` plugin's response sizes: a plugin sees a message, not its
+    /// encoding, and encoding it twice would cost every query). Most plugins ignore it.
+    fn encoded(&self, _req: &Request, _wire_len: usize) {}
 }
 
 /// The rest of the chain after a plugin.

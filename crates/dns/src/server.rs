@@ -391,7 +391,11 @@ pub async fn respond(
         tracing::error!(query = ?req.message.queries().first(), "dns server: a plugin panicked");
         req.response(ResponseCode::ServFail)
     });
-    encode_response(&req.message, answer, transport)
+    let bytes = encode_response(&req.message, answer, transport);
+    for plugin in chain {
+        plugin.encoded(&req, bytes.len());
+    }
+    bytes
 }
 
 /// Our OPT record for an answer to `req`: version 0, our payload size, DO echoed.

@@ -7,9 +7,14 @@
 //! threads do not wait on one lock (perf: a third of the server's time went to one contended
 //! mutex and the scheduler it woke). Gauges, which are set rather than added to, live in the
 //! first shard only.
+//!
+//! An update finds its family by the address of its static [`Desc`] and its series by the FNV
+//! hash of its labels (used as is, not hashed again), and a histogram observation increments one
+//! bucket (made cumulative when rendered): the registry is on every query's path.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -150,14 +155,38 @@ type Labels = Vec<(&'static str, String)>;
 #[derive(Debug, Clone)]
 enum Series {
     Value(f64),
-    Histogram { counts: Vec<u64>, sum: f64, count: u64 },
+    /// `counts[i]`: observations in bucket `i` alone (at most its bound, above the one before);
+    /// the last is `+Inf`'s. Made cumulative when rendered.
+    Histogram {
+        counts: Vec<u64>,
+        sum: f64,
+        count: u64,
+    },
+}
+
+/// A hasher for keys that are hashes already ([`label_hash`]): it passes the `u64` through.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
 }
 
 struct Family {
     desc: &'static Desc,
     /// The series by the hash of their label pairs ([`label_hash`]), so an update finds its series
     /// without building its labels (a bucket holds more than one only on a hash collision).
-    series: HashMap<u64, Vec<(Labels, Series)>>,
+    series: HashMap<u64, Vec<(Labels, Series)>, BuildHasherDefault<PassThrough>>,
 }
 
 impl Family {
@@ -186,8 +215,18 @@ fn same_labels(l: &Labels, pairs: &[(&str, &str)]) -> bool {
 /// How many shards counters and histograms are spread over.
 pub const SHARDS: usize = 8;
 
-/// The families of one shard, by name.
-type Shard = BTreeMap<&'static str, Family>;
+/// The families of one shard (a handful), found by their descriptor's address.
+type Shard = Vec<Family>;
+
+fn family<'s>(shard: &'s mut Shard, desc: &'static Desc) -> &'s mut Family {
+    match shard.iter().position(|f| std::ptr::eq(f.desc, desc)) {
+        Some(i) => &mut shard[i],
+        None => {
+            shard.push(Family { desc, series: HashMap::default() });
+            shard.last_mut().expect("just pushed")
+        }
+    }
+}
 
 /// The shard of the calling thread: threads are numbered as they first record.
 fn thread_shard() -> usize {
@@ -227,13 +266,12 @@ impl Metrics {
     fn with(&self, desc: &'static Desc, pairs: &[(&'static str, &str)], f: impl FnOnce(&mut Series)) {
         let shard = if desc.kind == MetricKind::Gauge { 0 } else { thread_shard() };
         let mut families = self.shards[shard].lock().expect("metrics lock");
-        let family = families.entry(desc.name).or_insert_with(|| Family { desc, series: HashMap::new() });
-        let bucket = family.series.entry(label_hash(pairs)).or_default();
+        let bucket = family(&mut families, desc).series.entry(label_hash(pairs)).or_default();
         let i = match bucket.iter().position(|(l, _)| same_labels(l, pairs)) {
             Some(i) => i,
             None => {
                 let new = match desc.kind {
-                    MetricKind::Histogram(b) => Series::Histogram { counts: vec![0; b.len()], sum: 0.0, count: 0 },
+                    MetricKind::Histogram(b) => Series::Histogram { counts: vec![0; b.len() + 1], sum: 0.0, count: 0 },
                     _ => Series::Value(0.0),
                 };
                 bucket.push((labels(pairs), new));
@@ -271,13 +309,10 @@ impl Metrics {
         let MetricKind::Histogram(bounds) = desc.kind else {
             return;
         };
+        let bucket = bounds.partition_point(|b| *b < v);
         self.with(desc, pairs, |s| {
             if let Series::Histogram { counts, sum, count } = s {
-                for (c, b) in counts.iter_mut().zip(bounds) {
-                    if v <= *b {
-                        *c += 1;
-                    }
-                }
+                counts[bucket] += 1;
                 *sum += v;
                 *count += 1;
             }
@@ -291,7 +326,7 @@ impl Metrics {
         let mut out: BTreeMap<Labels, Series> = BTreeMap::new();
         for shard in &self.shards {
             let families = shard.lock().expect("metrics lock");
-            let Some(family) = families.get(name) else { continue };
+            let Some(family) = families.iter().find(|f| f.desc.name == name) else { continue };
             desc = Some(family.desc);
             for (labels, series) in family.iter() {
                 match out.get_mut(labels) {
@@ -342,10 +377,12 @@ impl Metrics {
 
     /// Everything in Prometheus's text format (version 0.0.4).
     pub fn render(&self) -> String {
-        let mut names: BTreeSet<&'static str> = BTreeSet::new();
+        let mut names: Vec<&'static str> = Vec::new();
         for shard in &self.shards {
-            names.extend(shard.lock().expect("metrics lock").keys().copied());
+            names.extend(shard.lock().expect("metrics lock").iter().map(|f| f.desc.name));
         }
+        names.sort_unstable();
+        names.dedup();
         let mut out = String::new();
         for (d, series) in names.into_iter().filter_map(|n| self.merged(n)) {
             let kind = match d.kind {
@@ -362,9 +399,11 @@ impl Metrics {
                     }
                     Series::Histogram { counts, sum, count } => {
                         let MetricKind::Histogram(bounds) = d.kind else { continue };
+                        let mut cumulative = 0;
                         for (b, c) in bounds.iter().zip(counts) {
+                            cumulative += c;
                             let le = number(*b);
-                            let _ = writeln!(out, "{}_bucket{} {c}", d.name, render_labels(l, Some(&le)));
+                            let _ = writeln!(out, "{}_bucket{} {cumulative}", d.name, render_labels(l, Some(&le)));
                         }
                         let _ = writeln!(out, "{}_bucket{} {count}", d.name, render_labels(l, Some("+Inf")));
                         let _ = writeln!(out, "{}_sum{} {}", d.name, render_labels(l, None), number(*sum));
@@ -423,7 +462,14 @@ mod tests {
         assert!(text.contains("coredns_dns_request_duration_seconds_bucket{zone=\".\",le=\"0.002\"} 0\n"));
         assert!(text.contains("coredns_dns_request_duration_seconds_bucket{zone=\".\",le=\"0.004\"} 1\n"));
         assert!(text.contains("coredns_dns_request_duration_seconds_bucket{zone=\".\",le=\"+Inf\"} 1\n"));
-        assert!(text.contains("coredns_dns_request_duration_seconds_count{zone=\".\"} 1\n"));
+        // On a bound, and beyond the last: cumulative counts.
+        m.observe(&DNS_REQUEST_DURATION_SECONDS, &[("zone", ".")], 0.004);
+        m.observe(&DNS_REQUEST_DURATION_SECONDS, &[("zone", ".")], 10.0);
+        let text = m.render();
+        assert!(text.contains("coredns_dns_request_duration_seconds_bucket{zone=\".\",le=\"0.004\"} 2\n"), "{text}");
+        assert!(text.contains("coredns_dns_request_duration_seconds_bucket{zone=\".\",le=\"8.192\"} 2\n"));
+        assert!(text.contains("coredns_dns_request_duration_seconds_bucket{zone=\".\",le=\"+Inf\"} 3\n"));
+        assert!(text.contains("coredns_dns_request_duration_seconds_count{zone=\".\"} 3\n"));
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! `prometheus`: counts every query the chain below answers in CoreDNS's metrics
 //! (`coredns_dns_requests_total{server,zone,proto,family,type}`,
 //! `coredns_dns_responses_total{server,zone,rcode}`, `coredns_dns_request_duration_seconds`,
-//! request and response sizes). The registry is served on `:9153/metrics` by the context.
+//! request and response sizes, the latter told by the server once it has encoded the answer).
+//! The registry is served on `:9153/metrics` by the context.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_proto::op::Message;
+use hickory_proto::rr::Name;
 
 use super::metrics::{self, Metrics};
 use super::response;
@@ -19,6 +21,8 @@ pub struct PrometheusPlugin {
     metrics: Arc<Metrics>,
     server: String,
     zones: Vec<String>,
+    /// `zones` as names (`None` if one does not parse), to find a query's zone without copies.
+    zone_names: Option<Vec<Name>>,
 }
 
 impl PrometheusPlugin {
@@ -30,7 +34,30 @@ impl PrometheusPlugin {
                 metrics.set(&metrics::PLUGIN_ENABLED, &[("server", &server), ("zone", zone), ("name", &p.name)], 1.0);
             }
         }
-        PrometheusPlugin { metrics, server, zones: block.zones.clone() }
+        let zone_names = block.zones.iter().map(|z| Name::from_ascii(z).ok().filter(Name::is_fqdn)).collect();
+        PrometheusPlugin { metrics, server, zones: block.zones.clone(), zone_names }
+    }
+
+    /// The zone label of `req`: the most specific of the block's zones holding its name.
+    fn zone(&self, req: &Request) -> &str {
+        let Some(q) = req.message.query() else { return "." };
+        let Some(zones) = &self.zone_names else {
+            let qname = names::normalize(&q.name().to_ascii());
+            return names::matching_zone(&qname, &self.zones).unwrap_or(".");
+        };
+        let best = zones
+            .iter()
+            .enumerate()
+            .filter(|(_, z)| response::zone_of(z, q.name()))
+            .max_by_key(|(_, z)| z.num_labels());
+        best.map_or(".", |(i, _)| self.zones[i].as_str())
+    }
+
+    fn proto(req: &Request) -> &'static str {
+        match req.transport {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
     }
 }
 
@@ -42,13 +69,9 @@ impl Handler for PrometheusPlugin {
     fn handle<'a>(&'a self, req: &'a Request, next: Next<'a>) -> BoxFuture<'a, Message> {
         Box::pin(async move {
             let start = Instant::now();
-            let qname = response::qname(req).unwrap_or_else(|| ".".into());
-            let zone = names::matching_zone(&qname, &self.zones).unwrap_or(".");
+            let zone = self.zone(req);
             let qtype = req.message.query().map_or("other", |q| response::qtype_label(q.query_type()));
-            let proto = match req.transport {
-                Transport::Udp => "udp",
-                Transport::Tcp => "tcp",
-            };
+            let proto = Self::proto(req);
             let family = match req.client.ip() {
                 IpAddr::V4(_) => "1",
                 IpAddr::V6(_) => "2",
@@ -76,13 +99,12 @@ impl Handler for PrometheusPlugin {
                 &[("server", server), ("zone", zone), ("type", qtype)],
                 start.elapsed().as_secs_f64(),
             );
-            let size = resp.to_vec().map_or(0, |v| v.len());
-            m.observe(
-                &metrics::DNS_RESPONSE_SIZE_BYTES,
-                &[("server", server), ("zone", zone), ("proto", proto)],
-                size as f64,
-            );
             resp
         })
+    }
+
+    fn encoded(&self, req: &Request, wire_len: usize) {
+        let labels = [("server", self.server.as_str()), ("zone", self.zone(req)), ("proto", Self::proto(req))];
+        self.metrics.observe(&metrics::DNS_RESPONSE_SIZE_BYTES, &labels, wire_len as f64);
     }
 }

@@ -2,7 +2,7 @@
 //! metrics and logs print (rcodes, query types). Pure.
 
 use hickory_proto::op::{Message, OpCode, ResponseCode};
-use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::rr::{Name, Record, RecordType};
 
 use crate::corefile::names;
 use crate::Request;
@@ -115,6 +115,12 @@ pub fn qtype_label(t: RecordType) -> &'static str {
 /// The normalized name of the request's question (`example.org.`).
 pub fn qname(req: &Request) -> Option<String> {
     req.message.query().map(|q| names::normalize(&q.name().to_ascii()))
+}
+
+/// Whether `name` is `zone` or below it, labels compared case-insensitively (no copies).
+pub fn zone_of(zone: &Name, name: &Name) -> bool {
+    zone.num_labels() <= name.num_labels()
+        && zone.iter().rev().zip(name.iter().rev()).all(|(z, n)| z.eq_ignore_ascii_case(n))
 }
 
 /// Whether the request has the DNSSEC OK bit.

@@ -106,12 +106,20 @@ async fn health_ready_and_metrics_endpoints() {
     assert_eq!(http_get(addr, "/ready").await, (200, "OK".into()));
     assert_eq!(http_get(addr, "/nope").await.0, 404);
 
+    // Through the server's encoding, which tells the plugins the answer's size.
     let req = query("kubernetes.default.svc.cluster.local.", RecordType::A);
-    let resp = Next::new(&chain).run(&req).await;
+    let wire = crate::server::respond(&chain, req.message.clone(), req.client, req.transport).await;
+    let resp = Message::from_vec(&wire).unwrap();
     assert_eq!(addresses(&resp), ["10.96.0.1"]);
     let (status, body) = http_get(addr, "/metrics").await;
     assert_eq!(status, 200);
+    let size_sum = format!(
+        "coredns_dns_response_size_bytes_sum{{server=\"dns://:1053\",zone=\".\",proto=\"udp\"}} {}\n",
+        wire.len()
+    );
+    assert!(body.contains(&size_sum), "missing {size_sum} in\n{body}");
     for line in [
+        "coredns_dns_response_size_bytes_count{server=\"dns://:1053\",zone=\".\",proto=\"udp\"} 1",
         "coredns_dns_requests_total{server=\"dns://:1053\",zone=\".\",proto=\"udp\",family=\"1\",type=\"A\"} 1",
         "coredns_dns_responses_total{server=\"dns://:1053\",zone=\".\",rcode=\"NOERROR\"} 1",
         "coredns_dns_request_duration_seconds_count{server=\"dns://:1053\",zone=\".\",type=\"A\"} 1",

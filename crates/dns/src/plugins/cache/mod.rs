@@ -120,7 +120,7 @@ impl CachePlugin {
     fn key(&self, req: &Request) -> Option<Key> {
         let key = Key::of(&req.message)?;
         let covered = match &self.zone_names {
-            Some(zones) => zones.iter().any(|z| zone_of(z, &key.name)),
+            Some(zones) => zones.iter().any(|z| super::response::zone_of(z, &key.name)),
             None => names::matching_zone(&names::normalize(&key.name.to_ascii()), &self.zones).is_some(),
         };
         covered.then_some(key)
@@ -150,12 +150,6 @@ impl CachePlugin {
         *m.queries_mut() = req.message.queries().to_vec();
         m
     }
-}
-
-/// Whether `name` is `zone` or below it, labels compared case-insensitively (no copies).
-fn zone_of(zone: &Name, name: &Name) -> bool {
-    zone.iter().count() <= name.iter().count()
-        && zone.iter().rev().zip(name.iter().rev()).all(|(z, n)| z.eq_ignore_ascii_case(n))
 }
 
 fn failed(m: &Message) -> bool {

@@ -1,5 +1,6 @@
 //! Tests of `cache` with a mock upstream handler and a clock moved by hand.
 
+use crate::plugins::response::zone_of;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
