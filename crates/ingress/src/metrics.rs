@@ -212,6 +212,9 @@ pub struct Metrics {
     series: RwLock<HashMap<u64, Vec<Arc<RouteSeries>>>>,
     pub connections_total: AtomicU64,
     pub connections_active: AtomicU64,
+    /// Open connections parked between requests, holding only their socket (nginx's
+    /// "waiting" connections).
+    pub connections_parked: AtomicU64,
     /// Upstream attempts repeated on another endpoint after a connect failure.
     pub upstream_retries: AtomicU64,
     /// TLS handshakes that failed (or timed out).
@@ -288,6 +291,12 @@ impl Metrics {
         let gauges = [
             ("podnet_ingress_connections_total", "counter", "Client connections accepted", &self.connections_total),
             ("podnet_ingress_connections_active", "gauge", "Client connections open", &self.connections_active),
+            (
+                "podnet_ingress_connections_parked",
+                "gauge",
+                "Client connections idle between requests, parked without buffers",
+                &self.connections_parked,
+            ),
             (
                 "podnet_ingress_upstream_retries_total",
                 "counter",

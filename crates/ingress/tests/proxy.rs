@@ -886,6 +886,97 @@ async fn table_swaps_under_load_fail_no_request() {
     proxy.shutdown().await;
 }
 
+/// A client on one keep-alive connection (hyper's HTTP/1 client), to see the same socket reused.
+async fn one_connection(proxy: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let tcp = TcpStream::connect(proxy).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+async fn send_on(sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>, path: &str) -> Answer {
+    let req = Request::get(path).header("host", "a.test").body(Full::default()).unwrap();
+    sender.ready().await.expect("the connection is still open");
+    let resp = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req)).await.unwrap().unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let body = String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into_owned();
+    Answer { status, headers, body }
+}
+
+#[tokio::test]
+async fn idle_connections_are_parked_and_serve_their_next_requests() {
+    let a = backend("a").await;
+    let proxy =
+        start(table(vec![("a.test", server(vec![route("/", Settings::default(), upstream("a", vec![a.addr]))]))]))
+            .await;
+    let parked = || proxy.metrics.connections_parked.load(Ordering::Relaxed);
+    let mut sender = one_connection(proxy.http).await;
+    assert_eq!(send_on(&mut sender, "/one").await.status, StatusCode::OK);
+    assert_eq!(parked(), 0, "busy connections are not parked");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(parked(), 1, "quiet for longer than PARK_AFTER");
+    // The same socket serves the next request, which wakes it.
+    let r = send_on(&mut sender, "/two").await;
+    assert_eq!((r.status, r.get("uri")), (StatusCode::OK, Some("/two")));
+    assert_eq!(r.headers.get("connection"), None, "kept alive");
+    assert_eq!(parked(), 0);
+
+    // Parked again, then two pipelined requests in one write: both answered.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut raw = TcpStream::connect(proxy.http).await.unwrap();
+    raw.write_all(b"GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(parked(), 2, "both connections parked");
+    raw.write_all(b"GET /p1 HTTP/1.1\r\nHost: a.test\r\n\r\nGET /p2 HTTP/1.1\r\nHost: a.test\r\n\r\n").await.unwrap();
+    let mut seen = String::new();
+    while seen.matches("HTTP/1.1 200").count() < 2 {
+        let n = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed after {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("uri=/p1") && seen.contains("uri=/p2"), "{seen}");
+    drop((raw, sender));
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_slow_answer_keeps_its_connection_alive() {
+    // /slow takes 3 s: longer than PARK_AFTER, but a request is in flight, so nothing is parked
+    // and the answer does not close the connection.
+    let a = backend("a").await;
+    let proxy =
+        start(table(vec![("a.test", server(vec![route("/", Settings::default(), upstream("a", vec![a.addr]))]))]))
+            .await;
+    let mut sender = one_connection(proxy.http).await;
+    let r = send_on(&mut sender, "/slow").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers.get("connection"), None, "{:?}", r.headers);
+    assert_eq!(send_on(&mut sender, "/after").await.get("uri"), Some("/after"));
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn parked_connections_close_when_the_server_stops() {
+    let a = backend("a").await;
+    let proxy =
+        start(table(vec![("a.test", server(vec![route("/", Settings::default(), upstream("a", vec![a.addr]))]))]))
+            .await;
+    let mut raw = TcpStream::connect(proxy.http).await.unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let _ = raw.read(&mut buf).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(proxy.metrics.connections_parked.load(Ordering::Relaxed), 1);
+    let started = std::time::Instant::now();
+    proxy.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(5), "the parked connection held up the shutdown");
+    let n = tokio::time::timeout(Duration::from_secs(2), raw.read(&mut buf)).await.unwrap().unwrap_or(0);
+    assert_eq!(n, 0, "closed");
+}
+
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish() {
     let a = backend("a").await;

@@ -12,6 +12,7 @@ pub mod balance;
 pub mod body;
 pub mod handler;
 pub mod headers;
+pub mod park;
 pub mod response;
 pub mod server;
 pub mod sniff;

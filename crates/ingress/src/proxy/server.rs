@@ -1,8 +1,9 @@
 //! The listeners: one accept loop over the HTTP and HTTPS sockets with a bound on open
 //! connections (a semaphore permit per connection), TLS handshakes on the connection's own task
 //! (so a slow handshake never stalls accepting), hyper-util's automatic HTTP/1.1 / HTTP/2 server
-//! per connection, and graceful shutdown: stop accepting, tell every connection to finish its
-//! in-flight requests, wait for them (up to the grace period).
+//! per connection, idle HTTP/1 connections parked without hyper's buffers ([`super::park`]),
+//! and graceful shutdown: stop accepting, tell every connection to finish its in-flight requests
+//! (parked ones close at once), wait for them (up to the grace period).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -12,13 +13,13 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::handler::{self, Shared};
 use super::headers::ClientInfo;
+use super::park::{Parkable, Slot, PARK_AFTER};
 use super::sniff::Sniffed;
 use super::{ProxyConfig, ProxyError};
 use crate::metrics::Metrics;
@@ -50,7 +51,11 @@ struct Listening {
     builder: Arc<ConnBuilder>,
     tls: TlsAcceptor,
     handshake_timeout: Duration,
+    /// How long a parked connection may wait for its next request.
+    keepalive_timeout: Duration,
     metrics: Arc<Metrics>,
+    /// Turns true when the server shuts down.
+    stopping: watch::Receiver<bool>,
 }
 
 /// Accepts until `shutdown`, then drains.
@@ -62,15 +67,18 @@ pub async fn run(
     tls: Arc<rustls::ServerConfig>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ProxyError> {
+    let (stop, stopping) = watch::channel(false);
     let listening = Arc::new(Listening {
         metrics: shared.metrics.clone(),
         shared,
         builder: Arc::new(conn_builder(config)),
         tls: TlsAcceptor::from(tls),
         handshake_timeout: config.client_header_timeout,
+        keepalive_timeout: config.client_keepalive_timeout.min(config.client_header_timeout),
+        stopping,
     });
-    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
+    let max = config.max_connections.max(1);
+    let permits = Arc::new(Semaphore::new(max));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -84,15 +92,19 @@ pub async fn run(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let task = connection(listening.clone(), graceful.watcher(), stream, peer, tls, permit);
+                let task = connection(listening.clone(), stream, peer, tls, permit);
                 tokio::spawn(task);
             }
             Err(e) => accept_failed(e).await,
         }
     }
     drop((http, https));
-    tracing::info!(connections = graceful.count(), "proxy shutting down; draining connections");
-    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await.is_err() {
+    let open = max - permits.available_permits();
+    tracing::info!(connections = open, "proxy shutting down; draining connections");
+    let _ = stop.send(true);
+    // Every connection holds a permit until it has finished.
+    let drained = permits.acquire_many(max as u32);
+    if tokio::time::timeout(config.shutdown_grace, drained).await.is_err() {
         tracing::warn!("connections still open after {:?}; closing them", config.shutdown_grace);
     }
     Ok(())
@@ -110,7 +122,6 @@ async fn accept_failed(e: std::io::Error) {
 /// One client connection: TLS if on the HTTPS port, then HTTP until it closes.
 async fn connection(
     listening: Arc<Listening>,
-    watcher: Watcher,
     stream: TcpStream,
     peer: SocketAddr,
     tls: bool,
@@ -126,11 +137,11 @@ async fn connection(
         let handshake = tokio::time::timeout(listening.handshake_timeout, listening.tls.accept(stream)).await;
         match handshake {
             Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
-                serve_http(&listening, watcher, TokioIo::new(stream), client).await
+                serve_http(&listening, TokioIo::new(stream), client).await
             }
             Ok(Ok(stream)) => {
                 let sniffed = Sniffed::new(stream, client.conflicts.clone());
-                serve_http(&listening, watcher, TokioIo::new(sniffed), client).await
+                serve_http(&listening, TokioIo::new(sniffed), client).await
             }
             Ok(Err(e)) => {
                 metrics.tls_handshake_errors.fetch_add(1, Ordering::Relaxed);
@@ -142,21 +153,121 @@ async fn connection(
             }
         }
     } else {
-        let sniffed = Sniffed::new(stream, client.conflicts.clone());
-        serve_http(&listening, watcher, TokioIo::new(sniffed), client).await;
+        serve_parkable(&listening, stream, client).await;
     }
     metrics.connections_active.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Serves HTTP/1.1 (with upgrades) or HTTP/2 on an established connection.
-async fn serve_http<I>(listening: &Listening, watcher: Watcher, io: I, client: Arc<ClientInfo>)
+/// The request handler of a connection: the proxy's, noting each HTTP/1.1 answer for parking.
+fn service(
+    listening: &Listening,
+    client: Arc<ClientInfo>,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<super::body::ResponseBody>,
+    Error = std::convert::Infallible,
+    Future = impl std::future::Future<
+        Output = Result<http::Response<super::body::ResponseBody>, std::convert::Infallible>,
+    > + Send,
+> + Clone {
+    let shared = listening.shared.clone();
+    service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let (shared, client) = (shared.clone(), client.clone());
+        async move {
+            let http11 = req.version() == http::Version::HTTP_11;
+            let resp = handler::handle(shared, client.clone(), req).await;
+            if http11 {
+                client.conflicts.answered();
+            }
+            resp
+        }
+    })
+}
+
+/// How a connection run by [`finish!`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finished {
+    /// The connection ended (closed, failed or upgraded).
+    Ended,
+    /// The server stops.
+    Stopping,
+    /// Finished cleanly for parking: its socket is in the park slot.
+    Parked,
+}
+
+/// Runs a connection future: to its end; or, when the server stops or `$park_now` says so (asked
+/// every [`PARK_AFTER`]), to the end of its in-flight requests. (A macro: hyper-util's
+/// connection type has no trait to be generic over.)
+macro_rules! finish {
+    ($conn:expr, $stopping:expr, $park_now:expr) => {{
+        let mut conn = $conn;
+        loop {
+            let event = tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "client connection ended with an error");
+                    }
+                    Finished::Ended
+                }
+                _ = $stopping.wait_for(|s| *s) => Finished::Stopping,
+                _ = tokio::time::sleep(PARK_AFTER) => if $park_now() { Finished::Parked } else { continue },
+            };
+            if event != Finished::Ended {
+                conn.as_mut().graceful_shutdown();
+                // A response that fails on its way (a backend cut off mid-body) ends the
+                // connection instead of parking it.
+                if conn.await.is_err() {
+                    break Finished::Ended;
+                }
+            }
+            break if *$stopping.borrow() { Finished::Stopping } else { event };
+        }
+    }};
+}
+
+/// Serves HTTP/1.1 (with upgrades) or HTTP/2 on an established connection until it closes or
+/// the server stops.
+async fn serve_http<I>(listening: &Listening, io: I, client: Arc<ClientInfo>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let shared = listening.shared.clone();
-    let service = service_fn(move |req| handler::handle(shared.clone(), client.clone(), req));
-    let conn = listening.builder.serve_connection_with_upgrades(io, service);
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(error = %e, "client connection ended with an error");
+    let conn = Box::pin(listening.builder.serve_connection_with_upgrades(io, service(listening, client)));
+    let mut stopping = listening.stopping.clone();
+    let _ = finish!(conn, stopping, || false);
+}
+
+/// Serves a plain connection, parking it whenever it is quiet between requests: hyper's
+/// connection (and its buffers) is dropped, and only the socket waits for the next request.
+async fn serve_parkable(listening: &Listening, stream: TcpStream, client: Arc<ClientInfo>) {
+    let mut stopping = listening.stopping.clone();
+    let mut io = Sniffed::new(stream, client.conflicts.clone());
+    loop {
+        let slot = Slot::new();
+        let parkable = TokioIo::new(Parkable::new(io, slot.clone()));
+        let conn =
+            Box::pin(listening.builder.serve_connection_with_upgrades(parkable, service(listening, client.clone())));
+        let conflicts = client.conflicts.clone();
+        let park_now = || {
+            let quiet = slot.quiet_for() >= PARK_AFTER && conflicts.idle();
+            if quiet {
+                slot.request();
+            }
+            quiet
+        };
+        if finish!(conn, stopping, park_now) != Finished::Parked {
+            return;
+        }
+        let Some(back) = slot.take() else { return };
+        io = back;
+        listening.metrics.connections_parked.fetch_add(1, Ordering::Relaxed);
+        let wake = tokio::select! {
+            r = io.get_ref().readable() => r.is_ok(),
+            _ = tokio::time::sleep(listening.keepalive_timeout.saturating_sub(PARK_AFTER)) => false,
+            _ = stopping.wait_for(|s| *s) => false,
+        };
+        listening.metrics.connections_parked.fetch_sub(1, Ordering::Relaxed);
+        if !wake {
+            return;
+        }
     }
 }

@@ -11,7 +11,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -20,18 +20,31 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Heads longer than this are not watched.
 const MAX_HEAD: usize = 64 * 1024;
 
-/// What the watcher found, shared with the request handler of the connection.
+/// What the watcher found, shared with the request handler of the connection (and what tells
+/// the connection task whether the connection is between requests, for [`super::park`]).
 #[derive(Debug)]
 pub struct Conflicts {
     /// The 0-based index of the first request with both headers (`u64::MAX`: none).
     first: AtomicU64,
-    /// Requests the handler has seen on this connection.
+    /// HTTP/1.1 requests the handler has seen on this connection.
     handled: AtomicU64,
+    /// … and answered (the response head is out; its body may still be going).
+    answered: AtomicU64,
+    /// HTTP/1.1 request heads the watcher has read whole.
+    heads: AtomicU64,
+    /// Whether the watcher is between requests: no partial head, no body to come.
+    between: AtomicBool,
 }
 
 impl Default for Conflicts {
     fn default() -> Self {
-        Conflicts { first: AtomicU64::new(u64::MAX), handled: AtomicU64::new(0) }
+        Conflicts {
+            first: AtomicU64::new(u64::MAX),
+            handled: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
+            heads: AtomicU64::new(0),
+            between: AtomicBool::new(true),
+        }
     }
 }
 
@@ -40,6 +53,20 @@ impl Conflicts {
     pub fn next_request_conflicts(&self) -> bool {
         let index = self.handled.fetch_add(1, Ordering::Relaxed);
         self.first.load(Ordering::Relaxed) == index
+    }
+
+    /// Called once the handler has answered an HTTP/1.1 request.
+    pub fn answered(&self) {
+        self.answered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether every request read has been answered and nothing of another has arrived: hyper
+    /// holds no request bytes (the condition for parking the connection).
+    pub fn idle(&self) -> bool {
+        let heads = self.heads.load(Ordering::Relaxed);
+        self.between.load(Ordering::Relaxed)
+            && self.handled.load(Ordering::Relaxed) == heads
+            && self.answered.load(Ordering::Relaxed) == heads
     }
 }
 
@@ -66,6 +93,18 @@ pub struct Sniffed<T> {
 impl<T> Sniffed<T> {
     pub fn new(inner: T, conflicts: Arc<Conflicts>) -> Self {
         Sniffed { inner, state: State::Head, head: Vec::new(), requests: 0, conflicts }
+    }
+
+    /// The connection under the watcher.
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// Tells the connection task where the watcher stands.
+    fn publish(&self) {
+        let between = matches!(self.state, State::Head) && self.head.is_empty();
+        self.conflicts.between.store(between, Ordering::Relaxed);
+        self.conflicts.heads.store(self.requests, Ordering::Relaxed);
     }
 
     /// Follows `bytes`, just read from the client.
@@ -178,6 +217,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Sniffed<T> {
         if !matches!(this.state, State::Off) {
             if let Poll::Ready(Ok(())) = polled {
                 this.follow(&buf.filled()[before..]);
+                this.publish();
             }
         }
         polled
