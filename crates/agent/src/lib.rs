@@ -85,14 +85,15 @@ impl std::str::FromStr for SameNodeRedirect {
     }
 }
 
-/// Readies the same-node redirect (the program loads here; a bpffs at `dir` for the CNI
-/// plugin's pins) and returns `dir`, or None when it is off or, with `auto`, cannot run.
+/// Readies the same-node redirect — a bpffs at `dir` with the program and map pinned, loaded
+/// here once so that the CNI plugin only opens them — and returns `dir`, or None when it is off
+/// or, with `auto`, the kernel cannot run it.
 fn same_node_redirect(mode: SameNodeRedirect, dir: &std::path::Path) -> anyhow::Result<Option<PathBuf>> {
     if mode == SameNodeRedirect::Off {
         return Ok(None);
     }
-    match podnet_bpf::LocalRedirect::probe().and_then(|()| podnet_bpf::ensure_bpffs(dir)) {
-        Ok(()) => {
+    match podnet_bpf::ensure_bpffs(dir).and_then(|()| podnet_bpf::LocalRedirect::open_or_load(dir)) {
+        Ok(_) => {
             tracing::info!(pin_dir = %dir.display(), "pod-to-pod packets on this node go from veth to veth");
             Ok(Some(dir.to_path_buf()))
         }

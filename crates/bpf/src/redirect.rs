@@ -242,12 +242,6 @@ impl LocalRedirect {
         Ok(Some(LocalRedirect { map, prog }))
     }
 
-    /// Tells whether this kernel can run the program: loads it with a throw-away map.
-    pub fn probe() -> Result<()> {
-        let map = Map::create_hash("podnet_probe", 4, 4, 1, F_NO_PREALLOC)?;
-        load(&map).map(drop)
-    }
-
     /// Makes `ip` a local pod behind host-side veth `host_ifindex` (of `host`'s namespace), and
     /// runs the program on that veth's ingress (the pod's outgoing packets). Again is fine.
     pub fn add_pod(&self, host: &mut Handle, ip: Ipv4Addr, host_ifindex: u32) -> Result<()> {

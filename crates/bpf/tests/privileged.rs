@@ -50,7 +50,9 @@ fn the_program_loads_on_this_kernel() {
     if !privileged("the_program_loads_on_this_kernel") {
         return;
     }
-    LocalRedirect::probe().expect("the verifier accepts the redirect program");
+    let w = World::new("load");
+    podnet_bpf::ensure_bpffs(&w.bpffs()).expect("mount");
+    LocalRedirect::open_or_load(&w.bpffs()).expect("the verifier accepts the redirect program");
 }
 
 #[test]

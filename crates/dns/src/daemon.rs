@@ -43,7 +43,7 @@ impl Handler for Current {
     }
 
     fn encoded(&self, req: &Request, wire_len: usize) {
-        for plugin in self.0.load().iter() {
+        for plugin in self.0.peek().iter() {
             plugin.encoded(req, wire_len);
         }
     }

@@ -177,8 +177,9 @@ pub fn kill_processes(lab: &str, grace: Duration) -> usize {
 }
 
 /// The mount points at or under `dir` (the nodes' bpffs for the same-node redirect), deepest
-/// first, from `/proc/self/mountinfo` (its fifth field, with `\040`-style escapes).
-pub fn mounts_under(dir: &Path) -> Vec<std::path::PathBuf> {
+/// first, from `/proc/self/mountinfo` (its fifth field, with `\040`-style escapes); a point
+/// with mounts stacked on it is listed once per mount.
+fn mounts_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut found: Vec<std::path::PathBuf> = text
         .lines()
@@ -187,7 +188,6 @@ pub fn mounts_under(dir: &Path) -> Vec<std::path::PathBuf> {
         .filter(|m| m.starts_with(dir))
         .collect();
     found.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
-    found.dedup();
     found
 }
 

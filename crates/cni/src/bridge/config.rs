@@ -4,8 +4,9 @@
 //! `preserveDefaultVlan`, `enabledad`, `ipam`, and the container MAC from `runtimeConfig.mac`,
 //! `args.cni.mac` or `CNI_ARGS` `MAC=`. podnet's own: `sameNodeRedirect` (pod-to-pod packets
 //! on the node go from veth to veth with eBPF instead of across the bridge) and `bpfPinDir`
-//! (the bpffs directory its program and map are pinned in, default [`DEFAULT_BPF_PIN_DIR`]). Options of the reference plugin podnet does not implement
-//! are refused with error code 2 when they are switched on.
+//! (the bpffs directory its program and map are pinned in, default [`DEFAULT_BPF_PIN_DIR`]).
+//! Options of the reference plugin podnet does not implement are refused with error code 2 when
+//! they are switched on.
 
 use serde_json::Value;
 

@@ -1,7 +1,9 @@
 //! Building a server block's chain from the Corefile: each configured plugin becomes a
 //! [`Handler`] in plugin.cfg order; `kubernetes` comes from a factory the caller provides.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use thiserror::Error;
 
@@ -138,23 +140,29 @@ where
         .collect()
 }
 
-/// A chain that a reload can replace while queries run: each query takes the current one.
+/// A chain that a reload can replace while queries run: each query takes the current one (read
+/// twice per query — to run it and to tell it the answer's size — so without a lock).
 pub struct SharedChain {
-    current: RwLock<Arc<Vec<Arc<dyn Handler>>>>,
+    current: ArcSwap<Vec<Arc<dyn Handler>>>,
 }
 
 impl SharedChain {
     pub fn new(chain: Vec<Arc<dyn Handler>>) -> Self {
-        SharedChain { current: RwLock::new(Arc::new(chain)) }
+        SharedChain { current: ArcSwap::from_pointee(chain) }
     }
 
-    /// The chain now (run it with `Next::new(&chain)`).
+    /// The chain now, to keep across awaits (run it with `Next::new(&chain)`).
     pub fn load(&self) -> Arc<Vec<Arc<dyn Handler>>> {
-        self.current.read().expect("chain lock").clone()
+        self.current.load_full()
+    }
+
+    /// The chain now, for a moment.
+    pub fn peek(&self) -> arc_swap::Guard<Arc<Vec<Arc<dyn Handler>>>> {
+        self.current.load()
     }
 
     /// Replaces the chain; queries under way finish on the old one.
     pub fn store(&self, chain: Vec<Arc<dyn Handler>>) {
-        *self.current.write().expect("chain lock") = Arc::new(chain);
+        self.current.store(Arc::new(chain));
     }
 }

@@ -195,11 +195,14 @@ enum Finished {
     Parked,
 }
 
-/// Runs a connection future: to its end; or, when the server stops or `$park_now` says so (asked
-/// every [`PARK_AFTER`]), to the end of its in-flight requests. (A macro: hyper-util's
-/// connection type has no trait to be generic over.)
+/// Runs a connection future: to its end; or, when the server stops or (for a parkable one)
+/// `$park_now` says so (asked every [`PARK_AFTER`]), to the end of its in-flight requests. (A
+/// macro: hyper-util's connection type has no trait to be generic over.)
 macro_rules! finish {
-    ($conn:expr, $stopping:expr, $park_now:expr) => {{
+    ($conn:expr, $stopping:expr) => {
+        finish!($conn, $stopping, false, || false)
+    };
+    ($conn:expr, $stopping:expr, $parkable:expr, $park_now:expr) => {{
         let mut conn = $conn;
         loop {
             let event = tokio::select! {
@@ -210,7 +213,9 @@ macro_rules! finish {
                     Finished::Ended
                 }
                 _ = $stopping.wait_for(|s| *s) => Finished::Stopping,
-                _ = tokio::time::sleep(PARK_AFTER) => if $park_now() { Finished::Parked } else { continue },
+                _ = tokio::time::sleep(PARK_AFTER), if $parkable => {
+                    if $park_now() { Finished::Parked } else { continue }
+                }
             };
             if event != Finished::Ended {
                 conn.as_mut().graceful_shutdown();
@@ -233,7 +238,7 @@ where
 {
     let conn = Box::pin(listening.builder.serve_connection_with_upgrades(io, service(listening, client)));
     let mut stopping = listening.stopping.clone();
-    let _ = finish!(conn, stopping, || false);
+    let _ = finish!(conn, stopping);
 }
 
 /// Serves a plain connection, parking it whenever it is quiet between requests: hyper's
@@ -246,15 +251,14 @@ async fn serve_parkable(listening: &Listening, stream: TcpStream, client: Arc<Cl
         let parkable = TokioIo::new(Parkable::new(io, slot.clone()));
         let conn =
             Box::pin(listening.builder.serve_connection_with_upgrades(parkable, service(listening, client.clone())));
-        let conflicts = client.conflicts.clone();
         let park_now = || {
-            let quiet = slot.quiet_for() >= PARK_AFTER && conflicts.idle();
+            let quiet = slot.quiet_for() >= PARK_AFTER && client.conflicts.idle();
             if quiet {
                 slot.request();
             }
             quiet
         };
-        if finish!(conn, stopping, park_now) != Finished::Parked {
+        if finish!(conn, stopping, true, park_now) != Finished::Parked {
             return;
         }
         let Some(back) = slot.take() else { return };
