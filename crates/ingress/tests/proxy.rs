@@ -171,6 +171,11 @@ async fn start_with(table: RouteTable, config: ProxyConfig) -> Proxy {
     Proxy { http, https, table, metrics, default_cert, stop: Some(stop), done }
 }
 
+/// The proxy with one rule: host `a.test`, path `/`, to the backend at `endpoint`.
+async fn start_a(settings: Settings, endpoint: SocketAddr) -> Proxy {
+    start(table(vec![("a.test", server(vec![route("/", settings, upstream("a", vec![endpoint]))]))])).await
+}
+
 impl Proxy {
     async fn shutdown(mut self) {
         let _ = self.stop.take().unwrap().send(());
@@ -448,7 +453,7 @@ async fn source_ranges_forbid_other_clients() {
 async fn bodies_over_proxy_body_size_get_413_declared_or_streamed() {
     let a = backend("a").await;
     let small = Settings { proxy_body_size: Some(100), ..Settings::default() };
-    let proxy = start(table(vec![("a.test", server(vec![route("/", small, upstream("a", vec![a.addr]))]))])).await;
+    let proxy = start_a(small, a.addr).await;
     let c = client();
     let post = |body: &'static str| {
         Request::post(format!("http://{}/", proxy.http)).header("host", "a.test").body(Full::from(body)).unwrap()
@@ -474,7 +479,7 @@ async fn bodies_over_proxy_body_size_get_413_declared_or_streamed() {
 async fn slow_backends_get_504_after_the_read_timeout() {
     let a = backend("a").await;
     let settings = Settings { read_timeout: Duration::from_secs(1), ..Settings::default() };
-    let proxy = start(table(vec![("a.test", server(vec![route("/", settings, upstream("a", vec![a.addr]))]))])).await;
+    let proxy = start_a(settings, a.addr).await;
     let started = std::time::Instant::now();
     let r = get(proxy.http, "a.test", "/slow").await;
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
@@ -499,7 +504,7 @@ async fn a_backend_stalling_in_its_body_is_cut_after_the_read_timeout() {
         }
     });
     let settings = Settings { read_timeout: Duration::from_secs(1), ..Settings::default() };
-    let proxy = start(table(vec![("a.test", server(vec![route("/", settings, upstream("a", vec![addr]))]))])).await;
+    let proxy = start_a(settings, addr).await;
     let mut client = tokio::net::TcpStream::connect(proxy.http).await.unwrap();
     client.write_all(b"GET / HTTP/1.1\r\nhost: a.test\r\n\r\n").await.unwrap();
     // As nginx: the client gets the head and what came of the body, then the connection ends.
@@ -611,9 +616,7 @@ async fn affinity_cookies_keep_a_client_on_one_endpoint() {
 #[tokio::test]
 async fn forwarded_headers_as_ingress_nginx_sets_them() {
     let a = backend("a").await;
-    let proxy =
-        start(table(vec![("a.test", server(vec![route("/", Settings::default(), upstream("a", vec![a.addr]))]))]))
-            .await;
+    let proxy = start_a(Settings::default(), a.addr).await;
     let req = Request::get(format!("http://{}/p?q=1", proxy.http))
         .header("host", "a.test:8080")
         .header("x-forwarded-for", "1.2.3.4")
@@ -652,7 +655,7 @@ async fn forwarded_headers_as_ingress_nginx_sets_them() {
 async fn cors_preflights_are_answered_and_responses_annotated() {
     let a = backend("a").await;
     let settings = Settings { cors: Some(Cors::default()), ..Settings::default() };
-    let proxy = start(table(vec![("a.test", server(vec![route("/", settings, upstream("a", vec![a.addr]))]))])).await;
+    let proxy = start_a(settings, a.addr).await;
     let c = client();
     let preflight = Request::options(format!("http://{}/x", proxy.http))
         .header("host", "a.test")
@@ -708,9 +711,7 @@ async fn upgrades_are_relayed_and_survive_a_table_swap() {
 #[tokio::test]
 async fn malformed_requests_get_400() {
     let a = backend("a").await;
-    let proxy =
-        start(table(vec![("a.test", server(vec![route("/", Settings::default(), upstream("a", vec![a.addr]))]))]))
-            .await;
+    let proxy = start_a(Settings::default(), a.addr).await;
     let bad_header = raw(proxy.http, b"GET / HTTP/1.1\r\nHost: a.test\r\nBad\x01Name: x\r\n\r\n").await;
     assert!(bad_header.starts_with("HTTP/1.1 400"), "{bad_header:?}");
     let garbage = raw(proxy.http, b"NOT HTTP AT ALL\r\n\r\n").await;
@@ -906,9 +907,7 @@ async fn send_on(sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes
 #[tokio::test]
 async fn idle_connections_are_parked_and_serve_their_next_requests() {
     let a = backend("a").await;
-    let proxy =
-        start(table(vec![("a.test", server(vec![route("/", Settings::default(), upstream("a", vec![a.addr]))]))]))
-            .await;
+    let proxy = start_a(Settings::default(), a.addr).await;
     let parked = || proxy.metrics.connections_parked.load(Ordering::Relaxed);
     let mut sender = one_connection(proxy.http).await;
     assert_eq!(send_on(&mut sender, "/one").await.status, StatusCode::OK);
@@ -947,9 +946,7 @@ async fn a_slow_answer_keeps_its_connection_alive() {
     // /slow takes 3 s: longer than PARK_AFTER, but a request is in flight, so nothing is parked
     // and the answer does not close the connection.
     let a = backend("a").await;
-    let proxy =
-        start(table(vec![("a.test", server(vec![route("/", Settings::default(), upstream("a", vec![a.addr]))]))]))
-            .await;
+    let proxy = start_a(Settings::default(), a.addr).await;
     let mut sender = one_connection(proxy.http).await;
     let r = send_on(&mut sender, "/slow").await;
     assert_eq!(r.status, StatusCode::OK);
@@ -961,9 +958,7 @@ async fn a_slow_answer_keeps_its_connection_alive() {
 #[tokio::test]
 async fn parked_connections_close_when_the_server_stops() {
     let a = backend("a").await;
-    let proxy =
-        start(table(vec![("a.test", server(vec![route("/", Settings::default(), upstream("a", vec![a.addr]))]))]))
-            .await;
+    let proxy = start_a(Settings::default(), a.addr).await;
     let mut raw = TcpStream::connect(proxy.http).await.unwrap();
     raw.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").await.unwrap();
     let mut buf = vec![0u8; 4096];
@@ -980,9 +975,7 @@ async fn parked_connections_close_when_the_server_stops() {
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish() {
     let a = backend("a").await;
-    let proxy =
-        start(table(vec![("a.test", server(vec![route("/", Settings::default(), upstream("a", vec![a.addr]))]))]))
-            .await;
+    let proxy = start_a(Settings::default(), a.addr).await;
     let addr = proxy.http;
     let slow = tokio::spawn(async move { get(addr, "a.test", "/slow").await });
     tokio::time::sleep(Duration::from_millis(300)).await;
