@@ -1,7 +1,8 @@
 //! The cluster DNS server's request path on arbitrary bytes (issue 7): parse, the chain of a
 //! kubeadm-like server block over a fixed cluster snapshot, encode — over UDP and TCP. The
 //! invariants are `podnet_dns::fuzz::check`'s: no panic, and every answer parses, has the
-//! query's id and QR set, repeats the question and fits the transport.
+//! query's id and QR set, repeats the question and fits the transport; the wire path takes only
+//! what the Message path takes, and answers as it does.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};

@@ -16,6 +16,7 @@ use crate::corefile::{Corefile, KubernetesOptions, PodsMode};
 use crate::kubernetes::{KubernetesConfig, PodMode};
 use crate::plugins::{build_chain, BoxError, ChainContext, KubernetesPlugin, Readiness, SharedChain};
 use crate::server::{Server, ServerConfig};
+use crate::wire::{WireAnswer, WireNext, WireQuery};
 use crate::{BoxFuture, Handler, Next, Request};
 
 /// Where the Corefile comes from.
@@ -46,6 +47,10 @@ impl Handler for Current {
         for plugin in self.0.peek().iter() {
             plugin.encoded(req, wire_len);
         }
+    }
+
+    fn wire(&self, q: &WireQuery<'_>, _next: WireNext<'_>, out: &mut Vec<u8>) -> Option<WireAnswer> {
+        WireNext::new(&self.0.peek()).run(q, out)
     }
 }
 

@@ -1,7 +1,9 @@
 //! The request path's invariants, checked on arbitrary bytes: what the UDP and TCP loops do with
 //! a datagram or a TCP message — [`parse_query`], then the chain of a server block, then
 //! [`encode_response`] — must never panic, and whatever it sends back must be a DNS message
-//! that parses, has the query's id and QR set, and fits the transport. Used by the fuzz target
+//! that parses, has the query's id and QR set, and fits the transport. A query the wire path
+//! ([`crate::wire`]) takes must be one the Message path takes, and its answer from the wire path
+//! (asked again, from the cache) the Message path's answer. Used by the fuzz target
 //! (`fuzz/`, `cargo fuzz run request`) and by a seeded test of mutated queries on every build
 //! (`tests/request_path.rs`).
 //!
@@ -20,6 +22,7 @@ use crate::daemon::kubernetes_config;
 use crate::kubernetes::{Cluster, EndpointInfo, EndpointSliceInfo, PodInfo, PortInfo, ServiceInfo, ServiceKind};
 use crate::plugins::{build_chain, BoxError, ChainContext, KubernetesPlugin};
 use crate::server::{max_response_size, parse_query, respond, Parsed};
+use crate::wire::{self, WireQuery};
 use crate::{Handler, Transport};
 
 /// The server block the checks run through.
@@ -100,12 +103,15 @@ pub fn cluster() -> Cluster {
 }
 
 /// Runs `bytes` through the request path of `chain` over both transports and checks what comes
-/// back. Panics (with what was wrong) when an invariant does not hold.
-pub fn check(chain: &[Arc<dyn Handler>], bytes: &[u8]) {
+/// back. Panics (with what was wrong) when an invariant does not hold. Returns how many answers
+/// came from the wire path.
+pub fn check(chain: &[Arc<dyn Handler>], bytes: &[u8]) -> usize {
+    let mut wire_answers = 0;
     let client: SocketAddr = "10.244.1.5:40000".parse().expect("an address");
     match parse_query(bytes) {
-        Parsed::Drop => {}
-        Parsed::Reply(reply) => check_answer(bytes, &reply, usize::from(u16::MAX)),
+        Parsed::Reply(reply) if WireQuery::parse(bytes, client, Transport::Udp).is_none() => {
+            check_answer(bytes, &reply, usize::from(u16::MAX))
+        }
         Parsed::Query(query) => {
             for transport in [Transport::Udp, Transport::Tcp] {
                 let answer = respond(chain, query.clone(), client, transport)
@@ -114,9 +120,36 @@ pub fn check(chain: &[Arc<dyn Handler>], bytes: &[u8]) {
                 check_answer(bytes, &answer, max_response_size(&query, transport));
                 let parsed = Message::from_vec(&answer).expect("checked above");
                 assert_eq!(parsed.queries(), query.queries(), "an answer repeats the question");
+                // Asked again, the wire path may answer from the cache: the same answer.
+                let Some(q) = WireQuery::parse(bytes, client, transport) else { continue };
+                let mut again = Vec::new();
+                if wire::answer(chain, &q, &mut again) {
+                    wire_answers += 1;
+                    check_answer(bytes, &again, max_response_size(&query, transport));
+                    assert_eq!(
+                        without_ttls(&again),
+                        without_ttls(&answer),
+                        "the wire path answers as the message path does"
+                    );
+                }
+            }
+        }
+        _ => {
+            if let Some(q) = WireQuery::parse(bytes, client, Transport::Udp) {
+                panic!("the wire path takes a query the message path refuses: {q:?}");
             }
         }
     }
+    wire_answers
+}
+
+/// `answer` parsed, its TTLs zeroed (a cached answer's count down).
+fn without_ttls(answer: &[u8]) -> Message {
+    let mut m = Message::from_vec(answer).expect("checked before");
+    crate::plugins::response::for_each_record_mut(&mut m, |r| {
+        r.set_ttl(0);
+    });
+    m
 }
 
 /// An answer to `query`: parses, same id, QR set, at most `max` bytes.

@@ -13,6 +13,7 @@ pub mod fuzz;
 pub mod kubernetes;
 pub mod plugins;
 pub mod server;
+pub mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -65,6 +66,20 @@ pub trait Handler: Send + Sync {
     /// answered (the `prometheus` plugin's response sizes: a plugin sees a message, not its
     /// encoding, and encoding it twice would cost every query). Most plugins ignore it.
     fn encoded(&self, _req: &Request, _wire_len: usize) {}
+
+    /// The wire path ([`wire`]): answers `q` into `out` from bytes the plugin keeps, or passes it
+    /// on with `next.run(q, out)`, or declines with `None` — then the query goes down the
+    /// Message path ([`Handler::handle`]), which must give the same answer, so a plugin counts
+    /// nothing on a declined query. The default declines: a plugin that must see every query as
+    /// a message keeps the chain off the wire path.
+    fn wire(
+        &self,
+        _q: &wire::WireQuery<'_>,
+        _next: wire::WireNext<'_>,
+        _out: &mut Vec<u8>,
+    ) -> Option<wire::WireAnswer> {
+        None
+    }
 }
 
 /// The rest of the chain after a plugin.

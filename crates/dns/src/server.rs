@@ -12,6 +12,9 @@
 //!   exactly one question, or that does not parse, FORMERR (when its header can be read; else it
 //!   is dropped — and an error response is never answered, so two servers cannot ping-pong);
 //!   an EDNS version other than 0, BADVERS. A panicking plugin gets the client a SERVFAIL.
+//! - A query of the common shape is first offered to the chain's wire path ([`crate::wire`]:
+//!   a cache hit answered from stored bytes); the others, and those it declines, are parsed and
+//!   run down the chain as messages.
 //! - Shutdown stops reading at once and lets the queries in flight finish, for at most
 //!   [`ServerConfig::grace`].
 
@@ -34,6 +37,7 @@ use tokio::sync::{watch, Mutex, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::batch::{self, RecvBuffers, BATCH};
+use crate::wire::{self, WireQuery, HEADER_LEN};
 use crate::{Handler, Next, Request, Transport};
 
 /// The server's limits.
@@ -186,6 +190,12 @@ async fn udp_loop(sock: Arc<UdpSocket>, chain: Chain, limit: usize, mut stop: wa
                             }
                             return;
                         }
+                        if let Some(q) = WireQuery::parse(data, peer, Transport::Udp) {
+                            let mut out = Vec::new();
+                            if wire::answer(chain, &q, &mut out) {
+                                return ready.push((out, peer));
+                            }
+                        }
                         let m = match parse_query(data) {
                             Parsed::Drop => return,
                             Parsed::Reply(bytes) => return ready.push((bytes, peer)),
@@ -291,6 +301,13 @@ async fn connection(
                 _ => break,
             },
         };
+        if let Some(q) = WireQuery::parse(&bytes, peer, Transport::Tcp) {
+            let mut answer = Vec::new();
+            if wire::answer(&chain, &q, &mut answer) {
+                write_framed(&wr, &answer, config.tcp_idle_timeout, peer).await;
+                continue;
+            }
+        }
         let reply = match parse_query(&bytes) {
             Parsed::Drop => break,
             Parsed::Reply(b) => Reply::Ready(b),
@@ -304,18 +321,23 @@ async fn connection(
                 Reply::Ready(b) => b,
                 Reply::Query(m) => respond(&chain, m, peer, Transport::Tcp).await,
             };
-            let mut framed = Vec::with_capacity(bytes.len() + 2);
-            framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-            framed.extend_from_slice(&bytes);
-            let mut w = wr.lock().await;
-            if tokio::time::timeout(timeout, w.write_all(&framed)).await.is_err() {
-                tracing::debug!(%peer, "dns server: tcp write timed out");
-            }
+            write_framed(&wr, &bytes, timeout, peer).await;
         });
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
     let _ = wr.lock().await.shutdown().await;
+}
+
+/// Writes one answer on a TCP connection, length-prefixed, giving up after `timeout`.
+async fn write_framed(wr: &Mutex<tokio::net::tcp::OwnedWriteHalf>, bytes: &[u8], timeout: Duration, peer: SocketAddr) {
+    let mut framed = Vec::with_capacity(bytes.len() + 2);
+    framed.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    framed.extend_from_slice(bytes);
+    let mut w = wr.lock().await;
+    if tokio::time::timeout(timeout, w.write_all(&framed)).await.is_err() {
+        tracing::debug!(%peer, "dns server: tcp write timed out");
+    }
 }
 
 /// What to do with a message as received.
@@ -328,8 +350,6 @@ pub enum Parsed {
     /// Nothing to answer.
     Drop,
 }
-
-const HEADER_LEN: usize = 12;
 
 /// An answer of a bare header: the query's id, opcode and RD, `rcode`, no sections.
 fn header_reply(bytes: &[u8], rcode: ResponseCode) -> Vec<u8> {

@@ -93,9 +93,13 @@ fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
 #[test]
 fn well_formed_queries_get_well_formed_answers() {
     let chain = chain();
+    let mut wire_answers = 0;
     for seed in seeds() {
-        check(&chain, &seed);
+        wire_answers += check(&chain, &seed);
     }
+    // Asked again, every answer the cache keeps and loadbalance would not reorder comes from the
+    // wire path: 12 of the 15 names (not the 40 endpoints of db, its SRV, nor ANY with A and AAAA).
+    assert!(wire_answers >= 48, "the wire path answered {wire_answers} of 60 repeated queries");
 }
 
 #[test]
@@ -105,7 +109,9 @@ fn mutated_queries_never_break_the_request_path() {
     let mut rng = Rng(0x5eed_0f9d_2026);
     for i in 0..20_000 {
         let input = mutate(&seeds[i % seeds.len()], &mut rng);
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&chain, &input)));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check(&chain, &input);
+        }));
         assert!(outcome.is_ok(), "input {i} broke the request path: {input:02x?}");
     }
 }

@@ -9,6 +9,7 @@ use std::fmt::Display;
 use hickory_proto::op::Message;
 
 use crate::corefile::ErrorsOptions;
+use crate::wire::{WireAnswer, WireNext, WireQuery};
 use crate::{BoxFuture, Handler, Next, Request};
 
 tokio::task_local! {
@@ -62,5 +63,10 @@ impl Handler for ErrorsPlugin {
             }
             resp
         })
+    }
+
+    /// Nothing to do for an answer served from stored bytes: passed on.
+    fn wire(&self, q: &WireQuery<'_>, next: WireNext<'_>, out: &mut Vec<u8>) -> Option<WireAnswer> {
+        next.run(q, out)
     }
 }

@@ -4,6 +4,7 @@
 
 use hickory_proto::op::Message;
 
+use crate::wire::{WireAnswer, WireNext, WireQuery};
 use crate::{BoxFuture, Handler, Next, Request};
 
 /// The `health` plugin's place in the chain.
@@ -17,5 +18,10 @@ impl Handler for HealthPlugin {
 
     fn handle<'a>(&'a self, req: &'a Request, next: Next<'a>) -> BoxFuture<'a, Message> {
         next.run(req)
+    }
+
+    /// Nothing to do for an answer served from stored bytes: passed on.
+    fn wire(&self, q: &WireQuery<'_>, next: WireNext<'_>, out: &mut Vec<u8>) -> Option<WireAnswer> {
+        next.run(q, out)
     }
 }

@@ -6,6 +6,7 @@ use hickory_proto::rr::{Record, RecordType};
 use rand::seq::SliceRandom;
 use rand::Rng;
 
+use crate::wire::{WireAnswer, WireNext, WireQuery};
 use crate::{BoxFuture, Handler, Next, Request};
 
 /// Reorders a section: CNAMEs, other records, then shuffled addresses, then shuffled MX.
@@ -51,6 +52,11 @@ impl Handler for LoadBalancePlugin {
             }
             resp
         })
+    }
+
+    /// Only answers with nothing to shuffle may take the wire path.
+    fn wire(&self, q: &WireQuery<'_>, next: WireNext<'_>, out: &mut Vec<u8>) -> Option<WireAnswer> {
+        next.reordered().run(q, out)
     }
 }
 

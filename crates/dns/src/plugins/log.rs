@@ -80,7 +80,7 @@ pub fn format_entry(format: &str, e: &Entry) -> String {
             "size" => e.request_size.to_string(),
             ">do" => response::dnssec_ok(e.request).to_string(),
             ">bufsize" => e.request.max_payload().max(512).to_string(),
-            "rcode" => response::rcode_name(e.response.response_code()),
+            "rcode" => response::rcode_name(e.response.response_code()).into_owned(),
             ">rflags" => flags(e.response),
             "rsize" => e.response_size.to_string(),
             "duration" => format!("{}s", e.duration.as_secs_f64()),

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use hickory_proto::op::Message;
 
+use crate::wire::{WireAnswer, WireNext, WireQuery};
 use crate::{BoxFuture, Handler, Next, Request};
 
 /// A plugin that can tell whether it is ready to serve.
@@ -70,6 +71,11 @@ impl Handler for ReadyPlugin {
 
     fn handle<'a>(&'a self, req: &'a Request, next: Next<'a>) -> BoxFuture<'a, Message> {
         next.run(req)
+    }
+
+    /// Nothing to do for an answer served from stored bytes: passed on.
+    fn wire(&self, q: &WireQuery<'_>, next: WireNext<'_>, out: &mut Vec<u8>) -> Option<WireAnswer> {
+        next.run(q, out)
     }
 }
 

@@ -15,6 +15,7 @@ use rand::Rng;
 use super::metrics::{self, Metrics};
 use super::BoxError;
 use crate::corefile::{Corefile, CorefileError, ErrorKind, ReloadOptions};
+use crate::wire::{WireAnswer, WireNext, WireQuery};
 use crate::{BoxFuture, Handler, Next, Request};
 
 /// The `reload` plugin's place in the chain.
@@ -28,6 +29,11 @@ impl Handler for ReloadPlugin {
 
     fn handle<'a>(&'a self, req: &'a Request, next: Next<'a>) -> BoxFuture<'a, Message> {
         next.run(req)
+    }
+
+    /// Nothing to do for an answer served from stored bytes: passed on.
+    fn wire(&self, q: &WireQuery<'_>, next: WireNext<'_>, out: &mut Vec<u8>) -> Option<WireAnswer> {
+        next.run(q, out)
     }
 }
 

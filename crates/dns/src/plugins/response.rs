@@ -1,6 +1,8 @@
 //! What a response is, as CoreDNS's `response.Typify` and `Classify` tell it, and the names
 //! metrics and logs print (rcodes, query types). Pure.
 
+use std::borrow::Cow;
+
 use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, Record, RecordType};
 
@@ -64,21 +66,21 @@ pub fn classify(t: ResponseType) -> ResponseClass {
 }
 
 /// The rcode as dig and CoreDNS print it (`NOERROR`, `NXDOMAIN`, …).
-pub fn rcode_name(code: ResponseCode) -> String {
+pub fn rcode_name(code: ResponseCode) -> Cow<'static, str> {
     match code {
-        ResponseCode::NoError => "NOERROR".into(),
-        ResponseCode::FormErr => "FORMERR".into(),
-        ResponseCode::ServFail => "SERVFAIL".into(),
-        ResponseCode::NXDomain => "NXDOMAIN".into(),
-        ResponseCode::NotImp => "NOTIMP".into(),
-        ResponseCode::Refused => "REFUSED".into(),
-        ResponseCode::YXDomain => "YXDOMAIN".into(),
-        ResponseCode::YXRRSet => "YXRRSET".into(),
-        ResponseCode::NXRRSet => "NXRRSET".into(),
-        ResponseCode::NotAuth => "NOTAUTH".into(),
-        ResponseCode::NotZone => "NOTZONE".into(),
-        ResponseCode::BADVERS => "BADVERS".into(),
-        other => format!("RCODE{}", u16::from(other)),
+        ResponseCode::NoError => Cow::Borrowed("NOERROR"),
+        ResponseCode::FormErr => Cow::Borrowed("FORMERR"),
+        ResponseCode::ServFail => Cow::Borrowed("SERVFAIL"),
+        ResponseCode::NXDomain => Cow::Borrowed("NXDOMAIN"),
+        ResponseCode::NotImp => Cow::Borrowed("NOTIMP"),
+        ResponseCode::Refused => Cow::Borrowed("REFUSED"),
+        ResponseCode::YXDomain => Cow::Borrowed("YXDOMAIN"),
+        ResponseCode::YXRRSet => Cow::Borrowed("YXRRSET"),
+        ResponseCode::NXRRSet => Cow::Borrowed("NXRRSET"),
+        ResponseCode::NotAuth => Cow::Borrowed("NOTAUTH"),
+        ResponseCode::NotZone => Cow::Borrowed("NOTZONE"),
+        ResponseCode::BADVERS => Cow::Borrowed("BADVERS"),
+        other => Cow::Owned(format!("RCODE{}", u16::from(other))),
     }
 }
 

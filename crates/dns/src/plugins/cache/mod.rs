@@ -7,17 +7,17 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use store::{minimal_ttl, policy, Inserted, Key, Kind, Lookup, Store};
+pub use store::{minimal_ttl, policy, Inserted, Key, Kind, Lookup, Store, WireHit};
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::Name;
 
 use super::metrics::{self, Metrics};
 use crate::corefile::{names, CacheOptions, RefreshMode};
+use crate::wire::{self, WireAnswer, WireNext, WireQuery};
 use crate::{BoxFuture, Handler, Next, Request};
 
 /// Where the cache reads the time (a test moves it by hand).
@@ -70,8 +70,9 @@ impl Shared {
 pub struct CachePlugin {
     shared: Arc<Shared>,
     zones: Vec<String>,
-    /// `zones` as names, to match a query without building a string (`None` if one does not parse).
-    zone_names: Option<Vec<Name>>,
+    /// `zones` in lowercased wire form, to match a query without building a string (`None` if
+    /// one does not parse).
+    zone_wires: Option<Vec<Vec<u8>>>,
     stale_refresh: Option<RefreshMode>,
     /// The plugins after this one, for refreshes that outlive the query.
     rest: OnceLock<Vec<Arc<dyn Handler>>>,
@@ -95,7 +96,7 @@ impl CachePlugin {
                 server: server.to_string(),
                 zones: zones.join(","),
             }),
-            zone_names: zones.iter().map(|z| Name::from_ascii(z).ok().filter(Name::is_fqdn)).collect(),
+            zone_wires: zones.iter().map(|z| wire::zone_name(z)).collect(),
             zones,
             stale_refresh,
             rest: OnceLock::new(),
@@ -119,11 +120,15 @@ impl CachePlugin {
 
     fn key(&self, req: &Request) -> Option<Key> {
         let key = Key::of(&req.message)?;
-        let covered = match &self.zone_names {
-            Some(zones) => zones.iter().any(|z| super::response::zone_of(z, &key.name)),
-            None => names::matching_zone(&names::normalize(&key.name.to_ascii()), &self.zones).is_some(),
-        };
-        covered.then_some(key)
+        self.covers(key.name()).then_some(key)
+    }
+
+    /// Whether `name` (lowercased wire form) is in the cache's zones.
+    fn covers(&self, name: &[u8]) -> bool {
+        match &self.zone_wires {
+            Some(zones) => zones.iter().any(|z| wire::in_zone(z, name)),
+            None => names::matching_zone(&wire::name_text(name), &self.zones).is_some(),
+        }
     }
 
     /// Refreshes `key` in the background; false when that cannot be done here.
@@ -201,5 +206,34 @@ impl Handler for CachePlugin {
                 }
             }
         })
+    }
+
+    /// A live answer straight from its bytes; anything else (a miss, a stale item, an answer
+    /// that does not fit or that a `loadbalance` in front would reorder) declines, untouched,
+    /// for [`Handler::handle`].
+    fn wire(&self, q: &WireQuery<'_>, next: WireNext<'_>, out: &mut Vec<u8>) -> Option<WireAnswer> {
+        if !self.covers(q.name()) {
+            return next.run(q, out);
+        }
+        let s = &self.shared;
+        let now = s.clock.now();
+        let hit = s.store.lock().expect("cache lock").find_wire(q, next.reorders(), now, out);
+        let WireHit::Written { kind, prefetch } = hit else {
+            return None;
+        };
+        s.count(&metrics::CACHE_REQUESTS_TOTAL, None);
+        s.count(&metrics::CACHE_HITS_TOTAL, Some(kind));
+        if prefetch {
+            // The refresh runs the rest of the chain on a message, as the Message path would.
+            if let crate::server::Parsed::Query(message) = crate::server::parse_query(q.bytes()) {
+                let req = Request { message, client: q.client, transport: q.transport };
+                if let Some(key) = Key::of(&req.message) {
+                    if self.refresh_in_background(key, &req) {
+                        s.count(&metrics::CACHE_PREFETCH_TOTAL, None);
+                    }
+                }
+            }
+        }
+        Some(WireAnswer { rcode: wire::rcode_of(out) })
     }
 }

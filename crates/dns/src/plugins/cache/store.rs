@@ -2,28 +2,25 @@
 //! counted down in answers, stale items, prefetch popularity, and random eviction at capacity.
 //! Time comes in as an argument.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
-use hickory_proto::rr::{DNSClass, Name, RecordType};
+use hickory_proto::rr::RecordType;
 use rand::Rng;
 
-use crate::corefile::{names, CacheClass, CacheOptions};
+use crate::corefile::{names, CacheClass, CacheOptions, Prefetch};
 use crate::plugins::response::{self, ResponseType};
+use crate::wire::{self, StoredAnswer, Ttls, WireQuery};
 
-/// What a cached answer is keyed on. The name compares and hashes case-insensitively (as
-/// hickory's `Name` does), so a lookup copies the question's name (inline for short names) and
-/// builds no string.
+/// What a cached answer is keyed on: the question's name in lowercased wire form, its type and
+/// class, and the DO bit — the bytes [`WireQuery::key`] reads off a query, so the wire path
+/// looks an answer up without building anything.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Key {
-    pub name: Name,
-    pub qtype: RecordType,
-    pub qclass: DNSClass,
-    pub dnssec_ok: bool,
-}
+pub struct Key(Box<[u8]>);
 
 impl Key {
     /// The key of a query, or `None` for what is never cached (no question, zone transfers).
@@ -32,12 +29,19 @@ impl Key {
         if matches!(q.query_type(), RecordType::AXFR | RecordType::IXFR) {
             return None;
         }
-        Some(Key {
-            name: q.name().clone(),
-            qtype: q.query_type(),
-            qclass: q.query_class(),
-            dnssec_ok: response::dnssec_ok(m),
-        })
+        let key = wire::key_of(q.name(), q.query_type(), u16::from(q.query_class()), response::dnssec_ok(m));
+        Some(Key(key.into_boxed_slice()))
+    }
+
+    /// The question's name, lowercased wire form.
+    pub fn name(&self) -> &[u8] {
+        &self.0[..self.0.len() - 5]
+    }
+}
+
+impl Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -126,12 +130,32 @@ impl Freq {
 
 #[derive(Debug, Clone)]
 struct Item {
-    /// Shared, so that a hit takes it out of the lock and copies it there.
-    message: Arc<Message>,
+    /// Shared, so that a hit on the Message path takes it out of the lock and parses it there.
+    answer: Arc<StoredAnswer>,
     kind: Kind,
     stored: Instant,
     ttl: Duration,
     freq: Freq,
+}
+
+impl Item {
+    /// Counts a hit `age` into the item's life; true when it is due for a prefetch.
+    fn hit(&mut self, now: Instant, age: Duration, prefetch: Option<Prefetch>) -> bool {
+        let hits = self.freq.hit(now, prefetch.map_or(Duration::ZERO, |p| p.duration));
+        let remaining = self.ttl.saturating_sub(age);
+        prefetch.is_some_and(|p| {
+            hits >= p.amount && remaining.as_secs_f64() <= self.ttl.as_secs_f64() * f64::from(p.percentage) / 100.0
+        })
+    }
+}
+
+/// An item as a lookup finds it.
+enum Probe<'a> {
+    /// Live, or expired but within `serve_stale`: the item and its age.
+    Live(&'a mut Item, Duration),
+    /// Expired for good: to be dropped from this cache.
+    Dead(Kind),
+    Absent,
 }
 
 /// What a lookup found.
@@ -152,11 +176,11 @@ pub enum Lookup {
 
 /// What a lookup found, before the answer is copied out of the cache: [`Store::find`] runs under
 /// the cache's lock and [`Found::finish`] after it, so that the threads answering queries do not
-/// wait on each other while answers are copied.
+/// wait on each other while answers are parsed.
 #[derive(Debug)]
 pub enum Found {
-    Hit { message: Arc<Message>, age: Duration, remaining: Duration, keepttl: bool, kind: Kind, prefetch: bool },
-    Stale { message: Arc<Message> },
+    Hit { answer: Arc<StoredAnswer>, ttls: Ttls, kind: Kind, prefetch: bool },
+    Stale { answer: Arc<StoredAnswer> },
     Miss,
 }
 
@@ -164,57 +188,75 @@ impl Found {
     /// The answer, its TTLs counted down (or zero when stale).
     pub fn finish(self) -> Lookup {
         match self {
-            Found::Hit { message, age, remaining, keepttl, kind, prefetch } => {
-                Lookup::Hit { message: age_message(&message, age, remaining, keepttl), kind, prefetch }
-            }
-            Found::Stale { message } => {
-                let mut message = (*message).clone();
-                response::for_each_record_mut(&mut message, |r| {
-                    r.set_ttl(0);
-                });
-                Lookup::Stale { message }
-            }
+            Found::Hit { answer, ttls, kind, prefetch } => match answer.message(ttls) {
+                Some(message) => Lookup::Hit { message, kind, prefetch },
+                None => Lookup::Miss,
+            },
+            Found::Stale { answer } => match answer.message(Ttls::Zero) {
+                Some(message) => Lookup::Stale { message },
+                None => Lookup::Miss,
+            },
             Found::Miss => Lookup::Miss,
         }
     }
+}
+
+/// What a lookup on the wire path did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireHit {
+    /// The answer is written; `prefetch` when it should be refreshed now.
+    Written { kind: Kind, prefetch: bool },
+    /// Nothing written and nothing counted: the Message path must answer (a miss, a stale item,
+    /// an answer that does not fit or that `loadbalance` would reorder).
+    Declined,
+}
+
+/// The TTLs of an answer served `age` after it was cached with `remaining` life left.
+fn aged(age: Duration, remaining: Duration, keepttl: bool) -> Ttls {
+    if keepttl {
+        return Ttls::Keep;
+    }
+    let age = u32::try_from(age.as_secs()).unwrap_or(u32::MAX);
+    let left = u32::try_from(remaining.as_secs_f64().ceil() as u64).unwrap_or(u32::MAX);
+    Ttls::Aged { age, left }
 }
 
 /// A map that evicts a random entry when full.
 #[derive(Debug)]
 struct Bounded<K, V> {
     capacity: usize,
-    map: HashMap<K, (usize, V)>,
+    map: HashMap<K, (usize, V), foldhash::fast::RandomState>,
     keys: Vec<K>,
 }
 
-impl<K: Clone + Eq + Hash, V> Bounded<K, V> {
+impl<K: Clone + Eq + Hash + Borrow<[u8]>, V> Bounded<K, V> {
     fn new(capacity: usize) -> Self {
-        Bounded { capacity: capacity.max(1), map: HashMap::new(), keys: Vec::new() }
+        Bounded { capacity: capacity.max(1), map: HashMap::default(), keys: Vec::new() }
     }
 
-    fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+    fn get_mut(&mut self, k: &[u8]) -> Option<&mut V> {
         self.map.get_mut(k).map(|(_, v)| v)
     }
 
-    fn remove(&mut self, k: &K) -> Option<V> {
+    fn remove(&mut self, k: &[u8]) -> Option<V> {
         let (i, v) = self.map.remove(k)?;
         self.keys.swap_remove(i);
         if let Some(moved) = self.keys.get(i) {
-            self.map.get_mut(moved).expect("indexed").0 = i;
+            self.map.get_mut::<[u8]>(moved.borrow()).expect("indexed").0 = i;
         }
         Some(v)
     }
 
     /// Inserts, returning whether an entry was evicted to make room.
     fn insert(&mut self, k: K, v: V, rng: &mut impl Rng) -> bool {
-        if let Some(slot) = self.map.get_mut(&k) {
+        if let Some(slot) = self.map.get_mut::<[u8]>(k.borrow()) {
             slot.1 = v;
             return false;
         }
         let mut evicted = false;
         if self.keys.len() >= self.capacity {
             let victim = self.keys[rng.random_range(0..self.keys.len())].clone();
-            self.remove(&victim);
+            self.remove(victim.borrow());
             evicted = true;
         }
         self.map.insert(k.clone(), (self.keys.len(), v));
@@ -277,70 +319,79 @@ impl Store {
 
     /// [`Store::lookup`] without copying the answer (see [`Found`]).
     pub fn find(&mut self, key: &Key, now: Instant) -> Found {
-        let stale_for = self.opts.serve_stale.map(|s| s.duration);
-        let keepttl = self.opts.keepttl;
-        let prefetch = self.opts.prefetch;
-        for kind in [Kind::Success, Kind::Denial] {
-            let bucket = self.bucket(kind);
-            let Some(item) = bucket.get_mut(key) else {
-                continue;
-            };
-            let age = now.saturating_duration_since(item.stored);
-            if age < item.ttl {
-                let remaining = item.ttl - age;
-                let hits = item.freq.hit(now, prefetch.map_or(Duration::ZERO, |p| p.duration));
-                let due = prefetch.is_some_and(|p| {
-                    hits >= p.amount
-                        && remaining.as_secs_f64() <= item.ttl.as_secs_f64() * f64::from(p.percentage) / 100.0
-                });
-                return Found::Hit {
-                    message: item.message.clone(),
-                    age,
-                    remaining,
-                    keepttl,
+        let (keepttl, prefetch) = (self.opts.keepttl, self.opts.prefetch);
+        match self.probe(key.borrow(), now) {
+            Probe::Absent => Found::Miss,
+            Probe::Dead(kind) => {
+                self.bucket(kind).remove(key.borrow());
+                Found::Miss
+            }
+            Probe::Live(item, age) if age < item.ttl => {
+                let due = item.hit(now, age, prefetch);
+                Found::Hit {
+                    answer: item.answer.clone(),
+                    ttls: aged(age, item.ttl - age, keepttl),
                     kind: item.kind,
                     prefetch: due,
-                };
+                }
             }
-            let stale_ok = item.kind != Kind::ServFail && stale_for.is_some_and(|s| age < item.ttl + s);
-            if stale_ok {
-                return Found::Stale { message: item.message.clone() };
-            }
-            bucket.remove(key);
-            return Found::Miss;
+            Probe::Live(item, _) => Found::Stale { answer: item.answer.clone() },
         }
-        Found::Miss
+    }
+
+    /// The wire path's lookup: a live answer for `q` written into `out`, or nothing written and
+    /// nothing changed. `reordered`: a plugin in front would reorder address records.
+    pub fn find_wire(&mut self, q: &WireQuery<'_>, reordered: bool, now: Instant, out: &mut Vec<u8>) -> WireHit {
+        let (keepttl, prefetch) = (self.opts.keepttl, self.opts.prefetch);
+        let Probe::Live(item, age) = self.probe(q.key(), now) else {
+            return WireHit::Declined;
+        };
+        if age >= item.ttl || (reordered && item.answer.reorderable()) {
+            return WireHit::Declined;
+        }
+        if !item.answer.write(q, aged(age, item.ttl - age, keepttl), out) {
+            return WireHit::Declined;
+        }
+        WireHit::Written { kind: item.kind, prefetch: item.hit(now, age, prefetch) }
+    }
+
+    /// The item under `key` at `now`: live (or stale but servable), dead, or absent.
+    fn probe(&mut self, key: &[u8], now: Instant) -> Probe<'_> {
+        let stale_for = self.opts.serve_stale.map(|s| s.duration);
+        let found = match self.success.get_mut(key) {
+            Some(item) => Some(item),
+            None => self.denial.get_mut(key),
+        };
+        let Some(item) = found else {
+            return Probe::Absent;
+        };
+        let age = now.saturating_duration_since(item.stored);
+        let stale_ok = item.kind != Kind::ServFail && stale_for.is_some_and(|s| age < item.ttl + s);
+        if age < item.ttl || stale_ok {
+            Probe::Live(item, age)
+        } else {
+            Probe::Dead(item.kind)
+        }
     }
 
     /// Caches `m` under `key` if the policy allows. A SERVFAIL never replaces a good item.
     pub fn insert(&mut self, key: Key, m: &Message, now: Instant, rng: &mut impl Rng) -> Inserted {
-        let Some((kind, ttl)) = policy(m, &names::normalize(&key.name.to_ascii()), &self.opts) else {
+        let Some((kind, ttl)) = policy(m, &wire::name_text(key.name()), &self.opts) else {
             return Inserted::default();
         };
-        let existing = self.success.get_mut(&key).map(|i| i.kind).or_else(|| self.denial.get_mut(&key).map(|i| i.kind));
+        let Some(answer) = StoredAnswer::new(m) else {
+            return Inserted::default();
+        };
+        let k: &[u8] = key.borrow();
+        let existing = self.success.get_mut(k).map(|i| i.kind).or_else(|| self.denial.get_mut(k).map(|i| i.kind));
         if kind == Kind::ServFail && existing.is_some_and(|k| k != Kind::ServFail) {
             return Inserted::default();
         }
         // An item lives in one cache only.
         let other = if kind == Kind::Success { Kind::Denial } else { Kind::Success };
-        self.bucket(other).remove(&key);
-        let item = Item { message: Arc::new(m.clone()), kind, stored: now, ttl, freq: Freq { hits: 0, last: now } };
+        self.bucket(other).remove(key.borrow());
+        let item = Item { answer: Arc::new(answer), kind, stored: now, ttl, freq: Freq { hits: 0, last: now } };
         let evicted = self.bucket(kind).insert(key, item, rng);
         Inserted { kind: Some(kind), evicted }
     }
-}
-
-/// `m` as served `age` after it was cached: every TTL counted down, and capped by the item's
-/// `remaining` life (unless `keepttl`).
-fn age_message(m: &Message, age: Duration, remaining: Duration, keepttl: bool) -> Message {
-    let mut out = m.clone();
-    if !keepttl {
-        let age = u32::try_from(age.as_secs()).unwrap_or(u32::MAX);
-        let left = u32::try_from(remaining.as_secs_f64().ceil() as u64).unwrap_or(u32::MAX);
-        response::for_each_record_mut(&mut out, |r| {
-            let ttl = r.ttl().saturating_sub(age).min(left);
-            r.set_ttl(ttl);
-        });
-    }
-    out
 }

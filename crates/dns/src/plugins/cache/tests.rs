@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, ResponseCode};
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{Name, RecordType};
 
 use super::*;
 use crate::corefile::{CacheOptions, Prefetch, RefreshMode, ServeStale};
@@ -55,9 +55,22 @@ impl Setup {
         resp
     }
 
+    /// Asks on the wire path; `None` when it declines.
+    fn ask_wire(&self, name: &str, t: RecordType) -> Option<Message> {
+        wire_ask(&self.chain, name, t)
+    }
+
     fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.cache.shared.metrics.value(name, labels).unwrap_or(0.0)
     }
+}
+
+fn wire_ask(chain: &[Arc<dyn Handler>], name: &str, t: RecordType) -> Option<Message> {
+    let bytes = query(name, t).message.to_vec().unwrap();
+    let client = "10.0.0.9:5300".parse().unwrap();
+    let q = crate::wire::WireQuery::parse(&bytes, client, crate::Transport::Udp).expect("a plain query");
+    let mut out = Vec::new();
+    crate::wire::answer(chain, &q, &mut out).then(|| Message::from_vec(&out).unwrap())
 }
 
 fn opts() -> CacheOptions {
@@ -304,4 +317,80 @@ async fn keys_ignore_case_and_zones_match_on_labels() {
     assert!(zone_of(&Name::root(), &Name::from_ascii("a.b.").unwrap()));
     assert!(zone_of(&Name::from_ascii("b.").unwrap(), &Name::from_ascii("A.B.").unwrap()));
     assert!(!zone_of(&Name::from_ascii("a.b.").unwrap(), &Name::from_ascii("b.").unwrap()));
+}
+
+#[tokio::test]
+async fn the_wire_path_serves_live_items_and_declines_the_rest_untouched() {
+    let s = Setup::new(opts(), Mock::a(60, [192, 0, 2, 1]), false);
+    let totals = |s: &Setup| {
+        let zones = [("server", "dns://:53"), ("zones", ".")];
+        let hits = s.value("coredns_cache_hits_total", &[("server", "dns://:53"), ("type", "success"), ("zones", ".")]);
+        (s.value("coredns_cache_requests_total", &zones), hits, s.value("coredns_cache_misses_total", &zones))
+    };
+    // A miss declines without counting anything; the Message path then fills the cache.
+    assert_eq!(s.ask_wire("Wire.Example.", RecordType::A), None);
+    assert_eq!((totals(&s), s.upstream.calls()), ((0.0, 0.0, 0.0), 0));
+    s.ask("wire.example.", RecordType::A).await;
+    s.clock.advance(20);
+    let mut hit = s.ask_wire("wire.example.", RecordType::A).expect("a hit on the wire path");
+    assert_eq!((addresses(&hit), hit.answers()[0].ttl()), (vec!["192.0.2.1".to_string()], 40));
+    let mut by_message = s.ask("wire.example.", RecordType::A).await;
+    by_message.set_id(0);
+    hit.set_id(0);
+    assert_eq!(hit, by_message, "the Message path's answer");
+    assert_eq!((totals(&s), s.upstream.calls()), ((3.0, 2.0, 1.0), 1));
+    // Another spelling: the Message path answers it (from the cache), with the question as asked.
+    assert_eq!(s.ask_wire("WIRE.example.", RecordType::A), None);
+    let other = s.ask("WIRE.example.", RecordType::A).await;
+    assert_eq!(other.queries()[0].name().to_ascii(), "WIRE.example.");
+    assert_eq!((totals(&s), s.upstream.calls()), ((4.0, 3.0, 1.0), 1));
+    // Expired: declined, and the Message path asks again.
+    s.clock.advance(41);
+    assert_eq!(s.ask_wire("wire.example.", RecordType::A), None);
+    assert_eq!(totals(&s), (4.0, 3.0, 1.0));
+    s.ask("wire.example.", RecordType::A).await;
+    assert_eq!(s.upstream.calls(), 2);
+}
+
+#[tokio::test]
+async fn the_wire_path_leaves_answers_to_shuffle_to_loadbalance() {
+    let upstream = Mock::new(|req| {
+        let name = req.message.query().unwrap().name().to_ascii();
+        let mut records = vec![a_record(&name, 60, [192, 0, 2, 1])];
+        if name.starts_with("two") {
+            records.push(a_record(&name, 60, [192, 0, 2, 2]));
+        }
+        answer(&req.message, ResponseCode::NoError, records)
+    });
+    let s = Setup::new(opts(), upstream, false);
+    let balanced: Vec<Arc<dyn Handler>> =
+        vec![Arc::new(crate::plugins::loadbalance::LoadBalancePlugin), s.cache.clone()];
+    for name in ["one.example.", "two.example."] {
+        s.ask(name, RecordType::A).await;
+    }
+    assert!(wire_ask(&balanced, "one.example.", RecordType::A).is_some());
+    assert!(wire_ask(&balanced, "two.example.", RecordType::A).is_none(), "two addresses to shuffle");
+    assert_eq!(s.ask_wire("two.example.", RecordType::A).map(|m| addresses(&m).len()), Some(2), "no loadbalance");
+}
+
+#[tokio::test]
+async fn the_wire_path_prefetches_popular_items() {
+    let mut o = opts();
+    o.prefetch = Some(Prefetch { amount: 2, duration: Duration::from_secs(60), percentage: 50 });
+    let s = Setup::new(o, Mock::a(100, [192, 0, 2, 1]), true);
+    s.ask("popular.example.", RecordType::A).await;
+    s.clock.advance(10);
+    assert!(s.ask_wire("popular.example.", RecordType::A).is_some());
+    s.clock.advance(50);
+    assert!(s.ask_wire("popular.example.", RecordType::A).is_some());
+    for _ in 0..100 {
+        if s.upstream.calls() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(s.upstream.calls(), 2, "prefetched once");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(s.ask_wire("popular.example.", RecordType::A).unwrap().answers()[0].ttl(), 100);
+    assert_eq!(s.value("coredns_cache_prefetch_total", &[("server", "dns://:53"), ("zones", ".")]), 1.0);
 }

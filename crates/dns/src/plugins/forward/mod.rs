@@ -160,7 +160,7 @@ impl ForwardPlugin {
             match result {
                 Ok(mut m) => {
                     let rcode = response::rcode_name(m.response_code());
-                    let labels = [("to", to.as_str()), ("rcode", rcode.as_str())];
+                    let labels = [("to", to.as_str()), ("rcode", &*rcode)];
                     self.metrics.inc(&metrics::FORWARD_RESPONSES_TOTAL, &labels);
                     self.metrics.observe(
                         &metrics::FORWARD_REQUEST_DURATION_SECONDS,
