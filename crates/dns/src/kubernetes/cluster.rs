@@ -3,7 +3,7 @@
 //! never changes: the watcher builds a new one on every change (re-indexing only the kinds that
 //! changed) and swaps it in.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -83,28 +83,30 @@ pub struct PodInfo {
     pub ips: Vec<IpAddr>,
 }
 
-type Key = (String, String);
-
+/// Services sorted by namespace and name, and where each cluster IP is.
 #[derive(Debug, Default)]
 struct Services {
-    by_name: BTreeMap<Key, ServiceInfo>,
-    by_ip: HashMap<IpAddr, Vec<Key>>,
+    by_name: Vec<Arc<ServiceInfo>>,
+    /// Indexes into `by_name`.
+    by_ip: HashMap<IpAddr, Vec<u32>>,
 }
 
+/// Endpoint slices sorted by namespace, service and name, and where each ready address is.
 #[derive(Debug, Default)]
 struct Slices {
-    by_service: BTreeMap<Key, Vec<EndpointSliceInfo>>,
-    /// Slices with a ready endpoint at an address: (service, index in its list).
-    by_ip: HashMap<IpAddr, Vec<(Key, usize)>>,
+    by_service: Vec<Arc<EndpointSliceInfo>>,
+    /// Indexes into `by_service` of the slices with a ready endpoint at an address.
+    by_ip: HashMap<IpAddr, Vec<u32>>,
 }
 
 #[derive(Debug, Default)]
 struct Pods {
-    by_ip: HashMap<IpAddr, Vec<PodInfo>>,
+    by_ip: HashMap<IpAddr, Vec<Arc<PodInfo>>>,
 }
 
 /// An immutable, indexed snapshot of the cluster. Each kind is indexed apart and shared between
-/// snapshots, so a change to one kind (endpoints, typically) rebuilds that kind only.
+/// snapshots, so a change to one kind (endpoints, typically) rebuilds that kind only; the objects
+/// themselves are shared with whoever keeps them (the watcher), never copied.
 #[derive(Debug, Clone, Default)]
 pub struct Cluster {
     services: Arc<Services>,
@@ -125,54 +127,52 @@ impl Cluster {
         serial: u32,
     ) -> Cluster {
         Cluster::default()
-            .with_services(services, serial)
-            .with_slices(slices, serial)
-            .with_pods(pods, serial)
+            .with_services(services.into_iter().map(Arc::new), serial)
+            .with_slices(slices.into_iter().map(Arc::new), serial)
+            .with_pods(pods.into_iter().map(Arc::new), serial)
             .with_namespaces(namespaces, serial)
     }
 
-    /// This snapshot with other services.
-    pub fn with_services(&self, services: impl IntoIterator<Item = ServiceInfo>, serial: u32) -> Cluster {
-        let mut idx = Services::default();
-        for s in services {
-            let key = (s.namespace.clone(), s.name.clone());
+    /// This snapshot with other services (one per namespace and name).
+    pub fn with_services(&self, services: impl IntoIterator<Item = Arc<ServiceInfo>>, serial: u32) -> Cluster {
+        let mut by_name: Vec<Arc<ServiceInfo>> = services.into_iter().collect();
+        by_name.sort_unstable_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        by_name.dedup_by(|a, b| (&a.namespace, &a.name) == (&b.namespace, &b.name));
+        let mut by_ip: HashMap<IpAddr, Vec<u32>> = HashMap::new();
+        for (i, s) in by_name.iter().enumerate() {
             if let ServiceKind::ClusterIp(ips) = &s.kind {
                 for ip in ips {
-                    idx.by_ip.entry(*ip).or_default().push(key.clone());
+                    by_ip.entry(*ip).or_default().push(i as u32);
                 }
             }
-            idx.by_name.insert(key, s);
         }
-        Cluster { services: Arc::new(idx), serial, ..self.clone() }
+        by_name.shrink_to_fit();
+        Cluster { services: Arc::new(Services { by_name, by_ip }), serial, ..self.clone() }
     }
 
     /// This snapshot with other endpoint slices.
-    pub fn with_slices(&self, slices: impl IntoIterator<Item = EndpointSliceInfo>, serial: u32) -> Cluster {
-        let mut idx = Slices::default();
-        for s in slices {
-            let key = (s.namespace.clone(), s.service.clone());
-            let list = idx.by_service.entry(key.clone()).or_default();
-            let at = list.len();
+    pub fn with_slices(&self, slices: impl IntoIterator<Item = Arc<EndpointSliceInfo>>, serial: u32) -> Cluster {
+        let mut by_service: Vec<Arc<EndpointSliceInfo>> = slices.into_iter().collect();
+        by_service.sort_unstable_by(|a, b| (&a.namespace, &a.service, &a.name).cmp(&(&b.namespace, &b.service, &b.name)));
+        let mut by_ip: HashMap<IpAddr, Vec<u32>> = HashMap::new();
+        for (i, s) in by_service.iter().enumerate() {
             for a in s.endpoints.iter().filter(|e| e.ready).flat_map(|e| &e.addresses) {
-                let entry = idx.by_ip.entry(*a).or_default();
-                if !entry.iter().any(|(k, i)| *i == at && *k == key) {
-                    entry.push((key.clone(), at));
+                let entry = by_ip.entry(*a).or_default();
+                if entry.last() != Some(&(i as u32)) {
+                    entry.push(i as u32);
                 }
             }
-            list.push(s);
         }
-        Cluster { slices: Arc::new(idx), serial, ..self.clone() }
+        by_service.shrink_to_fit();
+        Cluster { slices: Arc::new(Slices { by_service, by_ip }), serial, ..self.clone() }
     }
 
     /// This snapshot with other pods.
-    pub fn with_pods(&self, pods: impl IntoIterator<Item = PodInfo>, serial: u32) -> Cluster {
+    pub fn with_pods(&self, pods: impl IntoIterator<Item = Arc<PodInfo>>, serial: u32) -> Cluster {
         let mut idx = Pods::default();
         for p in pods {
-            if let Some((last, rest)) = p.ips.split_last() {
-                for ip in rest {
-                    idx.by_ip.entry(*ip).or_default().push(p.clone());
-                }
-                idx.by_ip.entry(*last).or_default().push(p);
+            for ip in &p.ips {
+                idx.by_ip.entry(*ip).or_default().push(p.clone());
             }
         }
         Cluster { pods: Arc::new(idx), serial, ..self.clone() }
@@ -195,33 +195,40 @@ impl Cluster {
 
     /// The service `ns/name`.
     pub fn service(&self, ns: &str, name: &str) -> Option<&ServiceInfo> {
-        self.services.by_name.get(&(ns.to_string(), name.to_string()))
+        let all = &self.services.by_name;
+        let at = all.binary_search_by(|s| (s.namespace.as_str(), s.name.as_str()).cmp(&(ns, name))).ok()?;
+        Some(&all[at])
     }
 
     /// All services, ordered by namespace and name.
     pub fn services(&self) -> impl Iterator<Item = &ServiceInfo> {
-        self.services.by_name.values()
+        self.services.by_name.iter().map(|s| &**s)
     }
 
     /// The endpoint slices of the service `ns/name`.
-    pub fn slices(&self, ns: &str, service: &str) -> &[EndpointSliceInfo] {
-        self.slices.by_service.get(&(ns.to_string(), service.to_string())).map(Vec::as_slice).unwrap_or(&[])
+    pub fn slices(&self, ns: &str, service: &str) -> impl Iterator<Item = &EndpointSliceInfo> {
+        let all = &self.slices.by_service;
+        let key = |s: &EndpointSliceInfo| (s.namespace.as_str(), s.service.as_str()).cmp(&(ns, service));
+        let start = all.partition_point(|s| key(s).is_lt());
+        let end = start + all[start..].partition_point(|s| key(s).is_eq());
+        all[start..end].iter().map(|s| &**s)
     }
 
     /// The services having `ip` as a cluster IP.
     pub fn services_by_ip(&self, ip: IpAddr) -> impl Iterator<Item = &ServiceInfo> {
-        self.services.by_ip.get(&ip).into_iter().flatten().filter_map(|k| self.services.by_name.get(k))
+        let all = &self.services.by_name;
+        self.services.by_ip.get(&ip).into_iter().flatten().map(|i| &*all[*i as usize])
     }
 
     /// The endpoint slices with a ready endpoint at `ip`.
     pub fn slices_by_ip(&self, ip: IpAddr) -> impl Iterator<Item = &EndpointSliceInfo> {
-        let slices = &self.slices;
-        slices.by_ip.get(&ip).into_iter().flatten().filter_map(|(k, i)| slices.by_service.get(k)?.get(*i))
+        let all = &self.slices.by_service;
+        self.slices.by_ip.get(&ip).into_iter().flatten().map(|i| &*all[*i as usize])
     }
 
     /// The pods having `ip`.
-    pub fn pods_by_ip(&self, ip: IpAddr) -> &[PodInfo] {
-        self.pods.by_ip.get(&ip).map(Vec::as_slice).unwrap_or(&[])
+    pub fn pods_by_ip(&self, ip: IpAddr) -> impl Iterator<Item = &PodInfo> {
+        self.pods.by_ip.get(&ip).into_iter().flatten().map(|p| &**p)
     }
 }
 
@@ -257,13 +264,13 @@ mod tests {
         assert_eq!(c.serial(), 7);
         assert!(c.has_namespace("default") && !c.has_namespace("nope"));
         assert_eq!(c.services_by_ip(ip("fd00::10")).next().unwrap().name, "web");
-        assert_eq!(c.slices("default", "web").len(), 1);
+        assert_eq!(c.slices("default", "web").count(), 1);
         assert_eq!(c.slices_by_ip(ip("10.244.0.5")).count(), 1);
         assert_eq!(c.slices_by_ip(ip("10.244.0.6")).count(), 0, "not-ready endpoints are not indexed");
-        assert_eq!(c.pods_by_ip(ip("10.244.0.5")).len(), 1);
+        assert_eq!(c.pods_by_ip(ip("10.244.0.5")).count(), 1);
         // Replacing one kind keeps the others.
         let d = c.with_slices([], 8);
-        assert_eq!((d.serial(), d.slices("default", "web").len()), (8, 0));
+        assert_eq!((d.serial(), d.slices("default", "web").count()), (8, 0));
         assert!(d.service("default", "web").is_some() && d.has_namespace("default"));
         assert!(Arc::ptr_eq(&c.services, &d.services));
     }

@@ -174,7 +174,6 @@ impl Lookup<'_> {
             && self
                 .cluster
                 .slices(ns, service)
-                .iter()
                 .any(|s| s.endpoints.iter().any(|e| e.ready && !e.addresses.is_empty()))
     }
 

@@ -1,12 +1,14 @@
-//! Keeps a [`SharedCluster`] current from the API: kube reflectors over Services, EndpointSlices
-//! (unless `noendpoints`), Pods (only with `pods verified`) and Namespaces. Every change wakes a
-//! rebuild of the snapshot — of the kinds that changed, from the reflectors' stores — swapped in
-//! at once (changes arriving during a rebuild are coalesced into the next), so an API change is
-//! answered within milliseconds. The snapshot is marked synced once every watched kind has been
-//! listed.
+//! Keeps a [`SharedCluster`] current from the API: watches of Services, EndpointSlices (unless
+//! `noendpoints`), Pods (only with `pods verified`) and Namespaces. Each event is converted at
+//! once into the plain structs the snapshot is made of ([`convert`]) and only those are kept —
+//! never the API objects, which for 10,000 Services took most of the process's memory. Every
+//! change wakes a rebuild of the snapshot — of the kinds that changed — swapped in at once
+//! (changes arriving during a rebuild are coalesced into the next), so an API change is answered
+//! within milliseconds. The snapshot is marked synced once every watched kind has been listed.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::stream::BoxStream;
@@ -14,12 +16,12 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::ResourceExt;
 use tokio::sync::Notify;
 
+use super::cluster::{EndpointSliceInfo, PodInfo, ServiceInfo};
 use super::config::{KubernetesConfig, PodMode};
 use super::convert;
 use super::shared::SharedCluster;
@@ -35,34 +37,23 @@ pub struct Sources {
     pub namespaces: Events<Namespace>,
 }
 
-/// Drops what DNS never reads, to keep the stores small.
-fn slim<K: ResourceExt>(o: &mut K) {
-    o.managed_fields_mut().clear();
-    o.annotations_mut().clear();
-}
-
-/// A watch of every `K` in the cluster, slimmed by `modify`, backing off on errors.
-fn watch<K>(client: &kube::Client, modify: fn(&mut K)) -> Events<K>
+/// A watch of every `K` in the cluster, backing off on errors.
+fn watch<K>(client: &kube::Client) -> Events<K>
 where
     K: kube::Resource + Clone + std::fmt::Debug + k8s_openapi::serde::de::DeserializeOwned + Send + 'static,
     K::DynamicType: Default,
 {
-    watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default()).modify(modify).default_backoff().boxed()
+    watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default()).default_backoff().boxed()
 }
 
 impl Sources {
     /// Watches of the whole cluster through `client`, as `config` needs them.
     pub fn from_client(client: &kube::Client, config: &KubernetesConfig) -> Sources {
         Sources {
-            services: watch::<Service>(client, slim),
-            slices: (!config.noendpoints).then(|| watch::<EndpointSlice>(client, slim)),
-            pods: (config.pods == PodMode::Verified).then(|| {
-                watch::<Pod>(client, |p| {
-                    slim(p);
-                    p.spec = None;
-                })
-            }),
-            namespaces: watch::<Namespace>(client, slim),
+            services: watch::<Service>(client),
+            slices: (!config.noendpoints).then(|| watch::<EndpointSlice>(client)),
+            pods: (config.pods == PodMode::Verified).then(|| watch::<Pod>(client)),
+            namespaces: watch::<Namespace>(client),
         }
     }
 }
@@ -74,114 +65,161 @@ pub fn spawn(client: &kube::Client, config: &KubernetesConfig) -> (Arc<SharedClu
     (shared, task)
 }
 
-/// What changed since the last rebuild, and how many kinds are yet to be listed.
+/// One kind's objects as the snapshot needs them, by namespace and name.
+struct Kept<T> {
+    objects: HashMap<(String, String), Arc<T>>,
+    /// The objects of a re-list under way (from `Init` to `InitDone`), then swapped in whole, so
+    /// that what was deleted while the watch was down goes.
+    relist: Option<HashMap<(String, String), Arc<T>>>,
+    /// Whether the objects changed since the last rebuild.
+    changed: bool,
+}
+
+impl<T> Default for Kept<T> {
+    fn default() -> Self {
+        Kept { objects: HashMap::new(), relist: None, changed: false }
+    }
+}
+
+impl<T> Kept<T> {
+    /// Applies one watch event, keeping `convert`'s view of the object (an object it makes
+    /// nothing of is dropped). Returns true at the end of a list.
+    fn apply<K: ResourceExt>(&mut self, event: Event<K>, convert: fn(&K) -> Option<T>) -> bool {
+        let key = |o: &K| (o.namespace().unwrap_or_default(), o.name_any());
+        match event {
+            Event::Init => self.relist = Some(HashMap::new()),
+            Event::InitApply(o) => {
+                if let Some(t) = convert(&o) {
+                    self.relist.get_or_insert_with(HashMap::new).insert(key(&o), Arc::new(t));
+                }
+            }
+            Event::InitDone => {
+                self.objects = self.relist.take().unwrap_or_default();
+                self.objects.shrink_to_fit();
+                self.changed = true;
+                return true;
+            }
+            Event::Apply(o) => {
+                match convert(&o) {
+                    Some(t) => self.objects.insert(key(&o), Arc::new(t)),
+                    None => self.objects.remove(&key(&o)),
+                };
+                self.changed = true;
+            }
+            Event::Delete(o) => {
+                self.objects.remove(&key(&o));
+                self.changed = true;
+            }
+        }
+        false
+    }
+}
+
+/// What the watches keep, and how many kinds are yet to be listed.
 #[derive(Default)]
-struct Changes {
-    services: AtomicBool,
-    slices: AtomicBool,
-    pods: AtomicBool,
-    namespaces: AtomicBool,
+struct Stores {
+    services: Mutex<Kept<ServiceInfo>>,
+    slices: Mutex<Kept<EndpointSliceInfo>>,
+    pods: Mutex<Kept<PodInfo>>,
+    namespaces: Mutex<Kept<String>>,
     wake: Notify,
     unlisted: AtomicUsize,
 }
 
 /// Feeds `shared` from `sources` until every stream ends (never, for API watches).
 pub async fn run(sources: Sources, shared: Arc<SharedCluster>) {
-    let changes = Changes::default();
+    let stores = Stores::default();
     let kinds = 2 + usize::from(sources.slices.is_some()) + usize::from(sources.pods.is_some());
-    changes.unlisted.store(kinds, Ordering::Release);
-    let (services, w1) = reflector::store::<Service>();
-    let (slices, w2) = reflector::store::<EndpointSlice>();
-    let (pods, w3) = reflector::store::<Pod>();
-    let (namespaces, w4) = reflector::store::<Namespace>();
+    stores.unlisted.store(kinds, Ordering::Release);
     let feeds = futures::future::join4(
-        feed(reflector::reflector(w1, sources.services), "services", &changes.services, &changes),
+        feed(sources.services, "services", &stores.services, convert::service, &stores),
         async {
             if let Some(s) = sources.slices {
-                feed(reflector::reflector(w2, s), "endpointslices", &changes.slices, &changes).await
+                feed(s, "endpointslices", &stores.slices, convert::endpoint_slice, &stores).await
             }
         },
         async {
             if let Some(s) = sources.pods {
-                feed(reflector::reflector(w3, s), "pods", &changes.pods, &changes).await
+                feed(s, "pods", &stores.pods, convert::pod, &stores).await
             }
         },
-        feed(reflector::reflector(w4, sources.namespaces), "namespaces", &changes.namespaces, &changes),
+        feed(sources.namespaces, "namespaces", &stores.namespaces, |n: &Namespace| n.metadata.name.clone(), &stores),
     );
-    let stores = Stores { services, slices, pods, namespaces };
     let rebuild = async {
         loop {
-            changes.wake.notified().await;
-            stores.rebuild(&shared, &changes);
+            stores.wake.notified().await;
+            stores.rebuild(&shared);
         }
     };
     tokio::select! {
-        _ = feeds => stores.rebuild(&shared, &changes),
+        _ = feeds => stores.rebuild(&shared),
         _ = rebuild => {}
     }
 }
 
-struct Stores {
-    services: Store<Service>,
-    slices: Store<EndpointSlice>,
-    pods: Store<Pod>,
-    namespaces: Store<Namespace>,
+/// Takes `kept`'s objects for a rebuild if they changed since the last.
+fn changed<T>(kept: &Mutex<Kept<T>>) -> Option<Vec<Arc<T>>> {
+    let mut k = kept.lock().expect("watch store lock");
+    std::mem::take(&mut k.changed).then(|| k.objects.values().cloned().collect())
 }
 
 impl Stores {
-    /// Swaps in a snapshot with the changed kinds rebuilt from the stores.
-    fn rebuild(&self, shared: &SharedCluster, changes: &Changes) {
-        let listed = changes.unlisted.load(Ordering::Acquire) == 0;
+    /// Swaps in a snapshot with the changed kinds rebuilt.
+    fn rebuild(&self, shared: &SharedCluster) {
+        let listed = self.unlisted.load(Ordering::Acquire) == 0;
         let serial = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
         let mut c = (*shared.current()).clone();
-        if changes.services.swap(false, Ordering::AcqRel) {
-            c = c.with_services(self.services.state().iter().filter_map(|s| convert::service(s)), serial);
+        if let Some(services) = changed(&self.services) {
+            c = c.with_services(services, serial);
         }
-        if changes.slices.swap(false, Ordering::AcqRel) {
-            c = c.with_slices(self.slices.state().iter().filter_map(|s| convert::endpoint_slice(s)), serial);
+        if let Some(slices) = changed(&self.slices) {
+            c = c.with_slices(slices, serial);
         }
-        if changes.pods.swap(false, Ordering::AcqRel) {
-            c = c.with_pods(self.pods.state().iter().filter_map(|p| convert::pod(p)), serial);
+        if let Some(pods) = changed(&self.pods) {
+            c = c.with_pods(pods, serial);
         }
-        if changes.namespaces.swap(false, Ordering::AcqRel) {
-            let names = self.namespaces.state().iter().filter_map(|n| n.metadata.name.clone()).collect::<Vec<_>>();
-            c = c.with_namespaces(names, serial);
+        if let Some(names) = changed(&self.namespaces) {
+            c = c.with_namespaces(names.iter().map(|n| n.to_string()), serial);
         }
+        let services = c.services().count();
         shared.replace(c);
         if listed && !shared.synced() {
-            tracing::info!(services = self.services.state().len(), "kubernetes API synced");
+            tracing::info!(services, "kubernetes API synced");
             shared.mark_synced();
         }
     }
 }
 
-/// Marks its kind changed and wakes a rebuild on every change; counts the kind as listed at its
-/// first `InitDone`.
-async fn feed<K>(
+/// Keeps one kind in `kept` from its watch, waking a rebuild on every change; counts the kind as
+/// listed at its first `InitDone`.
+async fn feed<K: ResourceExt, T>(
     stream: impl Stream<Item = watcher::Result<Event<K>>>,
     what: &str,
-    changed: &AtomicBool,
-    changes: &Changes,
+    kept: &Mutex<Kept<T>>,
+    convert: fn(&K) -> Option<T>,
+    stores: &Stores,
 ) {
     let mut stream = std::pin::pin!(stream);
     let mut listed = false;
     while let Some(ev) = stream.next().await {
-        match ev {
-            Ok(Event::InitDone) => {
-                if !listed {
-                    listed = true;
-                    changes.unlisted.fetch_sub(1, Ordering::AcqRel);
-                }
-            }
-            Ok(Event::Apply(_) | Event::Delete(_)) => {}
-            Ok(Event::Init | Event::InitApply(_)) => continue,
+        let ev = match ev {
+            Ok(ev) => ev,
             Err(e) => {
                 tracing::warn!(error = %e, "{what} watch");
                 continue;
             }
+        };
+        let mut k = kept.lock().expect("watch store lock");
+        let done = k.apply(ev, convert);
+        let changed = k.changed;
+        drop(k);
+        if done && !listed {
+            listed = true;
+            stores.unlisted.fetch_sub(1, Ordering::AcqRel);
         }
-        changed.store(true, Ordering::Release);
-        changes.wake.notify_one();
+        if changed {
+            stores.wake.notify_one();
+        }
     }
 }
 
@@ -252,6 +290,38 @@ mod tests {
         }
         drop((svc_tx, ns_tx));
         tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_relist_drops_what_was_deleted_while_the_watch_was_down() {
+        let svc = |name: &str| -> Service {
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "default"}, "spec": {"clusterIP": "10.96.0.10"}
+            }))
+            .unwrap()
+        };
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "default"}})).unwrap();
+        let events = vec![
+            ev(Event::Init),
+            ev(Event::InitApply(svc("old"))),
+            ev(Event::InitDone),
+            ev(Event::Apply(svc("kept"))),
+            ev(Event::Init),
+            ev(Event::InitApply(svc("kept"))),
+            ev(Event::InitApply(svc("new"))),
+            ev(Event::InitDone),
+        ];
+        let sources = Sources {
+            services: stream::iter(events).boxed(),
+            slices: None,
+            pods: None,
+            namespaces: stream::iter(vec![ev(Event::Init), ev(Event::InitApply(ns)), ev(Event::InitDone)]).boxed(),
+        };
+        let shared = SharedCluster::new();
+        run(sources, shared.clone()).await;
+        let c = shared.current();
+        let names: Vec<&str> = c.services().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["kept", "new"]);
     }
 
     #[tokio::test]
