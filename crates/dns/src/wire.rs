@@ -248,12 +248,13 @@ pub enum Ttls {
     Zero,
 }
 
-/// An answer kept as its encoding (id 0, no OPT record), with where its TTLs are.
+/// An answer kept as its encoding (id 0, no OPT record), with where its TTLs are: one
+/// allocation, the answer's bytes followed by the offsets of its TTLs (big-endian `u16`s).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredAnswer {
-    bytes: Box<[u8]>,
+    data: Box<[u8]>,
+    answer_len: u16,
     question_end: u16,
-    ttls: Box<[u16]>,
     reorderable: bool,
 }
 
@@ -306,17 +307,26 @@ impl StoredAnswer {
         if i != bytes.len() {
             return None;
         }
-        Some(StoredAnswer {
-            bytes: bytes.into_boxed_slice(),
-            question_end: question_end as u16,
-            ttls: ttls.into_boxed_slice(),
-            reorderable,
-        })
+        let answer_len = bytes.len() as u16;
+        let mut data = bytes;
+        data.reserve_exact(ttls.len() * 2);
+        data.extend(ttls.iter().flat_map(|t| t.to_be_bytes()));
+        Some(StoredAnswer { data: data.into_boxed_slice(), answer_len, question_end: question_end as u16, reorderable })
+    }
+
+    /// The answer's bytes as kept.
+    fn bytes(&self) -> &[u8] {
+        &self.data[..usize::from(self.answer_len)]
+    }
+
+    /// Where the answer's TTLs are.
+    fn ttl_offsets(&self) -> impl Iterator<Item = usize> + '_ {
+        self.data[usize::from(self.answer_len)..].chunks_exact(2).map(|c| usize::from(u16::from_be_bytes([c[0], c[1]])))
     }
 
     /// The answer's rcode.
     pub fn response_code(&self) -> ResponseCode {
-        rcode_of(&self.bytes)
+        rcode_of(self.bytes())
     }
 
     /// Whether a section holds more than one address (or MX) record: `loadbalance` would shuffle it.
@@ -326,16 +336,15 @@ impl StoredAnswer {
 
     /// The answer's size in bytes as kept (for accounting).
     pub fn len(&self) -> usize {
-        self.bytes.len() + self.ttls.len() * 2
+        self.data.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.data.is_empty()
     }
 
     fn write_ttls(&self, out: &mut [u8], ttls: Ttls) {
-        for &at in self.ttls.iter() {
-            let at = usize::from(at);
+        for at in self.ttl_offsets() {
             let old = u32::from_be_bytes([out[at], out[at + 1], out[at + 2], out[at + 3]]);
             let new = match ttls {
                 Ttls::Keep => old,
@@ -348,7 +357,7 @@ impl StoredAnswer {
 
     /// The answer as a message, TTLs written as `ttls` (for the Message path).
     pub fn message(&self, ttls: Ttls) -> Option<Message> {
-        let mut bytes = self.bytes.to_vec();
+        let mut bytes = self.bytes().to_vec();
         self.write_ttls(&mut bytes, ttls);
         Message::from_vec(&bytes).ok()
     }
@@ -359,11 +368,11 @@ impl StoredAnswer {
     /// name, so the Message path answers other spellings) or the answer does not fit what the
     /// client takes (the Message path truncates it).
     pub fn write(&self, q: &WireQuery<'_>, ttls: Ttls, out: &mut Vec<u8>) -> bool {
-        if self.bytes[HEADER_LEN..usize::from(self.question_end)] != *q.question() {
+        if self.bytes()[HEADER_LEN..usize::from(self.question_end)] != *q.question() {
             return false;
         }
         out.clear();
-        out.extend_from_slice(&self.bytes);
+        out.extend_from_slice(self.bytes());
         out[..2].copy_from_slice(&q.id());
         out[2] = (out[2] & !0x01) | u8::from(q.recursion_desired());
         self.write_ttls(out, ttls);

@@ -153,7 +153,8 @@ impl Cluster {
     /// This snapshot with other endpoint slices.
     pub fn with_slices(&self, slices: impl IntoIterator<Item = Arc<EndpointSliceInfo>>, serial: u32) -> Cluster {
         let mut by_service: Vec<Arc<EndpointSliceInfo>> = slices.into_iter().collect();
-        by_service.sort_unstable_by(|a, b| (&a.namespace, &a.service, &a.name).cmp(&(&b.namespace, &b.service, &b.name)));
+        by_service
+            .sort_unstable_by(|a, b| (&a.namespace, &a.service, &a.name).cmp(&(&b.namespace, &b.service, &b.name)));
         let mut by_ip: HashMap<IpAddr, Vec<u32>> = HashMap::new();
         for (i, s) in by_service.iter().enumerate() {
             for a in s.endpoints.iter().filter(|e| e.ready).flat_map(|e| &e.addresses) {

@@ -171,10 +171,7 @@ impl Lookup<'_> {
 
     fn has_ready_endpoints(&self, ns: &str, service: &str) -> bool {
         !self.cfg.noendpoints
-            && self
-                .cluster
-                .slices(ns, service)
-                .any(|s| s.endpoints.iter().any(|e| e.ready && !e.addresses.is_empty()))
+            && self.cluster.slices(ns, service).any(|s| s.endpoints.iter().any(|e| e.ready && !e.addresses.is_empty()))
     }
 
     fn pods(&self, r: &RecordRequest) -> Result<Vec<Found>, NameError> {

@@ -8,8 +8,8 @@
 //! mutex and the scheduler it woke). Gauges, which are set rather than added to, live in the
 //! first shard only.
 //!
-//! An update finds its family by the address of its static [`Desc`] and its series by the FNV
-//! hash of its labels (used as is, not hashed again), and a histogram observation increments one
+//! An update finds its family by the address of its static [`Desc`] and its series by a hash
+//! of its labels (used as is, not hashed again), and a histogram observation increments one
 //! bucket (made cumulative when rendered): the registry is on every query's path.
 
 use std::collections::{BTreeMap, HashMap};
@@ -195,17 +195,19 @@ impl Family {
     }
 }
 
-/// FNV-1a of the label pairs (names and values, each followed by a 0xff byte, which UTF-8 text
-/// never holds).
+/// A hash of the label pairs (names and values, each followed by a 0xff byte, which UTF-8 text
+/// never holds): foldhash, which takes the bytes eight at a time (FNV, a byte at a time, cost
+/// about 60 ns per update).
 fn label_hash(pairs: &[(&str, &str)]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    use std::hash::BuildHasher;
+    let mut h = foldhash::fast::FixedState::with_seed(0x9e37_79b9_7f4a_7c15).build_hasher();
     for (k, v) in pairs {
-        for b in k.bytes().chain([0xff]).chain(v.bytes()).chain([0xff]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        h.write(k.as_bytes());
+        h.write_u8(0xff);
+        h.write(v.as_bytes());
+        h.write_u8(0xff);
     }
-    h
+    h.finish()
 }
 
 fn same_labels(l: &Labels, pairs: &[(&str, &str)]) -> bool {

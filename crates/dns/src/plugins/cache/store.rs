@@ -19,8 +19,9 @@ use crate::wire::{self, StoredAnswer, Ttls, WireQuery};
 /// What a cached answer is keyed on: the question's name in lowercased wire form, its type and
 /// class, and the DO bit — the bytes [`WireQuery::key`] reads off a query, so the wire path
 /// looks an answer up without building anything.
+/// Shared between the cache's map and its list of keys (for random eviction).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Key(Box<[u8]>);
+pub struct Key(Arc<[u8]>);
 
 impl Key {
     /// The key of a query, or `None` for what is never cached (no question, zone transfers).
@@ -30,7 +31,7 @@ impl Key {
             return None;
         }
         let key = wire::key_of(q.name(), q.query_type(), u16::from(q.query_class()), response::dnssec_ok(m));
-        Some(Key(key.into_boxed_slice()))
+        Some(Key(key.into()))
     }
 
     /// The question's name, lowercased wire form.
@@ -130,8 +131,7 @@ impl Freq {
 
 #[derive(Debug, Clone)]
 struct Item {
-    /// Shared, so that a hit on the Message path takes it out of the lock and parses it there.
-    answer: Arc<StoredAnswer>,
+    answer: StoredAnswer,
     kind: Kind,
     stored: Instant,
     ttl: Duration,
@@ -179,8 +179,8 @@ pub enum Lookup {
 /// wait on each other while answers are parsed.
 #[derive(Debug)]
 pub enum Found {
-    Hit { answer: Arc<StoredAnswer>, ttls: Ttls, kind: Kind, prefetch: bool },
-    Stale { answer: Arc<StoredAnswer> },
+    Hit { answer: StoredAnswer, ttls: Ttls, kind: Kind, prefetch: bool },
+    Stale { answer: StoredAnswer },
     Miss,
 }
 
@@ -390,7 +390,7 @@ impl Store {
         // An item lives in one cache only.
         let other = if kind == Kind::Success { Kind::Denial } else { Kind::Success };
         self.bucket(other).remove(key.borrow());
-        let item = Item { answer: Arc::new(answer), kind, stored: now, ttl, freq: Freq { hits: 0, last: now } };
+        let item = Item { answer, kind, stored: now, ttl, freq: Freq { hits: 0, last: now } };
         let evicted = self.bucket(kind).insert(key, item, rng);
         Inserted { kind: Some(kind), evicted }
     }
