@@ -114,6 +114,33 @@ fn kubernetes_plugin(client: &Option<kube::Client>, o: &KubernetesOptions) -> Re
     Ok(KubernetesPlugin { handler, readiness: Some(readiness) })
 }
 
+/// The directory a process mirrors its ConfigMap's Corefile into is this, then its PID.
+const MIRROR_PREFIX: &str = "podnet-dns-";
+
+/// Removes the Corefile mirrors in `tmp` of processes that are gone (killed before they could
+/// remove theirs): only directories named for a PID with no process, holding nothing but a
+/// mirrored Corefile.
+fn sweep_stale_mirrors(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(MIRROR_PREFIX)).and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        let dir = entry.path();
+        let only_mirror = std::fs::read_dir(&dir).is_ok_and(|files| {
+            files.flatten().all(|f| matches!(f.file_name().to_str(), Some("Corefile" | "Corefile.tmp")))
+        });
+        if only_mirror {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
 /// Mirrors the ConfigMap's `Corefile` into `path`, now and on every change.
 async fn mirror_configmap(client: kube::Client, namespace: String, name: String, path: PathBuf) -> anyhow::Result<()> {
     use futures::StreamExt;
@@ -159,7 +186,8 @@ pub async fn run(
     let path = match &source {
         CorefileSource::File(p) => p.clone(),
         CorefileSource::ConfigMap(ns, name) => {
-            let dir = std::env::temp_dir().join(format!("podnet-dns-{}", std::process::id()));
+            sweep_stale_mirrors(&std::env::temp_dir());
+            let dir = std::env::temp_dir().join(format!("{MIRROR_PREFIX}{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
             let path = dir.join("Corefile");
             let c = client.clone().context("--configmap needs an API client")?;
@@ -227,6 +255,27 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_corefile_mirrors_are_swept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mirror = |name: &str, files: &[&str]| {
+            let dir = tmp.path().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            for f in files {
+                std::fs::write(dir.join(f), ".:53 {}").unwrap();
+            }
+            dir
+        };
+        // u32::MAX and its neighbour are beyond any pid_max: no such process.
+        let dead = mirror(&format!("{MIRROR_PREFIX}{}", u32::MAX), &["Corefile"]);
+        let live = mirror(&format!("{MIRROR_PREFIX}{}", std::process::id()), &["Corefile"]);
+        let other = mirror(&format!("{MIRROR_PREFIX}{}", u32::MAX - 1), &["Corefile", "notes"]);
+        let named = mirror(&format!("{MIRROR_PREFIX}hosts-{}", u32::MAX), &["Corefile"]);
+        sweep_stale_mirrors(tmp.path());
+        assert!(!dead.exists(), "a dead process's mirror is removed");
+        assert!(live.exists() && other.exists() && named.exists(), "the rest stays");
+    }
 
     fn error_of(r: Result<kube::Client, BoxError>) -> String {
         r.err().map(|e| e.to_string()).unwrap_or_default()
