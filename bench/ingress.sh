@@ -54,6 +54,10 @@
 #   QUIET_MAX=0.3 QUIET_WAIT=0                    before each run wait (up to QUIET_WAIT s in all) until
 #                                                 other processes use <= QUIET_MAX cores; 0 = never wait
 #   KEEP=1                                        keep the work directory (configs, logs, raw results)
+#   PERF=1 [PERF_DIR=dir]                         after the load rows, one more wrk http c=50 run under
+#                                                 `perf record -g` of podnet; the top of `perf report`
+#                                                 goes to PERF_DIR (default: the work dir) as perf-http*.txt
+#                                                 (not part of the tables)
 # Everything the run started is stopped on exit, also on failure or interruption; the namespace goes
 # with its last process.
 set -euo pipefail
@@ -80,8 +84,10 @@ PODNET=${PODNET:-$PWD/target/release/podnet}
 QUIET_MAX=${QUIET_MAX:-0.3}
 QUIET_WAIT=${QUIET_WAIT:-0}
 KEEP=${KEEP:-0}
+PERF=${PERF:-0}
+PERF_DIR=${PERF_DIR:-}
 export QUICK DURATION REPEATS WARMUP THREADS HTTP_CONNS HTTPS_CONNS TLS_CLIENTS IDLE_CONNS \
-    UPSTREAM_KEEPALIVE NGINX_ACCESS_LOG PEERS PODNET QUIET_MAX QUIET_WAIT KEEP
+    UPSTREAM_KEEPALIVE NGINX_ACCESS_LOG PEERS PODNET QUIET_MAX QUIET_WAIT KEEP PERF PERF_DIR
 
 log() { echo "[ingress-bench] $*" >&2; }
 has_peer() { case " $PEERS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
@@ -806,6 +812,20 @@ for c in $HTTP_CONNS; do run_row "http-c$c" wrk http "$c"; ROWS+=" http-c$c"; do
 for c in $HTTPS_CONNS; do run_row "https-c$c" wrk https "$c"; ROWS+=" https-c$c"; done
 run_row tls-full full; ROWS+=" tls-full"
 run_row tls-resumed resumed; ROWS+=" tls-resumed"
+if [ "$PERF" = 1 ] && has_peer podnet && command -v perf >/dev/null; then
+    log "perf: profiling podnet during one wrk http c=50 run of ${DURATION}s (not measured)"
+    out=${PERF_DIR:-$W}
+    mkdir -p "$out"
+    wrk_cmd podnet http 50 "$DURATION"
+    perf record -q -g -F 999 -o "$W/perf.data" -p "${PID[podnet]}" -- sleep "$DURATION" 2>/dev/null &
+    perf_pid=$!
+    "${WRK[@]}" >"$out/perf-http.wrk.txt" 2>&1 || true
+    wait "$perf_pid" || true
+    perf report -i "$W/perf.data" --no-children --stdio --percent-limit 0.5 -g none --sort dso,symbol 2>/dev/null |
+        grep -v '^$' | head -90 >"$out/perf-http.txt" || true
+    perf report -i "$W/perf.data" --children --stdio --percent-limit 2 -g none --sort symbol 2>/dev/null |
+        grep -v '^$' | head -90 >"$out/perf-http.children.txt" || true
+fi
 sleep 2
 for peer in $PEERS; do mem_snap "$peer" loaded; done
 

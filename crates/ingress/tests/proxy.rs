@@ -27,20 +27,24 @@ use tokio::net::{TcpListener, TcpStream};
 // Backends
 
 /// A test backend: answers every request with a description of it (one `key=value` per line),
-/// echoes upgraded connections, and has a few special paths (`/slow`, `/status/NNN`).
+/// echoes upgraded connections, and has a few special paths (`/slow`, `/status/NNN`, `/bytes/N`).
 struct Backend {
     addr: SocketAddr,
     hits: Arc<AtomicUsize>,
+    /// Connections accepted.
+    connections: Arc<AtomicUsize>,
 }
 
 async fn backend(name: &'static str) -> Backend {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let (counter, accepted) = (hits.clone(), connections.clone());
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { return };
+            accepted.fetch_add(1, Ordering::Relaxed);
             let counter = counter.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
@@ -54,7 +58,7 @@ async fn backend(name: &'static str) -> Backend {
             });
         }
     });
-    Backend { addr, hits }
+    Backend { addr, hits, connections }
 }
 
 async fn answer(name: &'static str, mut req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
@@ -81,6 +85,9 @@ async fn answer(name: &'static str, mut req: Request<Incoming>) -> Result<Respon
     let path = req.uri().path().to_string();
     if path == "/slow" {
         tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    if let Some(size) = path.strip_prefix("/bytes/").and_then(|s| s.parse::<usize>().ok()) {
+        return Ok(Response::new(Full::from(vec![b'x'; size])));
     }
     let status = path.strip_prefix("/status/").and_then(|s| s.parse().ok()).unwrap_or(200);
     let mut text = format!("backend={name}\nmethod={}\nuri={}\n", req.method(), req.uri());
@@ -329,6 +336,28 @@ async fn connect_failures_are_retried_on_another_endpoint() {
 
 /// A backend that reads each request's head and closes the connection without an answer (a pod
 /// going away mid-request); counts the requests it swallowed.
+#[tokio::test]
+async fn backend_connections_are_kept_alive_and_carry_large_bodies() {
+    let b = backend("a").await;
+    let proxy = start_a(Settings::default(), b.addr).await;
+    let c = client();
+    for i in 0..20 {
+        let r = get(proxy.http, "a.test", &format!("/n/{i}")).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // A body of many reads, and a streamed request body, through the same kept-alive connection.
+    let big = get(proxy.http, "a.test", "/bytes/4000000").await;
+    assert_eq!((big.status, big.body.len()), (StatusCode::OK, 4_000_000));
+    let upload = Request::post(format!("http://{}/upload", proxy.http))
+        .header("host", "a.test")
+        .body(Full::from(vec![b'y'; 900_000]))
+        .unwrap();
+    let r = send(&c, upload).await;
+    assert!(r.body.contains("body-length=900000"), "{}", r.body);
+    assert_eq!(b.hits.load(Ordering::Relaxed), 22);
+    assert_eq!(b.connections.load(Ordering::Relaxed), 1, "one backend connection, kept alive");
+}
+
 async fn vanishing_backend() -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

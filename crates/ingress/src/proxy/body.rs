@@ -167,7 +167,14 @@ impl Body for ResponseBody {
         match self.get_mut() {
             ResponseBody::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
             ResponseBody::Upstream { inner, meter, read_timeout, idle } => {
-                let polled = Pin::new(&mut *inner).poll_frame(cx);
+                let mut polled = Pin::new(&mut *inner).poll_frame(cx);
+                if polled.is_pending() {
+                    if let Some(connection) = meter.connection.as_mut() {
+                        // The body comes as the connection's IO is driven: drive it, look again.
+                        connection.poll_io(cx);
+                        polled = Pin::new(&mut *inner).poll_frame(cx);
+                    }
+                }
                 match &polled {
                     Poll::Ready(Some(Ok(frame))) => {
                         if let Some(data) = frame.data_ref() {

@@ -250,8 +250,12 @@ async fn proxy(
     };
     // The answer: upgrades relayed; hop-by-hop headers dropped; CORS and affinity added.
     let upgraded = resp.status() == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_some();
+    let mut pooled = pooled;
     if let (true, Some(client_side)) = (upgraded, client_upgrade) {
         tokio::spawn(relay_upgrade(client_side, hyper::upgrade::on(&mut resp)));
+        if let Some(connection) = pooled.take() {
+            connection.detach();
+        }
     }
     let (mut head, incoming) = resp.into_parts();
     head.version = Version::HTTP_11;

@@ -3,10 +3,16 @@
 //! (`proxy_ssl_verify off`).
 //!
 //! HTTP/1.1 (`HTTP`, `HTTPS`) goes through a pool of our own: per endpoint a LIFO list of idle
-//! hyper `SendRequest`s, checked out for one request and given back when its response body has
-//! been read to the end (see [`Pooled`]); no connect races, no extra task per request, no
-//! absolute URIs. A request that a reused connection could not even start (the backend closed
-//! it while idle) is sent again on another connection, as hyper-util's client does.
+//! hyper connections, checked out for one request and given back when its response body has
+//! been read to the end (see [`Pooled`]); no connect races, no absolute URIs. A connection has
+//! no task of its own: whoever holds it drives its IO — the request's task while it sends and
+//! waits for the response head, the response body as the client's connection reads it — so a
+//! proxied request runs in one task, with no hand-off to a connection task and back (as
+//! Pingora does it; the hand-offs cost two cross-task wake-ups per request). An idle connection
+//! is not polled: one the backend closed meanwhile is found closed when next used, and a request
+//! that it could not even start is sent again on another connection, as hyper-util's client
+//! does. After a `101 Switching Protocols` the connection is handed to a task of its own
+//! ([`Pooled::detach`]) so that the upgrade completes.
 //! HTTP/2 (`GRPC` as h2c, `GRPCS`) keeps hyper-util's pooling client (one multiplexed
 //! connection per endpoint), over a connector that dials the endpoint named in the request URI.
 
@@ -97,23 +103,25 @@ impl Upstreams {
         }
         let pool = self.pool(protocol, endpoint);
         loop {
-            let (mut sender, reused) = match pool.take() {
-                Some(sender) => (sender, true),
+            let (mut conn, reused) = match pool.take() {
+                Some(conn) => (conn, true),
                 None => match self.connect_http1(protocol, connect_timeout, endpoint).await {
-                    Ok(sender) => (sender, false),
+                    Ok(conn) => (conn, false),
                     // Nothing was sent: the request comes back for another endpoint.
                     Err(e) => return Err(SendError::Connect(e, Some(Box::new(req)))),
                 },
             };
-            if reused && !sender.is_ready() {
-                // Just given back: its connection task has not yet seen the last response end.
-                match tokio::time::timeout(connect_timeout, sender.ready()).await {
+            if reused && !conn.sender.is_ready() {
+                // Given back as its last response ended: its IO has not seen that end yet.
+                let Conn { sender, driver } = &mut conn;
+                match tokio::time::timeout(connect_timeout, driving(driver, sender.ready())).await {
                     Ok(Ok(())) => {}
                     _ => continue,
                 }
             }
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, Some(Pooled { sender, pool }))),
+            let Conn { sender, driver } = &mut conn;
+            match driving(driver, sender.try_send_request(req)).await {
+                Ok(resp) => return Ok((resp, Some(Pooled { conn, pool }))),
                 Err(mut e) => match e.take_message() {
                     // Never started on a reused connection (closed by the backend): again.
                     Some(message) if reused => req = message,
@@ -145,23 +153,18 @@ impl Upstreams {
             .clone()
     }
 
-    /// A new HTTP/1 connection to `endpoint`; its connection task runs on its own.
+    /// A new HTTP/1 connection to `endpoint`, driven by whoever uses it.
     async fn connect_http1(
         &self,
         protocol: BackendProtocol,
         connect_timeout: Duration,
         endpoint: SocketAddr,
-    ) -> Result<Sender, BoxError> {
+    ) -> Result<Conn, BoxError> {
         let tls = matches!(protocol, BackendProtocol::Https).then(|| TlsConnector::from(self.tls.clone()));
         let connector = Connector { tls, connect_timeout };
         let stream = connector.connect_to(endpoint).await?;
-        let (sender, conn) = http1::Builder::new().handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(%endpoint, error = %e, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+        let (sender, io) = http1::Builder::new().handshake(TokioIo::new(stream)).await?;
+        Ok(Conn { sender, driver: Some(Box::pin(io.with_upgrades())) })
     }
 
     /// The client for `protocol` with `connect_timeout` (a cheap clone sharing the pool).
@@ -197,6 +200,50 @@ impl Upstreams {
 
 /// An HTTP/1 connection's request side.
 type Sender = http1::SendRequest<UpstreamBody>;
+
+/// An HTTP/1 connection's IO side (hyper's connection future, with upgrades): reads and writes
+/// only when polled.
+type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
+
+/// An HTTP/1 backend connection: requests go in through `sender`, and make progress while
+/// `driver` is polled (`None` once the connection has ended).
+struct Conn {
+    sender: Sender,
+    driver: Option<Driver>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").field("ended", &self.driver.is_none()).finish_non_exhaustive()
+    }
+}
+
+/// Polls a connection's IO once; an ended connection is not polled again.
+fn poll_driver(driver: &mut Option<Driver>, cx: &mut Context<'_>) {
+    if let Some(d) = driver.as_mut() {
+        if let Poll::Ready(ended) = d.as_mut().poll(cx) {
+            if let Err(e) = ended {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+            *driver = None;
+        }
+    }
+}
+
+/// Runs `fut` (a use of the connection's sender) while driving the connection's IO.
+async fn driving<F: Future>(driver: &mut Option<Driver>, fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        poll_driver(driver, cx);
+        // What the IO just did (a request queued and written, a response read) may have
+        // completed `fut`: look again now rather than after a wake-up.
+        fut.as_mut().poll(cx)
+    })
+    .await
+}
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -251,34 +298,34 @@ pub struct EndpointPool {
 
 #[derive(Debug)]
 struct Idle {
-    sender: Sender,
+    conn: Conn,
     since: Instant,
 }
 
 impl EndpointPool {
     /// The most recently used open connection, if any.
-    fn take(&self) -> Option<Sender> {
+    fn take(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(Idle { sender, since }) = idle.pop_back() {
-            if !sender.is_closed() && since.elapsed() < self.idle_timeout {
-                return Some(sender);
+        while let Some(Idle { conn, since }) = idle.pop_back() {
+            if conn.is_open() && since.elapsed() < self.idle_timeout {
+                return Some(conn);
             }
         }
         None
     }
 
-    fn put(&self, sender: Sender) {
-        if sender.is_closed() || self.max_idle == 0 {
+    fn put(&self, conn: Conn) {
+        if !conn.is_open() || self.max_idle == 0 {
             return;
         }
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while idle.front().is_some_and(|i| {
-            idle.len() >= self.max_idle || i.sender.is_closed() || now.duration_since(i.since) >= self.idle_timeout
+            idle.len() >= self.max_idle || !i.conn.is_open() || now.duration_since(i.since) >= self.idle_timeout
         }) {
             idle.pop_front();
         }
-        idle.push_back(Idle { sender, since: now });
+        idle.push_back(Idle { conn, since: now });
     }
 
     fn is_empty(&self) -> bool {
@@ -286,18 +333,42 @@ impl EndpointPool {
     }
 }
 
+impl Conn {
+    fn is_open(&self) -> bool {
+        self.driver.is_some() && !self.sender.is_closed()
+    }
+}
+
 /// A connection checked out for one request. [`Pooled::release`] gives it back (when the
-/// response was read to the end); dropped instead, it is closed.
+/// response was read to the end); dropped instead, it is closed. Its holder drives its IO
+/// ([`Pooled::poll_io`]) while it reads the response body.
 #[derive(Debug)]
 pub struct Pooled {
-    sender: Sender,
+    conn: Conn,
     pool: Arc<EndpointPool>,
 }
 
 impl Pooled {
     /// Back to the pool, for the next request to this endpoint.
     pub fn release(self) {
-        self.pool.put(self.sender);
+        self.pool.put(self.conn);
+    }
+
+    /// Reads and writes what the connection can now (the response body arrives this way).
+    pub fn poll_io(&mut self, cx: &mut Context<'_>) {
+        poll_driver(&mut self.conn.driver, cx);
+    }
+
+    /// Hands the connection to a task of its own that drives it to its end: after a
+    /// `101 Switching Protocols`, for the upgrade to complete.
+    pub fn detach(self) {
+        if let Some(driver) = self.conn.driver {
+            tokio::spawn(async move {
+                if let Err(e) = driver.await {
+                    tracing::debug!(error = %e, "upgraded upstream connection ended with an error");
+                }
+            });
+        }
     }
 }
 
