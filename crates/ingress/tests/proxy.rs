@@ -339,7 +339,9 @@ async fn connect_failures_are_retried_on_another_endpoint() {
 #[tokio::test]
 async fn backend_connections_are_kept_alive_and_carry_large_bodies() {
     let b = backend("a").await;
-    let proxy = start_a(Settings::default(), b.addr).await;
+    // One worker thread: backend connections are kept per worker.
+    let t = table(vec![("a.test", server(vec![route("/", Settings::default(), upstream("a", vec![b.addr]))]))]);
+    let proxy = start_with(t, ProxyConfig { workers: 1, ..ProxyConfig::default() }).await;
     let c = client();
     for i in 0..20 {
         let r = get(proxy.http, "a.test", &format!("/n/{i}")).await;

@@ -17,6 +17,7 @@ pub mod response;
 pub mod server;
 pub mod sniff;
 pub mod upstream;
+pub mod workers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -62,6 +63,9 @@ pub struct ProxyConfig {
     pub upstream_keepalive_timeout: Duration,
     /// How long shutdown waits for in-flight requests before closing connections.
     pub shutdown_grace: Duration,
+    /// Data-plane threads, each running its share of the client connections start to end
+    /// (nginx's `worker_processes`); 0: one per core.
+    pub workers: usize,
 }
 
 impl Default for ProxyConfig {
@@ -79,6 +83,7 @@ impl Default for ProxyConfig {
             upstream_keepalive_connections: 320,
             upstream_keepalive_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            workers: 0,
         }
     }
 }
@@ -90,6 +95,8 @@ pub enum ProxyError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("the connection limiter was closed")]
     Closed,
+    #[error("cannot start the worker threads: {0}")]
+    Workers(std::io::Error),
 }
 
 /// The proxy's sockets, bound (so callers can learn ephemeral ports) but not yet serving.

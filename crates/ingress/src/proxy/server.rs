@@ -1,6 +1,7 @@
 //! The listeners: one accept loop over the HTTP and HTTPS sockets with a bound on open
-//! connections (a semaphore permit per connection), TLS handshakes on the connection's own task
-//! (so a slow handshake never stalls accepting), hyper-util's automatic HTTP/1.1 / HTTP/2 server
+//! connections (a semaphore permit per connection), each accepted connection handed to a worker
+//! thread ([`super::workers`]) that runs it to its end, TLS handshakes on the connection's own
+//! task (so a slow handshake never stalls accepting), hyper-util's automatic HTTP/1.1 / HTTP/2 server
 //! per connection, idle HTTP/1 connections parked without hyper's buffers ([`super::park`]),
 //! and graceful shutdown: stop accepting, tell every connection to finish its in-flight requests
 //! (parked ones close at once), wait for them (up to the grace period).
@@ -21,6 +22,7 @@ use super::handler::{self, Shared};
 use super::headers::ClientInfo;
 use super::park::{Parkable, Slot, PARK_AFTER};
 use super::sniff::Sniffed;
+use super::workers::Workers;
 use super::{ProxyConfig, ProxyError};
 use crate::metrics::Metrics;
 
@@ -77,6 +79,7 @@ pub async fn run(
         keepalive_timeout: config.client_keepalive_timeout.min(config.client_header_timeout),
         stopping,
     });
+    let workers = Workers::start(config.workers).map_err(ProxyError::Workers)?;
     let max = config.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(max));
     tokio::pin!(shutdown);
@@ -92,8 +95,21 @@ pub async fn run(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let task = connection(listening.clone(), stream, peer, tls, permit);
-                tokio::spawn(task);
+                let listening = listening.clone();
+                // The socket moves to the worker's runtime: registered there on first use.
+                let stream = match stream.into_std() {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot hand an accepted connection to a worker");
+                        continue;
+                    }
+                };
+                workers.spawn(async move {
+                    match TcpStream::from_std(stream) {
+                        Ok(stream) => connection(listening, stream, peer, tls, permit).await,
+                        Err(e) => tracing::warn!(error = %e, "a worker cannot take a connection"),
+                    }
+                });
             }
             Err(e) => accept_failed(e).await,
         }
@@ -107,6 +123,7 @@ pub async fn run(
     if tokio::time::timeout(config.shutdown_grace, drained).await.is_err() {
         tracing::warn!("connections still open after {:?}; closing them", config.shutdown_grace);
     }
+    drop(workers);
     Ok(())
 }
 

@@ -59,7 +59,9 @@ const MAX_POOLS: usize = 4096;
 /// The HTTP/1 pools (per protocol and endpoint) and the HTTP/2 clients (created on first use per
 /// protocol and connect timeout).
 pub struct Upstreams {
-    pools: RwLock<HashMap<(u8, SocketAddr), Arc<EndpointPool>>>,
+    /// By protocol, endpoint and worker thread: a connection is driven only by the thread whose
+    /// runtime it belongs to.
+    pools: RwLock<HashMap<(u8, SocketAddr, usize), Arc<EndpointPool>>>,
     clients: RwLock<HashMap<(u8, Duration), UpstreamClient>>,
     pool: PoolConfig,
     tls: Arc<rustls::ClientConfig>,
@@ -133,7 +135,7 @@ impl Upstreams {
 
     /// The pool of `endpoint` for `protocol`, created on first use.
     fn pool(&self, protocol: BackendProtocol, endpoint: SocketAddr) -> Arc<EndpointPool> {
-        let key = (protocol_index(protocol), endpoint);
+        let key = (protocol_index(protocol), endpoint, super::workers::worker_index());
         if let Some(p) = self.pools.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return p.clone();
         }
