@@ -7,7 +7,7 @@
 //! The hot path is cheap: one series per route (namespace, ingress, host, path, service),
 //! created the first time the route serves a request and found again through a hash of borrowed
 //! strings under a read lock (no allocation); counting is relaxed atomics, statuses are an array
-//! indexed by code. Label sets are bounded by the Ingresses (hosts are the rules' hosts, not the
+//! indexed by code, and each data-plane worker thread counts in a shard of its own. Label sets are bounded by the Ingresses (hosts are the rules' hosts, not the
 //! request's), so a client cannot grow them.
 
 use std::collections::HashMap;
@@ -129,62 +129,89 @@ impl<const N: usize> Histogram<N> {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
+    /// Renders the sum of `parts` (one histogram kept in shards).
+    fn render<'a>(parts: impl Iterator<Item = &'a Self> + Clone, out: &mut String, name: &str, labels: &str)
+    where
+        Self: 'a,
+    {
+        let total = |f: &dyn Fn(&Self) -> u64| parts.clone().map(f).sum::<u64>();
+        let Some(first) = parts.clone().next() else { return };
         let mut cumulative = 0;
-        for (bound, bucket) in self.bounds.iter().zip(&self.buckets) {
-            cumulative += bucket.load(Ordering::Relaxed);
+        for (i, bound) in first.bounds.iter().enumerate() {
+            cumulative += total(&|h| h.buckets[i].load(Ordering::Relaxed));
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
         }
-        cumulative += self.overflow.load(Ordering::Relaxed);
+        cumulative += total(&|h| h.overflow.load(Ordering::Relaxed));
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
-        let sum = self.sum.load(Ordering::Relaxed) as f64 * self.scale;
+        let sum = total(&|h| h.sum.load(Ordering::Relaxed)) as f64 * first.scale;
         let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count.load(Ordering::Relaxed));
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", total(&|h| h.count.load(Ordering::Relaxed)));
     }
 }
 
-/// The counters of one route.
+/// What one thread counts for a route: a shard of its [`RouteSeries`], on cache lines of its own.
 #[derive(Debug)]
-pub struct RouteSeries {
-    pub labels: RouteLabels,
+#[repr(align(128))]
+struct Counters {
     statuses: Box<[AtomicU64]>,
     duration: Histogram<11>,
     request_size: Histogram<7>,
     response_size: Histogram<7>,
 }
 
+/// Shards per series: the data plane's worker threads count apart (summed when rendered), so
+/// that two cores never contend for the counters of one route on every request.
+const SHARDS: usize = 4;
+
+fn shard() -> usize {
+    crate::proxy::workers::worker_index() % SHARDS
+}
+
+/// The counters of one route.
+#[derive(Debug)]
+pub struct RouteSeries {
+    pub labels: RouteLabels,
+    shards: Box<[Counters]>,
+}
+
 impl RouteSeries {
     fn new(labels: RouteLabels) -> Self {
-        RouteSeries {
-            labels,
+        let counters = || Counters {
             statuses: (0..STATUS_COUNT).map(|_| AtomicU64::new(0)).collect(),
             duration: Histogram::new(&DURATION_BUCKETS, 1e-6),
             request_size: Histogram::new(&SIZE_BUCKETS, 1.0),
             response_size: Histogram::new(&SIZE_BUCKETS, 1.0),
-        }
+        };
+        RouteSeries { labels, shards: (0..SHARDS).map(|_| counters()).collect() }
+    }
+
+    /// The calling thread's shard.
+    fn counters(&self) -> &Counters {
+        &self.shards[shard()]
     }
 
     /// Records a finished request (its response head sent): status, time to the response
     /// head, and the request's size (head estimate plus body bytes read).
     pub fn record(&self, status: u16, elapsed: Duration, request_bytes: u64) {
-        if let Some(slot) = status.checked_sub(STATUS_MIN).and_then(|i| self.statuses.get(usize::from(i))) {
+        let c = self.counters();
+        if let Some(slot) = status.checked_sub(STATUS_MIN).and_then(|i| c.statuses.get(usize::from(i))) {
             slot.fetch_add(1, Ordering::Relaxed);
         }
-        self.duration.observe(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
-        self.request_size.observe(request_bytes);
+        c.duration.observe(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+        c.request_size.observe(request_bytes);
     }
 
     /// Records the size of a response body once it is sent (or abandoned).
     pub fn record_response_size(&self, bytes: u64) {
-        self.response_size.observe(bytes);
+        self.counters().response_size.observe(bytes);
     }
 
     /// The number of requests answered with `status` so far.
     pub fn requests(&self, status: u16) -> u64 {
-        status
-            .checked_sub(STATUS_MIN)
-            .and_then(|i| self.statuses.get(usize::from(i)))
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+        let Some(i) = status.checked_sub(STATUS_MIN).map(usize::from).filter(|i| *i < STATUS_COUNT) else {
+            return 0;
+        };
+        self.shards.iter().map(|c| c.statuses[i].load(Ordering::Relaxed)).sum()
     }
 
     fn label_text(&self) -> String {
@@ -263,8 +290,8 @@ impl Metrics {
         out.push_str("# HELP nginx_ingress_controller_requests The total number of client requests\n");
         out.push_str("# TYPE nginx_ingress_controller_requests counter\n");
         for (s, l) in all.iter().zip(&labels) {
-            for (i, c) in s.statuses.iter().enumerate() {
-                let n = c.load(Ordering::Relaxed);
+            for i in 0..STATUS_COUNT {
+                let n: u64 = s.shards.iter().map(|c| c.statuses[i].load(Ordering::Relaxed)).sum();
                 if n > 0 {
                     let status = usize::from(STATUS_MIN) + i;
                     let _ = writeln!(out, "nginx_ingress_controller_requests{{{l},status=\"{status}\"}} {n}");
@@ -278,15 +305,15 @@ impl Metrics {
             &labels,
             "nginx_ingress_controller_request_duration_seconds",
             durations,
-            |s| &s.duration,
+            |c| &c.duration,
         );
         let request = "The request length (including headers and body)";
-        histogram_family(&mut out, &all, &labels, "nginx_ingress_controller_request_size", request, |s| {
-            &s.request_size
+        histogram_family(&mut out, &all, &labels, "nginx_ingress_controller_request_size", request, |c| {
+            &c.request_size
         });
         let response = "The response body length";
-        histogram_family(&mut out, &all, &labels, "nginx_ingress_controller_response_size", response, |s| {
-            &s.response_size
+        histogram_family(&mut out, &all, &labels, "nginx_ingress_controller_response_size", response, |c| {
+            &c.response_size
         });
         let gauges = [
             ("podnet_ingress_connections_total", "counter", "Client connections accepted", &self.connections_total),
@@ -325,11 +352,11 @@ fn histogram_family<const N: usize>(
     labels: &[String],
     name: &str,
     help: &str,
-    get: impl Fn(&RouteSeries) -> &Histogram<N>,
+    get: impl Fn(&Counters) -> &Histogram<N>,
 ) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
     for (s, l) in all.iter().zip(labels) {
-        get(s).render(out, name, l);
+        Histogram::render(s.shards.iter().map(&get), out, name, l);
     }
 }
 
