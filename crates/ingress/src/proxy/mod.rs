@@ -56,8 +56,8 @@ pub struct ProxyConfig {
     pub redirect_https_port: Option<u16>,
     /// Concurrent streams per HTTP/2 client connection (nginx's default 128).
     pub http2_max_concurrent_streams: u32,
-    /// Idle backend connections kept per endpoint (ingress-nginx's
-    /// `upstream-keepalive-connections`, 320).
+    /// Idle backend connections kept per endpoint by each worker thread (ingress-nginx's
+    /// `upstream-keepalive-connections`, 320, which nginx keeps per worker process).
     pub upstream_keepalive_connections: usize,
     /// How long an idle backend connection is kept (`upstream-keepalive-timeout`, 60 s).
     pub upstream_keepalive_timeout: Duration,
