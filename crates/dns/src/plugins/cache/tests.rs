@@ -55,6 +55,16 @@ impl Setup {
         resp
     }
 
+    /// Waits (up to half a second) for a background refresh to have asked the upstream `n` times.
+    async fn wait_for_calls(&self, n: usize) {
+        for _ in 0..100 {
+            if self.upstream.calls() == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Asks on the wire path; `None` when it declines.
     fn ask_wire(&self, name: &str, t: RecordType) -> Option<Message> {
         wire_ask(&self.chain, name, t)
@@ -229,12 +239,7 @@ async fn serve_stale_immediate_refreshes_in_the_background() {
     s.clock.advance(40);
     let r = s.ask("fresh.example.", RecordType::A).await;
     assert_eq!(addresses(&r), ["192.0.2.1"], "stale answer at once");
-    for _ in 0..100 {
-        if s.upstream.calls() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    s.wait_for_calls(2).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let r = s.ask("fresh.example.", RecordType::A).await;
     assert_eq!(addresses(&r), ["192.0.2.2"], "refreshed meanwhile");
@@ -251,12 +256,7 @@ async fn prefetches_popular_items() {
     s.ask("popular.example.", RecordType::A).await;
     s.clock.advance(50);
     s.ask("popular.example.", RecordType::A).await;
-    for _ in 0..100 {
-        if s.upstream.calls() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    s.wait_for_calls(2).await;
     assert_eq!(s.upstream.calls(), 2, "prefetched once");
     tokio::time::sleep(Duration::from_millis(20)).await;
     let r = s.ask("popular.example.", RecordType::A).await;
@@ -383,12 +383,7 @@ async fn the_wire_path_prefetches_popular_items() {
     assert!(s.ask_wire("popular.example.", RecordType::A).is_some());
     s.clock.advance(50);
     assert!(s.ask_wire("popular.example.", RecordType::A).is_some());
-    for _ in 0..100 {
-        if s.upstream.calls() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    s.wait_for_calls(2).await;
     assert_eq!(s.upstream.calls(), 2, "prefetched once");
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(s.ask_wire("popular.example.", RecordType::A).unwrap().answers()[0].ttl(), 100);
