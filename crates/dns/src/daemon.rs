@@ -243,12 +243,14 @@ pub async fn run(
         }));
     }
     shutdown.await;
-    ctx.shutdown().await;
-    let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
+    // The mirror goes first: the lameduck wait below can outlast a supervisor's patience (a lab
+    // going down gives its pods 300 ms before SIGKILL), and the chains need no Corefile now.
     if let CorefileSource::ConfigMap(..) = source {
         let _ = std::fs::remove_dir_all(path.parent().unwrap_or(Path::new("/nonexistent")));
     }
+    ctx.shutdown().await;
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
     Ok(())
 }
 
