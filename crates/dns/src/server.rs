@@ -37,7 +37,7 @@ use tokio::sync::{watch, Mutex, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::batch::{self, RecvBuffers, BATCH};
-use crate::wire::{self, WireQuery, HEADER_LEN};
+use crate::wire::{self, HEADER_LEN};
 use crate::{Handler, Next, Request, Transport};
 
 /// The server's limits.
@@ -190,11 +190,8 @@ async fn udp_loop(sock: Arc<UdpSocket>, chain: Chain, limit: usize, mut stop: wa
                             }
                             return;
                         }
-                        if let Some(q) = WireQuery::parse(data, peer, Transport::Udp) {
-                            let mut out = Vec::new();
-                            if wire::answer(chain, &q, &mut out) {
-                                return ready.push((out, peer));
-                            }
+                        if let Some(answer) = wire::answer(chain, data, peer, Transport::Udp) {
+                            return ready.push((answer, peer));
                         }
                         let m = match parse_query(data) {
                             Parsed::Drop => return,
@@ -301,12 +298,9 @@ async fn connection(
                 _ => break,
             },
         };
-        if let Some(q) = WireQuery::parse(&bytes, peer, Transport::Tcp) {
-            let mut answer = Vec::new();
-            if wire::answer(&chain, &q, &mut answer) {
-                write_framed(&wr, &answer, config.tcp_idle_timeout, peer).await;
-                continue;
-            }
+        if let Some(answer) = wire::answer(&chain, &bytes, peer, Transport::Tcp) {
+            write_framed(&wr, &answer, config.tcp_idle_timeout, peer).await;
+            continue;
         }
         let reply = match parse_query(&bytes) {
             Parsed::Drop => break,

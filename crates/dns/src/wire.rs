@@ -197,7 +197,7 @@ pub fn key_of(name: &Name, qtype: RecordType, qclass: u16, dnssec_ok: bool) -> V
     key
 }
 
-/// `zone` (a lowercased wire name) as the lowercased wire form for [`in_zone`]; `None` if it is
+/// `zone` (text, `cluster.local.`) in the lowercased wire form [`in_zone`] takes; `None` if it is
 /// not a name.
 pub fn zone_name(zone: &str) -> Option<Vec<u8>> {
     let name = Name::from_ascii(zone).ok().filter(Name::is_fqdn)?;
@@ -428,15 +428,13 @@ impl<'a> WireNext<'a> {
     }
 }
 
-/// Answers `q` on the wire path of `chain` into `out`; false (and `out` empty) when it takes the
-/// Message path.
-pub fn answer(chain: &[Arc<dyn Handler>], q: &WireQuery<'_>, out: &mut Vec<u8>) -> bool {
-    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| WireNext::new(chain).run(q, out)));
-    if matches!(done, Ok(Some(_))) {
-        return true;
-    }
-    out.clear();
-    false
+/// The answer to the query in `bytes` from the wire path of `chain`; `None` when the query is not
+/// of the shape it takes or the chain declines (the Message path answers then).
+pub fn answer(chain: &[Arc<dyn Handler>], bytes: &[u8], client: SocketAddr, transport: Transport) -> Option<Vec<u8>> {
+    let q = WireQuery::parse(bytes, client, transport)?;
+    let mut out = Vec::new();
+    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| WireNext::new(chain).run(&q, &mut out)));
+    matches!(done, Ok(Some(_))).then_some(out)
 }
 
 #[cfg(test)]

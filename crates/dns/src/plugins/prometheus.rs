@@ -78,14 +78,18 @@ impl PrometheusPlugin {
         Labels {
             zone,
             qtype: response::qtype_label(qtype),
-            proto: match transport {
-                Transport::Udp => "udp",
-                Transport::Tcp => "tcp",
-            },
+            proto: Self::proto(transport),
             family: match client {
                 IpAddr::V4(_) => "1",
                 IpAddr::V6(_) => "2",
             },
+        }
+    }
+
+    fn proto(transport: Transport) -> &'static str {
+        match transport {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
         }
     }
 
@@ -144,8 +148,7 @@ impl Handler for PrometheusPlugin {
     }
 
     fn encoded(&self, req: &Request, wire_len: usize) {
-        let proto = Self::labels(".", RecordType::A, req.transport, req.client.ip()).proto;
-        self.count_size(self.zone(req), proto, wire_len);
+        self.count_size(self.zone(req), Self::proto(req.transport), wire_len);
     }
 
     /// Counts a query answered on the wire path as [`Handler::handle`] and
@@ -154,11 +157,8 @@ impl Handler for PrometheusPlugin {
         let start = Instant::now();
         let answer = next.run(q, out)?;
         let labels = Self::labels(self.wire_zone(q.name()), q.record_type(), q.transport, q.client.ip());
-        let bufsize = match (q.transport, q.edns) {
-            (Transport::Tcp, _) => 65535,
-            (Transport::Udp, e) => e.map_or(512, |e| e.payload.max(512)),
-        };
-        self.count_request(&labels, bufsize);
+        // The buffer the client offers: what it takes over this transport.
+        self.count_request(&labels, u16::try_from(q.max_response()).unwrap_or(u16::MAX));
         self.count_response(&labels, answer.rcode, start.elapsed());
         self.count_size(labels.zone, labels.proto, out.len());
         Some(answer)

@@ -241,7 +241,7 @@ async fn proxy(
     let sent = Sent { method: parts.method, headers: parts.headers, path, body };
     let outcome = send(shared, upstream, settings, sent, sticky).await;
     let body_bytes = progress.bytes.load(Ordering::Relaxed);
-    let (endpoint, mut resp, pooled) = match outcome {
+    let (endpoint, mut resp, mut pooled) = match outcome {
         Ok(ok) => ok,
         Err(_) if progress.too_large.load(Ordering::Relaxed) => {
             return (response::error(StatusCode::PAYLOAD_TOO_LARGE), body_bytes)
@@ -250,7 +250,6 @@ async fn proxy(
     };
     // The answer: upgrades relayed; hop-by-hop headers dropped; CORS and affinity added.
     let upgraded = resp.status() == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_some();
-    let mut pooled = pooled;
     if let (true, Some(client_side)) = (upgraded, client_upgrade) {
         tokio::spawn(relay_upgrade(client_side, hyper::upgrade::on(&mut resp)));
         if let Some(connection) = pooled.take() {

@@ -95,7 +95,6 @@ pub async fn run(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let listening = listening.clone();
                 // The socket moves to the worker's runtime: registered there on first use.
                 let stream = match stream.into_std() {
                     Ok(stream) => stream,
@@ -104,6 +103,7 @@ pub async fn run(
                         continue;
                     }
                 };
+                let listening = listening.clone();
                 workers.spawn(async move {
                     match TcpStream::from_std(stream) {
                         Ok(stream) => connection(listening, stream, peer, tls, permit).await,
