@@ -935,31 +935,37 @@ async fn send_on(sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes
     Answer { status, headers, body }
 }
 
+/// Waits until `count()` is `n` (failing after 5 s).
+async fn until_count(count: impl Fn() -> u64, n: u64, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while count() != n {
+        assert!(std::time::Instant::now() < deadline, "{what}: {} instead of {n}", count());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn idle_connections_are_parked_and_serve_their_next_requests() {
+    // Between requests a plain connection holds nothing but its socket: it is parked as soon as
+    // its answer is out, and the next request wakes it.
     let a = backend("a").await;
     let proxy = start_a(Settings::default(), a.addr).await;
     let parked = || proxy.metrics.connections_parked.load(Ordering::Relaxed);
     let mut sender = one_connection(proxy.http).await;
     assert_eq!(send_on(&mut sender, "/one").await.status, StatusCode::OK);
-    assert_eq!(parked(), 0, "busy connections are not parked");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(parked(), 1, "quiet for longer than PARK_AFTER");
-    // The same socket serves the next request, which wakes it.
+    until_count(parked, 1, "parked after its answer").await;
     let r = send_on(&mut sender, "/two").await;
     assert_eq!((r.status, r.get("uri")), (StatusCode::OK, Some("/two")));
     assert_eq!(r.headers.get("connection"), None, "kept alive");
-    assert_eq!(parked(), 0);
+    until_count(parked, 1, "parked again").await;
 
-    // Parked again, then two pipelined requests in one write: both answered.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // A second connection; then two pipelined requests in one write: both answered.
     let mut raw = TcpStream::connect(proxy.http).await.unwrap();
     raw.write_all(b"GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n").await.unwrap();
     let mut buf = vec![0u8; 4096];
     let n = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf)).await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(parked(), 2, "both connections parked");
+    until_count(parked, 2, "both connections parked").await;
     raw.write_all(b"GET /p1 HTTP/1.1\r\nHost: a.test\r\n\r\nGET /p2 HTTP/1.1\r\nHost: a.test\r\n\r\n").await.unwrap();
     let mut seen = String::new();
     while seen.matches("HTTP/1.1 200").count() < 2 {
@@ -968,7 +974,9 @@ async fn idle_connections_are_parked_and_serve_their_next_requests() {
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     assert!(seen.contains("uri=/p1") && seen.contains("uri=/p2"), "{seen}");
+    until_count(parked, 2, "parked after the pipelined pair").await;
     drop((raw, sender));
+    until_count(parked, 0, "closed by their clients").await;
     proxy.shutdown().await;
 }
 
@@ -994,8 +1002,7 @@ async fn parked_connections_close_when_the_server_stops() {
     raw.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").await.unwrap();
     let mut buf = vec![0u8; 4096];
     let _ = raw.read(&mut buf).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(proxy.metrics.connections_parked.load(Ordering::Relaxed), 1);
+    until_count(|| proxy.metrics.connections_parked.load(Ordering::Relaxed), 1, "parked").await;
     let started = std::time::Instant::now();
     proxy.shutdown().await;
     assert!(started.elapsed() < Duration::from_secs(5), "the parked connection held up the shutdown");

@@ -32,9 +32,9 @@ use crate::table::{Route, RouteTable, Server, Upstream};
 
 /// Tries per request (ingress-nginx's `proxy-next-upstream-tries`); a refused connection is not
 /// counted, as nothing was sent and no time was lost.
-const MAX_TRIES: usize = 3;
+pub(super) const MAX_TRIES: usize = 3;
 /// Endpoints tried at most per request, refused connections included.
-const MAX_ATTEMPTS: usize = 8;
+pub(super) const MAX_ATTEMPTS: usize = 8;
 /// Paths never redirected to HTTPS (ACME HTTP-01 challenges), as ingress-nginx.
 const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
 
@@ -58,11 +58,11 @@ pub struct Shared {
 }
 
 /// The upstream a request goes to, with what decides how.
-struct Target<'t> {
-    upstream: &'t Upstream,
-    settings: &'t Settings,
-    route: Option<&'t Route>,
-    series: Arc<RouteSeries>,
+pub(super) struct Target<'t> {
+    pub upstream: &'t Upstream,
+    pub settings: &'t Settings,
+    pub route: Option<&'t Route>,
+    pub series: Arc<RouteSeries>,
 }
 
 /// The hyper service function: never fails; every problem is an HTTP answer.
@@ -72,10 +72,6 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
-    if req.version() == Version::HTTP_11 && client.conflicts.next_request_conflicts() {
-        // Content-Length with Transfer-Encoding: refused, as nginx does (see `sniff`).
-        return Ok(response::error(StatusCode::BAD_REQUEST));
-    }
     let request_bytes = headers::head_size(req.headers(), req.uri());
     let table = shared.table.load_full();
     let (response, series, body_bytes) = dispatch(&shared, &client, &table, req).await;
@@ -91,26 +87,56 @@ async fn dispatch(
     table: &RouteTable,
     req: Request<Incoming>,
 ) -> (Response<ResponseBody>, Arc<RouteSeries>, u64) {
-    let authority = authority(&req);
-    let host = authority.as_ref().and_then(|a| a.to_str().ok()).map(request_host).unwrap_or_default();
+    let authority = authority(req.uri(), req.headers());
+    let (plan, series) = plan(shared, client, table, req.method(), req.uri(), req.headers(), authority.as_ref());
+    match plan {
+        Plan::Answer(resp) => (*resp, series, 0),
+        Plan::Forward(target) => {
+            let (resp, bytes) = proxy(shared, client, req, authority, target).await;
+            (resp, series, bytes)
+        }
+    }
+}
+
+/// What the table says to do with a request.
+pub(super) enum Plan<'t> {
+    /// The proxy answers itself (no rule and no default backend, a redirect, a refusal, a
+    /// preflight).
+    Answer(Box<Response<ResponseBody>>),
+    /// The request goes to an upstream.
+    Forward(Target<'t>),
+}
+
+/// Layers 1–5 and the canary choice, the same for every protocol: the virtual host and route
+/// from the current table, then the route's checks, or the default backend. Returns the plan
+/// and the metric series the request counts in.
+pub(super) fn plan<'t>(
+    shared: &Shared,
+    client: &ClientInfo,
+    table: &'t RouteTable,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    authority: Option<&HeaderValue>,
+) -> (Plan<'t>, Arc<RouteSeries>) {
+    let host = authority.and_then(|a| a.to_str().ok()).map(request_host).unwrap_or_default();
     let (server, host_label, wildcard) = lookup(table, &host);
     let labels = |route, upstream| labels(host_label, wildcard, route, upstream);
-    let Some(route) = server.route(req.uri().path()) else {
+    let Some(route) = server.route(uri.path()) else {
         let Some(default) = server.default_backend.as_deref() else {
-            return (response::not_found(), shared.metrics.series(labels(None, None)), 0);
+            return (Plan::Answer(Box::new(response::not_found())), shared.metrics.series(labels(None, None)));
         };
         let series = shared.metrics.series(labels(None, Some(default)));
         let target = Target { upstream: default, settings: &DEFAULT_SETTINGS, route: None, series: series.clone() };
-        let (resp, bytes) = proxy(shared, client, req, authority, target).await;
-        return (resp, series, bytes);
+        return (Plan::Forward(target), series);
     };
     let series = shared.metrics.series(labels(Some(route), Some(&route.upstream)));
-    if let Some(resp) = checks(shared, client, table, &host, route, &req) {
-        return (resp, series, 0);
+    if let Some(resp) = checks(shared, client, table, &host, route, method, uri, headers) {
+        return (Plan::Answer(Box::new(resp)), series);
     }
     // Layer: canary — the alternative backend takes the request when its rule says so.
     let target = match &route.canary {
-        Some(canary) if wants_canary(&canary.rule, req.headers()) => {
+        Some(canary) if wants_canary(&canary.rule, headers) => {
             let series = shared.metrics.series(LabelsRef {
                 namespace: &canary.ingress.namespace,
                 ingress: &canary.ingress.name,
@@ -121,8 +147,7 @@ async fn dispatch(
         _ => Target { upstream: &route.upstream, settings: &route.settings, route: Some(route), series },
     };
     let series = target.series.clone();
-    let (resp, bytes) = proxy(shared, client, req, authority, target).await;
-    (resp, series, bytes)
+    (Plan::Forward(target), series)
 }
 
 /// The metric labels of a request for `route` (none: the default backend) sent to `upstream`.
@@ -143,10 +168,10 @@ fn labels<'a>(
 }
 
 /// The client's `Host` header, or the `:authority` of HTTP/2 (and absolute-form) requests.
-fn authority(req: &Request<Incoming>) -> Option<HeaderValue> {
-    match req.uri().authority() {
+pub(super) fn authority(uri: &Uri, headers: &HeaderMap) -> Option<HeaderValue> {
+    match uri.authority() {
         Some(a) => HeaderValue::from_str(a.as_str()).ok(),
-        None => req.headers().get(HOST).cloned(),
+        None => headers.get(HOST).cloned(),
     }
 }
 
@@ -162,29 +187,32 @@ fn lookup<'t>(table: &'t RouteTable, host: &str) -> (&'t Server, &'t str, bool) 
 }
 
 /// Layers 2–5: answers the route gives without a backend (redirect, 403, preflight, 413).
+#[allow(clippy::too_many_arguments)]
 fn checks(
     shared: &Shared,
     client: &ClientInfo,
     table: &RouteTable,
     host: &str,
     route: &Route,
-    req: &Request<Incoming>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
 ) -> Option<Response<ResponseBody>> {
     let settings = &route.settings;
     // HTTP → HTTPS (308), as ingress-nginx: when the host has TLS and ssl-redirect, or forced.
     let redirect = settings.force_ssl_redirect || (settings.ssl_redirect && table.has_tls(host));
-    if !client.tls && redirect && !req.uri().path().starts_with(ACME_CHALLENGE) {
-        return Some(https_redirect(host, shared.https_port, req.uri()));
+    if !client.tls && redirect && !uri.path().starts_with(ACME_CHALLENGE) {
+        return Some(https_redirect(host, shared.https_port, uri));
     }
     if !settings.allow_source.is_empty() && !settings.allow_source.iter().any(|n| n.contains(&client.ip)) {
         return Some(response::error(StatusCode::FORBIDDEN));
     }
-    if let (Some(cors), &Method::OPTIONS) = (&settings.cors, req.method()) {
+    if let (Some(cors), &Method::OPTIONS) = (&settings.cors, method) {
         let mut resp = response::empty(StatusCode::NO_CONTENT);
-        headers::add_cors(resp.headers_mut(), cors, req.headers(), true);
+        headers::add_cors(resp.headers_mut(), cors, headers, true);
         return Some(resp);
     }
-    match (settings.proxy_body_size, content_length(req.headers())) {
+    match (settings.proxy_body_size, content_length(headers)) {
         (Some(limit), Some(length)) if length > limit => Some(response::error(StatusCode::PAYLOAD_TOO_LARGE)),
         _ => None,
     }
@@ -216,22 +244,14 @@ async fn proxy(
     authority: Option<HeaderValue>,
     target: Target<'_>,
 ) -> (Response<ResponseBody>, u64) {
-    let Target { upstream, settings, route, series } = target;
-    if upstream.endpoints.is_empty() {
+    if target.upstream.endpoints.is_empty() {
         return (response::error(StatusCode::SERVICE_UNAVAILABLE), 0);
     }
     let client_upgrade = headers::wants_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    // The request as the backend sees it: rewritten path, forwarded headers, no hop-by-hop.
-    let path = upstream_path(&parts.uri, route, settings);
-    let origin = settings.cors.as_ref().and_then(|_| parts.headers.get(ORIGIN).cloned());
-    let sticky = settings.affinity.as_ref().and_then(|a| headers::cookie(&parts.headers, &a.name));
-    let sticky = sticky.and_then(|v| affinity_endpoint(&upstream.endpoints, v));
-    headers::strip_hop_by_hop(&mut parts.headers, client_upgrade.is_some());
-    headers::set_forwarded(&mut parts.headers, client, authority.as_ref(), &parts.uri);
-    if matches!(upstream.protocol, BackendProtocol::Grpc | BackendProtocol::Grpcs) {
-        parts.headers.insert(TE, HeaderValue::from_static("trailers"));
-    }
+    let Prepared { path, origin, sticky } =
+        prepare(client, &target, &parts.uri, &mut parts.headers, authority.as_ref(), client_upgrade.is_some());
+    let Target { upstream, settings, route, series } = target;
     let progress = Arc::new(BodyProgress::default());
     let body = match request_body(shared, settings, &parts.headers, body, &progress).await {
         Ok(body) => body,
@@ -259,18 +279,14 @@ async fn proxy(
     let (mut head, incoming) = resp.into_parts();
     head.version = Version::HTTP_11;
     headers::strip_hop_by_hop(&mut head.headers, upgraded);
-    if let Some(cors) = &settings.cors {
-        let mut request = HeaderMap::new();
-        if let Some(origin) = origin {
-            request.insert(ORIGIN, origin);
+    let (replace, cookie) = answer_headers(settings, route, origin, sticky, endpoint);
+    for (name, value) in replace {
+        if let Some(name) = name {
+            head.headers.insert(name, value);
         }
-        headers::add_cors(&mut head.headers, cors, &request, false);
     }
-    if let Some(affinity) = &settings.affinity {
-        if sticky != Some(endpoint) {
-            let path = affinity.path.as_deref().or(route.map(|r| r.path.path.as_str())).unwrap_or("/");
-            head.headers.append(SET_COOKIE, affinity_cookie(&affinity.name, &endpoint, path, affinity.max_age));
-        }
+    if let Some(cookie) = cookie {
+        head.headers.append(SET_COOKIE, cookie);
     }
     let body = if upgraded {
         ResponseBody::empty()
@@ -282,6 +298,64 @@ async fn proxy(
         ResponseBody::Upstream { inner: incoming, meter, read_timeout: settings.read_timeout, idle: Default::default() }
     };
     (Response::from_parts(head, body), body_bytes)
+}
+
+/// What [`prepare`] worked out for the request and its answer.
+pub(super) struct Prepared {
+    /// The path and query for the backend.
+    pub path: PathAndQuery,
+    /// The client's `Origin`, for the CORS headers of the answer.
+    pub origin: Option<HeaderValue>,
+    /// The endpoint the affinity cookie names, if it is still one of the upstream's.
+    pub sticky: Option<SocketAddr>,
+}
+
+/// Layer 6: the request as the backend sees it — rewritten path, forwarded headers, no
+/// hop-by-hop fields (but `Upgrade` when `upgrade`).
+pub(super) fn prepare(
+    client: &ClientInfo,
+    target: &Target<'_>,
+    uri: &Uri,
+    request: &mut HeaderMap,
+    authority: Option<&HeaderValue>,
+    upgrade: bool,
+) -> Prepared {
+    let Target { upstream, settings, route, .. } = target;
+    let path = upstream_path(uri, *route, settings);
+    let origin = settings.cors.as_ref().and_then(|_| request.get(ORIGIN).cloned());
+    let sticky = settings.affinity.as_ref().and_then(|a| headers::cookie(request, &a.name));
+    let sticky = sticky.and_then(|v| affinity_endpoint(&upstream.endpoints, v));
+    headers::strip_hop_by_hop(request, upgrade);
+    headers::set_forwarded(request, client, authority, uri);
+    if matches!(upstream.protocol, BackendProtocol::Grpc | BackendProtocol::Grpcs) {
+        request.insert(TE, HeaderValue::from_static("trailers"));
+    }
+    Prepared { path, origin, sticky }
+}
+
+/// Layer 9: the headers the proxy puts on a backend's answer — CORS (replacing the backend's),
+/// and the affinity cookie (added to its `Set-Cookie`s) when the client is not yet on
+/// `endpoint`.
+pub(super) fn answer_headers(
+    settings: &Settings,
+    route: Option<&Route>,
+    origin: Option<HeaderValue>,
+    sticky: Option<SocketAddr>,
+    endpoint: SocketAddr,
+) -> (HeaderMap, Option<HeaderValue>) {
+    let mut replace = HeaderMap::new();
+    if let Some(cors) = &settings.cors {
+        let mut request = HeaderMap::new();
+        if let Some(origin) = origin {
+            request.insert(ORIGIN, origin);
+        }
+        headers::add_cors(&mut replace, cors, &request, false);
+    }
+    let cookie = settings.affinity.as_ref().filter(|_| sticky != Some(endpoint)).map(|affinity| {
+        let path = affinity.path.as_deref().or(route.map(|r| r.path.path.as_str())).unwrap_or("/");
+        affinity_cookie(&affinity.name, &endpoint, path, affinity.max_age)
+    });
+    (replace, cookie)
 }
 
 /// The path and query sent upstream: `rewrite-target` applied to the path, query kept.
@@ -327,17 +401,17 @@ async fn request_body(
 }
 
 /// A request ready to go upstream, before an endpoint is chosen.
-struct Sent {
-    method: Method,
-    headers: HeaderMap,
-    path: PathAndQuery,
-    body: UpstreamBody,
+pub(super) struct Sent {
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub path: PathAndQuery,
+    pub body: UpstreamBody,
 }
 
 /// Layer 8: chooses endpoints and sends, retrying connect failures (and, for idempotent methods,
 /// failures after sending) on other endpoints while the request is replayable. Errors are the
 /// status to answer with.
-async fn send(
+pub(super) async fn send(
     shared: &Shared,
     upstream: &Upstream,
     settings: &Settings,

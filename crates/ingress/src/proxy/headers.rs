@@ -5,7 +5,6 @@
 //! headers of `enable-cors` and cookie lookup for canaries and affinity.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use http::header::{
     self, HeaderName, ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
@@ -14,7 +13,6 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue};
 
-use super::sniff::Conflicts;
 use crate::annotations::Cors;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -44,8 +42,6 @@ pub struct ClientInfo {
     /// `X-Forwarded-Port`: the port the client connected to.
     pub port_header: HeaderValue,
     pub tls: bool,
-    /// Requests of this (HTTP/1) connection with both `Content-Length` and `Transfer-Encoding`.
-    pub conflicts: Arc<Conflicts>,
 }
 
 impl ClientInfo {
@@ -55,7 +51,6 @@ impl ClientInfo {
             ip_header: HeaderValue::from_str(&ip.to_string()).expect("an IP address is a valid header value"),
             port_header: HeaderValue::from(local_port),
             tls,
-            conflicts: Arc::default(),
         }
     }
 

@@ -2,20 +2,21 @@
 //! request, so table swaps apply at once, without reloads and without touching open
 //! connections (in-flight requests and upgraded connections finish on what they started with).
 //!
-//! Layers: [`server`] accepts and terminates TLS and HTTP; [`handler`] is the request path
-//! (routing, redirects, access checks, canaries, rewrites, retries); [`balance`] picks the
-//! endpoint; [`upstream`] keeps pooled keep-alive connections to endpoints; [`headers`],
-//! [`body`] and [`response`] are the pieces they share. Behaviour follows ingress-nginx's
-//! defaults wherever the Ingress API leaves room.
+//! Layers: [`server`] accepts and terminates TLS; [`h1`] is the proxy's own HTTP/1.1 on both
+//! sides (client connections and `HTTP`/`HTTPS` backends), hyper serves HTTP/2 clients and
+//! `GRPC` backends; [`handler`] is the request path they share (routing, redirects, access
+//! checks, canaries, rewrites, forwarded headers) and hyper's side of it (retries, bodies);
+//! [`balance`] picks the endpoint; [`upstream`] keeps pooled keep-alive connections to
+//! endpoints; [`headers`], [`body`] and [`response`] are the pieces they share. Behaviour
+//! follows ingress-nginx's defaults wherever the Ingress API leaves room.
 
 pub mod balance;
 pub mod body;
+pub mod h1;
 pub mod handler;
 pub mod headers;
-pub mod park;
 pub mod response;
 pub mod server;
-pub mod sniff;
 pub mod upstream;
 pub mod workers;
 

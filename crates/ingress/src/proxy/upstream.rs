@@ -39,6 +39,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::body::UpstreamBody;
+use super::h1::wire::{Wire, BACKEND_READ};
 use crate::annotations::BackendProtocol;
 
 /// The pooling client type used for every backend.
@@ -56,12 +57,19 @@ pub struct PoolConfig {
 /// Endpoint pools kept at most before empty ones are forgotten.
 const MAX_POOLS: usize = 4096;
 
+/// A pool's key: protocol, endpoint and worker thread.
+type PoolKey = (u8, SocketAddr, usize);
+/// A pool of the proxy's own HTTP/1 path.
+type RawPool = EndpointPool<Wire<UpstreamStream>>;
+
 /// The HTTP/1 pools (per protocol and endpoint) and the HTTP/2 clients (created on first use per
 /// protocol and connect timeout).
 pub struct Upstreams {
     /// By protocol, endpoint and worker thread: a connection is driven only by the thread whose
     /// runtime it belongs to.
-    pools: RwLock<HashMap<(u8, SocketAddr, usize), Arc<EndpointPool>>>,
+    pools: RwLock<HashMap<PoolKey, Arc<EndpointPool>>>,
+    /// The same for the proxy's own HTTP/1 path: plain connections and their read buffers.
+    raw_pools: RwLock<HashMap<PoolKey, Arc<RawPool>>>,
     clients: RwLock<HashMap<(u8, Duration), UpstreamClient>>,
     pool: PoolConfig,
     tls: Arc<rustls::ClientConfig>,
@@ -78,6 +86,7 @@ impl Upstreams {
     pub fn new(pool: PoolConfig) -> Self {
         Upstreams {
             pools: RwLock::default(),
+            raw_pools: RwLock::default(),
             clients: RwLock::default(),
             pool,
             tls: insecure_client_config(vec![b"http/1.1".to_vec()]),
@@ -143,16 +152,35 @@ impl Upstreams {
         if pools.len() >= MAX_POOLS {
             pools.retain(|_, p| Arc::strong_count(p) > 1 || !p.is_empty());
         }
-        pools
-            .entry(key)
-            .or_insert_with(|| {
-                Arc::new(EndpointPool {
-                    idle: Mutex::default(),
-                    max_idle: self.pool.max_idle_per_endpoint,
-                    idle_timeout: self.pool.idle_timeout,
-                })
-            })
-            .clone()
+        pools.entry(key).or_insert_with(|| Arc::new(EndpointPool::new(self.pool))).clone()
+    }
+
+    /// A connection to `endpoint` for the proxy's own HTTP/1 path (`HTTP`, `HTTPS`): an idle
+    /// one of this worker's, or a new one.
+    pub async fn checkout(
+        &self,
+        protocol: BackendProtocol,
+        connect_timeout: Duration,
+        endpoint: SocketAddr,
+    ) -> Result<BackendConn, ConnectError> {
+        let key = (protocol_index(protocol), endpoint, super::workers::worker_index());
+        let pool = self.raw_pools.read().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+        let pool = match pool {
+            Some(pool) => pool,
+            None => {
+                let mut pools = self.raw_pools.write().unwrap_or_else(|e| e.into_inner());
+                if pools.len() >= MAX_POOLS {
+                    pools.retain(|_, p| Arc::strong_count(p) > 1 || !p.is_empty());
+                }
+                pools.entry(key).or_insert_with(|| Arc::new(EndpointPool::new(self.pool))).clone()
+            }
+        };
+        if let Some(wire) = pool.take() {
+            return Ok(BackendConn { wire, reused: true, pool });
+        }
+        let tls = matches!(protocol, BackendProtocol::Https).then(|| TlsConnector::from(self.tls.clone()));
+        let stream = Connector { tls, connect_timeout }.connect_to(endpoint).await?;
+        Ok(BackendConn { wire: Wire::new(stream, BACKEND_READ), reused: false, pool })
     }
 
     /// A new HTTP/1 connection to `endpoint`, driven by whoever uses it.
@@ -290,23 +318,36 @@ fn endpoint_uri(endpoint: SocketAddr, uri: &Uri) -> Uri {
     Uri::from_parts(parts).expect("an endpoint address and a path make a URI")
 }
 
+/// A pooled connection: whether it can still carry a request.
+trait Reusable {
+    fn is_open(&self) -> bool;
+}
+
 /// The idle keep-alive connections of one endpoint (most recently used last).
 #[derive(Debug)]
-pub struct EndpointPool {
-    idle: Mutex<VecDeque<Idle>>,
+struct EndpointPool<C = Conn> {
+    idle: Mutex<VecDeque<Idle<C>>>,
     max_idle: usize,
     idle_timeout: Duration,
 }
 
 #[derive(Debug)]
-struct Idle {
-    conn: Conn,
+struct Idle<C> {
+    conn: C,
     since: Instant,
 }
 
-impl EndpointPool {
+impl<C: Reusable> EndpointPool<C> {
+    fn new(config: PoolConfig) -> Self {
+        EndpointPool {
+            idle: Mutex::default(),
+            max_idle: config.max_idle_per_endpoint,
+            idle_timeout: config.idle_timeout,
+        }
+    }
+
     /// The most recently used open connection, if any.
-    fn take(&self) -> Option<Conn> {
+    fn take(&self) -> Option<C> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(Idle { conn, since }) = idle.pop_back() {
             if conn.is_open() && since.elapsed() < self.idle_timeout {
@@ -316,7 +357,7 @@ impl EndpointPool {
         None
     }
 
-    fn put(&self, conn: Conn) {
+    fn put(&self, conn: C) {
         if !conn.is_open() || self.max_idle == 0 {
             return;
         }
@@ -335,7 +376,7 @@ impl EndpointPool {
     }
 }
 
-impl Conn {
+impl Reusable for Conn {
     fn is_open(&self) -> bool {
         self.driver.is_some() && !self.sender.is_closed()
     }
@@ -370,6 +411,40 @@ impl Pooled {
                     tracing::debug!(error = %e, "upgraded upstream connection ended with an error");
                 }
             });
+        }
+    }
+}
+
+/// A backend connection of the proxy's own HTTP/1 path, checked out for one request.
+/// [`BackendConn::release`] gives it back once its response was read to the end; dropped
+/// instead, it is closed.
+#[derive(Debug)]
+pub struct BackendConn {
+    pub wire: Wire<UpstreamStream>,
+    /// Taken from the pool (it may have been closed by the backend meanwhile).
+    pub reused: bool,
+    pool: Arc<RawPool>,
+}
+
+impl BackendConn {
+    pub fn release(self) {
+        self.pool.put(self.wire);
+    }
+}
+
+impl Reusable for Wire<UpstreamStream> {
+    /// Open if nothing is waiting to be read: an idle connection that has bytes is either
+    /// closed by the backend or out of step, and not reused. (TLS connections are not looked
+    /// at: the bytes may be a session ticket for rustls.)
+    fn is_open(&self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        match &self.io {
+            UpstreamStream::Plain(tcp) => {
+                matches!(tcp.try_read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+            UpstreamStream::Tls(_) => true,
         }
     }
 }
@@ -448,6 +523,7 @@ fn endpoint_of(uri: &Uri) -> Option<SocketAddr> {
 }
 
 /// A backend connection, plain or TLS.
+#[derive(Debug)]
 pub enum UpstreamStream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),

@@ -1,0 +1,284 @@
+//! The proxy's own HTTP/1.1, for client connections that speak it (plain ones, and TLS ones
+//! that did not choose `h2`) and for `HTTP`/`HTTPS` backends: as Pingora does, one task per
+//! client connection reads a request head, decides with the shared request path
+//! ([`super::handler::plan`]), writes the backend's request head and relays the body, reads the
+//! backend's response head and relays that body back — bytes from socket to socket, no hyper
+//! dispatcher on either side, no channel between tasks.
+//!
+//! - [`head`]: request and response heads, parsed (httparse) and written; the checks nginx
+//!   makes (smuggling attempts, bad bytes) — pure.
+//! - [`chunked`]: the chunked coding — pure.
+//! - [`wire`]: a stream with its read buffer; the body relay.
+//! - [`forward`]: one request to a backend: body, retries, response, upgrade.
+//! - here: the connection loop. Between requests a connection holds no buffer at all: the task
+//!   waits for the socket to become readable (counted as parked), so an idle keep-alive
+//!   connection costs its socket and a small task, as in nginx.
+//!
+//! What it does not take goes elsewhere: the HTTP/2 connection preface hands the connection to
+//! hyper's HTTP/2 server, and requests for `GRPC`/`GRPCS` backends go through hyper's client.
+
+pub mod chunked;
+pub mod forward;
+pub mod head;
+pub mod wire;
+
+use std::cell::RefCell;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::BytesMut;
+use http::{StatusCode, Version};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::body::ResponseBody;
+use super::handler::{self, Plan, Shared};
+use super::headers::ClientInfo;
+use super::response;
+use head::{HeadError, Persistence, RequestHead};
+use wire::{write_two, Wire, CLIENT_READ};
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// The longest wait for a write to a client (nginx's `send_timeout`).
+pub const CLIENT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A client connection's stream.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {
+    /// The socket, when waiting for the next request needs no buffer (plain TCP; TLS keeps
+    /// its own state and may already hold the bytes).
+    fn tcp(&self) -> Option<&TcpStream>;
+}
+
+impl ClientStream for TcpStream {
+    fn tcp(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
+    fn tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+/// What every HTTP/1 connection of the server shares.
+#[derive(Debug)]
+pub struct Conn {
+    pub shared: Arc<Shared>,
+    /// The longest wait for a whole request head (nginx's `client_header_timeout`).
+    pub header_timeout: Duration,
+    /// The longest wait for the next request on a kept-alive connection.
+    pub keepalive_timeout: Duration,
+    /// Turns true when the server shuts down.
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// How a connection left [`serve`].
+pub enum Served<S> {
+    /// Done: closed, failed, or the server stops.
+    Done,
+    /// The client sent the HTTP/2 preface: the connection, nothing read lost, is for the
+    /// HTTP/2 server.
+    H2(Wire<S>),
+}
+
+/// Serves HTTP/1.1 on a client connection until it closes, fails, or the server stops.
+pub async fn serve<S: ClientStream>(conn: &Conn, io: S, client: &ClientInfo) -> Served<S> {
+    let mut wire = Wire::new(io, CLIENT_READ);
+    let mut stopping = conn.stopping.clone();
+    let mut first = true;
+    loop {
+        if wire.buf.is_empty() && !first {
+            // Between requests: nothing held but the socket.
+            wire.buf = BytesMut::new();
+            if !wait_for_request(conn, &mut wire, &mut stopping).await {
+                return Served::Done;
+            }
+        }
+        let head = match read_head(conn, &mut wire, first).await {
+            Ok(Some(Head::Request(head))) => head,
+            Ok(Some(Head::H2)) => return Served::H2(wire),
+            Ok(None) => return Served::Done,
+            Err(e) => {
+                tracing::debug!(error = %e, "refused a request head");
+                let resp = response::error(e.status());
+                let _ = write_own(&mut wire.io, resp, Persistence::Close).await;
+                return Served::Done;
+            }
+        };
+        first = false;
+        // Boxed: the exchange's state is large and lasts only while a request is in flight.
+        if !Box::pin(exchange(conn, &mut wire, client, head)).await || *stopping.borrow() {
+            return Served::Done;
+        }
+    }
+}
+
+/// Waits until the client sends its next request: `false` if it closes, stays quiet past the
+/// keep-alive timeout, or the server stops.
+async fn wait_for_request<S: ClientStream>(
+    conn: &Conn,
+    wire: &mut Wire<S>,
+    stopping: &mut watch::Receiver<bool>,
+) -> bool {
+    let metrics = &conn.shared.metrics;
+    let idle = tokio::time::sleep(conn.keepalive_timeout);
+    let stop = stopping.wait_for(|s| *s);
+    match wire.io.tcp() {
+        Some(tcp) => {
+            metrics.connections_parked.fetch_add(1, Ordering::Relaxed);
+            let woke = tokio::select! {
+                r = tcp.readable() => r.is_ok(),
+                _ = idle => false,
+                _ = stop => false,
+            };
+            metrics.connections_parked.fetch_sub(1, Ordering::Relaxed);
+            woke
+        }
+        None => tokio::select! {
+            r = wire.fill() => matches!(r, Ok(n) if n > 0),
+            _ = idle => false,
+            _ = stop => false,
+        },
+    }
+}
+
+enum Head {
+    Request(Box<RequestHead>),
+    /// The HTTP/2 preface.
+    H2,
+}
+
+/// Reads a request head (within the header timeout): `None` if the client closes or times out
+/// first (nginx closes such connections without an answer).
+async fn read_head<S: ClientStream>(conn: &Conn, wire: &mut Wire<S>, first: bool) -> Result<Option<Head>, HeadError> {
+    let deadline = tokio::time::Instant::now() + conn.header_timeout;
+    loop {
+        if first && !wire.buf.is_empty() {
+            let n = wire.buf.len().min(H2_PREFACE.len());
+            if wire.buf[..n] == H2_PREFACE[..n] {
+                if n == H2_PREFACE.len() {
+                    return Ok(Some(Head::H2));
+                }
+            } else if let Some(head) = head::parse_request(&mut wire.buf)? {
+                return Ok(Some(Head::Request(Box::new(head))));
+            }
+        } else if !wire.buf.is_empty() {
+            if let Some(head) = head::parse_request(&mut wire.buf)? {
+                return Ok(Some(Head::Request(Box::new(head))));
+            }
+        }
+        match tokio::time::timeout_at(deadline, wire.fill()).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// One request and its answer. Returns whether the connection goes on.
+async fn exchange<S: ClientStream>(
+    conn: &Conn,
+    wire: &mut Wire<S>,
+    client: &ClientInfo,
+    head: Box<RequestHead>,
+) -> bool {
+    let started = Instant::now();
+    let shared = &conn.shared;
+    let table = shared.table.load_full();
+    let authority = handler::authority(&head.uri, &head.headers);
+    let (plan, series) =
+        handler::plan(shared, client, &table, &head.method, &head.uri, &head.headers, authority.as_ref());
+    let request_size = head.size as u64;
+    let exchanged = match plan {
+        Plan::Forward(target) if !target.upstream.endpoints.is_empty() => {
+            forward::forward(conn, wire, client, *head, authority, target).await
+        }
+        Plan::Forward(_) => answer_own(wire, &head, response::error(StatusCode::SERVICE_UNAVAILABLE)).await,
+        Plan::Answer(resp) => answer_own(wire, &head, *resp).await,
+    };
+    series.record(exchanged.status.as_u16(), started.elapsed(), request_size + exchanged.request_body);
+    if let Some(bytes) = exchanged.response_body {
+        series.record_response_size(bytes);
+    }
+    exchanged.keep
+}
+
+/// How an exchange went.
+#[derive(Debug)]
+pub struct Exchanged {
+    pub status: StatusCode,
+    /// The connection goes on.
+    pub keep: bool,
+    /// Request body bytes read.
+    pub request_body: u64,
+    /// Response body bytes sent, for a backend's answer.
+    pub response_body: Option<u64>,
+}
+
+/// Answers with a response of the proxy's own. A request body already read whole is skipped;
+/// any other ends the connection after the answer (as nothing reads it).
+async fn answer_own<S: ClientStream>(
+    wire: &mut Wire<S>,
+    head: &RequestHead,
+    resp: http::Response<ResponseBody>,
+) -> Exchanged {
+    let skipped = match head.framing {
+        head::Framing::Empty => true,
+        head::Framing::Length(n) if n <= wire.buf.len() as u64 => {
+            let _ = wire.buf.split_to(n as usize);
+            true
+        }
+        _ => false,
+    };
+    let persistence = persistence(head, skipped);
+    let status = resp.status();
+    let written = write_own(&mut wire.io, resp, persistence).await.is_ok();
+    Exchanged { status, keep: written && persistence != Persistence::Close, request_body: 0, response_body: None }
+}
+
+/// The `Connection` of an answer to `head`, when the connection may otherwise go on (`keep`).
+pub fn persistence(head: &RequestHead, keep: bool) -> Persistence {
+    match (keep && head.keep_alive, head.version) {
+        (false, _) => Persistence::Close,
+        (true, Version::HTTP_11) => Persistence::KeepAlive,
+        (true, _) => Persistence::KeepAlive10,
+    }
+}
+
+/// Writes a response of the proxy's own.
+pub async fn write_own<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    resp: http::Response<ResponseBody>,
+    persistence: Persistence,
+) -> io::Result<()> {
+    let (parts, body) = resp.into_parts();
+    let body = match body {
+        ResponseBody::Full(bytes) => bytes.unwrap_or_default(),
+        ResponseBody::Upstream { .. } => bytes::Bytes::new(),
+    };
+    let mut out = BytesMut::new();
+    with_date(|date| head::write_own_response(&mut out, parts.status, &parts.headers, &body, persistence, date));
+    write_two(io, &out, &[], CLIENT_SEND_TIMEOUT).await
+}
+
+thread_local! {
+    /// The `Date` value of the current second.
+    static DATE: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
+}
+
+/// Calls `f` with the current time as an HTTP date (made once a second per thread).
+pub fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+    let now = SystemTime::now();
+    let second = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 != second {
+            *d = (second, httpdate::fmt_http_date(now).into_bytes());
+        }
+        f(&d.1)
+    })
+}
