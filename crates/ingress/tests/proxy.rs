@@ -737,6 +737,114 @@ async fn upgrades_are_relayed_and_survive_a_table_swap() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// HTTP/1 framing
+
+/// A backend of raw bytes: answers every request head with `answer`, and closes after it when
+/// `close` (else waits for the next request).
+async fn raw_backend(answer: &'static [u8], close: bool) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        if stream.write_all(answer).await.is_err() || close {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn bodies_are_framed_for_each_client() {
+    // Chunked from the backend: chunks for HTTP/1.1 clients, the data and the close for HTTP/1.0.
+    let chunked =
+        raw_backend(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", false).await;
+    let proxy = start_a(Settings::default(), chunked).await;
+    let r = raw(proxy.http, b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n").await;
+    assert!(r.starts_with("HTTP/1.1 200") && r.contains("Transfer-Encoding: chunked\r\n"), "{r:?}");
+    assert!(r.ends_with("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), "{r:?}");
+    let r = raw(proxy.http, b"GET / HTTP/1.0\r\nHost: a.test\r\n\r\n").await;
+    assert!(!r.to_ascii_lowercase().contains("transfer-encoding"), "{r:?}");
+    assert!(r.contains("Connection: close\r\n") && r.ends_with("\r\n\r\nhello"), "{r:?}");
+    proxy.shutdown().await;
+
+    // Delimited by the backend's close: chunked for HTTP/1.1, and the client's connection stays.
+    let until_close = raw_backend(b"HTTP/1.1 200 OK\r\n\r\nto the end", true).await;
+    let proxy = start_a(Settings::default(), until_close).await;
+    let mut s = TcpStream::connect(proxy.http).await.unwrap();
+    let two = b"GET /1 HTTP/1.1\r\nHost: a.test\r\n\r\nGET /2 HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n";
+    s.write_all(two).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await.unwrap().unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(out.matches("a\r\nto the end\r\n0\r\n\r\n").count(), 2, "{out:?}");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn head_requests_and_expect_continue_keep_the_connection_in_step() {
+    let a = backend("a").await;
+    let proxy = start_a(Settings::default(), a.addr).await;
+    // HEAD to the default backend: its 404's head without the body, then the next request.
+    let r = raw(
+        proxy.http,
+        b"HEAD / HTTP/1.1\r\nHost: nowhere.test\r\n\r\nGET /after HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 404") && !r.contains("default backend"), "{r:?}");
+    assert!(r.contains("uri=/after"), "{r:?}");
+    // HEAD to a backend: its head only.
+    let r = raw(proxy.http, b"HEAD /x HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n").await;
+    assert!(r.starts_with("HTTP/1.1 200") && r.ends_with("\r\n\r\n") && !r.contains("uri="), "{r:?}");
+
+    // Expect: 100-continue: the proxy says 100 before the client sends its body.
+    let mut s = TcpStream::connect(proxy.http).await.unwrap();
+    s.write_all(
+        b"POST /up HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 25];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"hello").await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await.unwrap().unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 200") && out.contains("body-length=5"), "{out:?}");
+    assert!(!out.contains("header:expect"), "the proxy answered the expectation itself: {out:?}");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn http2_with_prior_knowledge_is_served_on_the_plain_port() {
+    let a = backend("a").await;
+    let mut t = RouteTable::default();
+    t.catch_all = server(vec![route("/", Settings::default(), upstream("a", vec![a.addr]))]);
+    let proxy = start(t).await;
+    let h2: HttpClient = Client::builder(TokioExecutor::new()).http2_only(true).build_http();
+    let req = Request::get(format!("http://{}/h2c", proxy.http)).body(Full::default()).unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), h2.request(req)).await.unwrap().unwrap();
+    assert_eq!((resp.status(), resp.version()), (StatusCode::OK, http::Version::HTTP_2));
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("uri=/h2c"), "{body:?}");
+    proxy.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Malformed requests
 
 #[tokio::test]

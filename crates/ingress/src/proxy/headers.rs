@@ -33,29 +33,29 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 const HOP_BY_HOP: [HeaderName; 7] =
     [CONNECTION, KEEP_ALIVE, PROXY_CONNECTION, header::TE, header::TRAILER, header::TRANSFER_ENCODING, UPGRADE];
 
-/// What the forwarded headers say about the client connection; built once per connection.
+/// What the forwarded headers say about the client connection; built once per connection and
+/// kept small (it lives as long as the connection; the header values are made per request).
 #[derive(Debug, Clone)]
 pub struct ClientInfo {
     pub ip: IpAddr,
-    /// `X-Real-IP` / `X-Forwarded-For`.
-    pub ip_header: HeaderValue,
-    /// `X-Forwarded-Port`: the port the client connected to.
-    pub port_header: HeaderValue,
+    /// The port the client connected to (`X-Forwarded-Port`).
+    pub port: u16,
     pub tls: bool,
 }
 
 impl ClientInfo {
     pub fn new(ip: IpAddr, local_port: u16, tls: bool) -> Self {
-        ClientInfo {
-            ip,
-            ip_header: HeaderValue::from_str(&ip.to_string()).expect("an IP address is a valid header value"),
-            port_header: HeaderValue::from(local_port),
-            tls,
-        }
+        ClientInfo { ip, port: local_port, tls }
     }
 
     fn scheme(&self) -> HeaderValue {
         HeaderValue::from_static(if self.tls { "https" } else { "http" })
+    }
+
+    /// `X-Real-IP` / `X-Forwarded-For`.
+    fn ip_header(&self) -> HeaderValue {
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(self.ip.to_string()))
+            .expect("an IP address is a valid header value")
     }
 }
 
@@ -96,8 +96,9 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: &ClientInfo, host: Option<
     if !headers.contains_key(X_REQUEST_ID) {
         headers.insert(X_REQUEST_ID, request_id());
     }
-    headers.insert(X_REAL_IP, client.ip_header.clone());
-    if let Some(previous) = headers.insert(X_FORWARDED_FOR, client.ip_header.clone()) {
+    let ip = client.ip_header();
+    headers.insert(X_REAL_IP, ip.clone());
+    if let Some(previous) = headers.insert(X_FORWARDED_FOR, ip) {
         headers.insert(X_ORIGINAL_FORWARDED_FOR, previous);
     }
     if let Some(host) = host {
@@ -106,7 +107,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: &ClientInfo, host: Option<
             headers.insert(header::HOST, host.clone());
         }
     }
-    headers.insert(X_FORWARDED_PORT, client.port_header.clone());
+    headers.insert(X_FORWARDED_PORT, HeaderValue::from(client.port));
     headers.insert(X_FORWARDED_PROTO, client.scheme());
     headers.insert(X_FORWARDED_SCHEME, client.scheme());
     headers.insert(X_SCHEME, client.scheme());

@@ -281,6 +281,6 @@ mod tests {
         let permit = Arc::new(Semaphore::new(1)).acquire_owned().await.unwrap();
         let task = connection(listening, stream, peer, false, permit);
         let size = std::mem::size_of_val(&task);
-        assert!(size <= 2048, "a connection's future is {size} bytes");
+        assert!(size <= 1024, "a connection's future is {size} bytes");
     }
 }

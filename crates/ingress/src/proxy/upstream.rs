@@ -427,7 +427,11 @@ pub struct BackendConn {
 }
 
 impl BackendConn {
-    pub fn release(self) {
+    /// Back to the pool, without a read buffer: an idle connection holds only its socket.
+    pub fn release(mut self) {
+        if self.wire.buf.is_empty() {
+            self.wire.buf = bytes::BytesMut::new();
+        }
         self.pool.put(self.wire);
     }
 }

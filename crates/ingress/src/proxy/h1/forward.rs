@@ -98,10 +98,7 @@ pub(in crate::proxy) async fn forward<S: ClientStream>(
         return failed(wire, &head, StatusCode::BAD_GATEWAY, sent_body).await;
     }
     let (replace, cookie) = handler::answer_headers(settings, route, origin, sticky, endpoint);
-    let framing = match resp.framing {
-        Framing::UntilClose if head.version == Version::HTTP_11 => Framing::Chunked,
-        f => f,
-    };
+    let framing = client_framing(resp.framing, head.version);
     let persistence = if upgraded {
         Persistence::Upgrade
     } else {
@@ -138,6 +135,16 @@ pub(in crate::proxy) async fn forward<S: ClientStream>(
             tracing::debug!(%endpoint, error = %e, "response body cut");
             Exchanged { status, keep: false, request_body: sent_body, response_body: Some(0) }
         }
+    }
+}
+
+/// How a body is framed for the client: chunked when only the close would end it (HTTP/1.1),
+/// by the close when the client cannot take chunks (HTTP/1.0).
+fn client_framing(backend: Framing, client: Version) -> Framing {
+    match (backend, client == Version::HTTP_11) {
+        (Framing::UntilClose, true) => Framing::Chunked,
+        (Framing::Chunked, false) => Framing::UntilClose,
+        (f, _) => f,
     }
 }
 
@@ -185,7 +192,8 @@ async fn failed<S: ClientStream>(wire: &mut Wire<S>, head: &RequestHead, status:
         Framing::UntilClose => false,
     };
     let persistence = persistence(head, read_whole && !gone && status != StatusCode::REQUEST_TIMEOUT);
-    let written = !gone && super::write_own(&mut wire.io, response::error(status), persistence).await.is_ok();
+    let resp = response::error(status);
+    let written = !gone && super::write_own(&mut wire.io, resp, persistence, head.method == Method::HEAD).await.is_ok();
     Exchanged { status, keep: written && persistence != Persistence::Close, request_body: body, response_body: None }
 }
 
@@ -443,9 +451,11 @@ async fn bridge<S: ClientStream>(
     };
     let (mut parts, mut incoming) = resp.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers, false);
-    let persistence = persistence(&head, !*conn.stopping.borrow());
+    let framing = client_framing(Framing::Chunked, head.version);
+    let chunked = framing == Framing::Chunked;
+    let persistence = persistence(&head, chunked && !*conn.stopping.borrow());
     let mut out = BytesMut::new();
-    with_date(|date| head::write_head(&mut out, parts.status, &parts.headers, Framing::Chunked, persistence, date));
+    with_date(|date| head::write_head(&mut out, parts.status, &parts.headers, framing, persistence, date));
     let status = parts.status;
     let mut sent_bytes = 0u64;
     let relayed: Result<(), io::Error> = async {
@@ -460,13 +470,19 @@ async fn bridge<S: ClientStream>(
                     continue;
                 }
                 sent_bytes += data.len() as u64;
-                super::chunked::put_chunk_start(&mut out, data.len());
+                if chunked {
+                    super::chunked::put_chunk_start(&mut out, data.len());
+                }
                 write_two(&mut wire.io, &out, &data, CLIENT_SEND_TIMEOUT).await?;
                 out.clear();
-                out.extend_from_slice(super::chunked::CHUNK_END);
+                if chunked {
+                    out.extend_from_slice(super::chunked::CHUNK_END);
+                }
             }
         }
-        out.extend_from_slice(super::chunked::LAST_CHUNK);
+        if chunked {
+            out.extend_from_slice(super::chunked::LAST_CHUNK);
+        }
         write_two(&mut wire.io, &out, &[], CLIENT_SEND_TIMEOUT).await
     }
     .await;

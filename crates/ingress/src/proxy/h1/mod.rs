@@ -99,22 +99,42 @@ pub async fn serve<S: ClientStream>(conn: &Conn, io: S, client: &ClientInfo) -> 
                 return Served::Done;
             }
         }
-        let head = match read_head(conn, &mut wire, first).await {
-            Ok(Some(Head::Request(head))) => head,
-            Ok(Some(Head::H2)) => return Served::H2(wire),
-            Ok(None) => return Served::Done,
-            Err(e) => {
-                tracing::debug!(error = %e, "refused a request head");
-                let resp = response::error(e.status());
-                let _ = write_own(&mut wire.io, resp, Persistence::Close).await;
-                return Served::Done;
-            }
-        };
-        first = false;
-        // Boxed: the exchange's state is large and lasts only while a request is in flight.
-        if !Box::pin(exchange(conn, &mut wire, client, head)).await || *stopping.borrow() {
-            return Served::Done;
+        // Boxed: a request's state is large and lasts only while the request does; this
+        // future is what an idle connection keeps.
+        match Box::pin(request(conn, &mut wire, client, first)).await {
+            Next::Continue if !*stopping.borrow() => first = false,
+            Next::Continue | Next::Done => return Served::Done,
+            Next::H2 => return Served::H2(wire),
         }
+    }
+}
+
+/// What follows a request.
+enum Next {
+    /// The next request, on the same connection.
+    Continue,
+    /// The connection ends.
+    Done,
+    /// The client sent the HTTP/2 preface.
+    H2,
+}
+
+/// Reads a request head and answers the request.
+async fn request<S: ClientStream>(conn: &Conn, wire: &mut Wire<S>, client: &ClientInfo, first: bool) -> Next {
+    let head = match read_head(conn, wire, first).await {
+        Ok(Some(Head::Request(head))) => head,
+        Ok(Some(Head::H2)) => return Next::H2,
+        Ok(None) => return Next::Done,
+        Err(e) => {
+            tracing::debug!(error = %e, "refused a request head");
+            let _ = write_own(&mut wire.io, response::error(e.status()), Persistence::Close, false).await;
+            return Next::Done;
+        }
+    };
+    if exchange(conn, wire, client, head).await {
+        Next::Continue
+    } else {
+        Next::Done
     }
 }
 
@@ -148,7 +168,7 @@ async fn wait_for_request<S: ClientStream>(
 }
 
 enum Head {
-    Request(Box<RequestHead>),
+    Request(RequestHead),
     /// The HTTP/2 preface.
     H2,
 }
@@ -165,11 +185,11 @@ async fn read_head<S: ClientStream>(conn: &Conn, wire: &mut Wire<S>, first: bool
                     return Ok(Some(Head::H2));
                 }
             } else if let Some(head) = head::parse_request(&mut wire.buf)? {
-                return Ok(Some(Head::Request(Box::new(head))));
+                return Ok(Some(Head::Request(head)));
             }
         } else if !wire.buf.is_empty() {
             if let Some(head) = head::parse_request(&mut wire.buf)? {
-                return Ok(Some(Head::Request(Box::new(head))));
+                return Ok(Some(Head::Request(head)));
             }
         }
         match tokio::time::timeout_at(deadline, wire.fill()).await {
@@ -180,12 +200,7 @@ async fn read_head<S: ClientStream>(conn: &Conn, wire: &mut Wire<S>, first: bool
 }
 
 /// One request and its answer. Returns whether the connection goes on.
-async fn exchange<S: ClientStream>(
-    conn: &Conn,
-    wire: &mut Wire<S>,
-    client: &ClientInfo,
-    head: Box<RequestHead>,
-) -> bool {
+async fn exchange<S: ClientStream>(conn: &Conn, wire: &mut Wire<S>, client: &ClientInfo, head: RequestHead) -> bool {
     let started = Instant::now();
     let shared = &conn.shared;
     let table = shared.table.load_full();
@@ -195,7 +210,7 @@ async fn exchange<S: ClientStream>(
     let request_size = head.size as u64;
     let exchanged = match plan {
         Plan::Forward(target) if !target.upstream.endpoints.is_empty() => {
-            forward::forward(conn, wire, client, *head, authority, target).await
+            forward::forward(conn, wire, client, head, authority, target).await
         }
         Plan::Forward(_) => answer_own(wire, &head, response::error(StatusCode::SERVICE_UNAVAILABLE)).await,
         Plan::Answer(resp) => answer_own(wire, &head, *resp).await,
@@ -236,7 +251,7 @@ async fn answer_own<S: ClientStream>(
     };
     let persistence = persistence(head, skipped);
     let status = resp.status();
-    let written = write_own(&mut wire.io, resp, persistence).await.is_ok();
+    let written = write_own(&mut wire.io, resp, persistence, head.method == http::Method::HEAD).await.is_ok();
     Exchanged { status, keep: written && persistence != Persistence::Close, request_body: 0, response_body: None }
 }
 
@@ -249,11 +264,12 @@ pub fn persistence(head: &RequestHead, keep: bool) -> Persistence {
     }
 }
 
-/// Writes a response of the proxy's own.
+/// Writes a response of the proxy's own (`head_only`: for a `HEAD` request, without its body).
 pub async fn write_own<W: AsyncWrite + Unpin>(
     io: &mut W,
     resp: http::Response<ResponseBody>,
     persistence: Persistence,
+    head_only: bool,
 ) -> io::Result<()> {
     let (parts, body) = resp.into_parts();
     let body = match body {
@@ -262,6 +278,9 @@ pub async fn write_own<W: AsyncWrite + Unpin>(
     };
     let mut out = BytesMut::new();
     with_date(|date| head::write_own_response(&mut out, parts.status, &parts.headers, &body, persistence, date));
+    if head_only {
+        out.truncate(out.len() - body.len());
+    }
     write_two(io, &out, &[], CLIENT_SEND_TIMEOUT).await
 }
 
