@@ -832,9 +832,8 @@ async fn head_requests_and_expect_continue_keep_the_connection_in_step() {
 #[tokio::test]
 async fn http2_with_prior_knowledge_is_served_on_the_plain_port() {
     let a = backend("a").await;
-    let mut t = RouteTable::default();
-    t.catch_all = server(vec![route("/", Settings::default(), upstream("a", vec![a.addr]))]);
-    let proxy = start(t).await;
+    let catch_all = server(vec![route("/", Settings::default(), upstream("a", vec![a.addr]))]);
+    let proxy = start(RouteTable { catch_all, ..Default::default() }).await;
     let h2: HttpClient = Client::builder(TokioExecutor::new()).http2_only(true).build_http();
     let req = Request::get(format!("http://{}/h2c", proxy.http)).body(Full::default()).unwrap();
     let resp = tokio::time::timeout(Duration::from_secs(10), h2.request(req)).await.unwrap().unwrap();

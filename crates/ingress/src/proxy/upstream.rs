@@ -429,9 +429,7 @@ pub struct BackendConn {
 impl BackendConn {
     /// Back to the pool, without a read buffer: an idle connection holds only its socket.
     pub fn release(mut self) {
-        if self.wire.buf.is_empty() {
-            self.wire.buf = bytes::BytesMut::new();
-        }
+        self.wire.release_buffer();
         self.pool.put(self.wire);
     }
 }

@@ -94,7 +94,7 @@ pub async fn serve<S: ClientStream>(conn: &Conn, io: S, client: &ClientInfo) -> 
     loop {
         if wire.buf.is_empty() && !first {
             // Between requests: nothing held but the socket.
-            wire.buf = BytesMut::new();
+            wire.release_buffer();
             if !wait_for_request(conn, &mut wire, &mut stopping).await {
                 return Served::Done;
             }
@@ -167,6 +167,7 @@ async fn wait_for_request<S: ClientStream>(
     }
 }
 
+#[allow(clippy::large_enum_variant)] // short-lived, inside the boxed request future
 enum Head {
     Request(RequestHead),
     /// The HTTP/2 preface.

@@ -20,6 +20,30 @@ pub const BACKEND_READ: usize = 16 * 1024;
 /// in one vectored write with it.
 const COPY_UNDER: usize = 16 * 1024;
 
+thread_local! {
+    /// Emptied read buffers of this thread, for the next read that needs one: a request does
+    /// not allocate its buffers, and idle connections hold none.
+    static SPARE: std::cell::RefCell<Vec<BytesMut>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Spare buffers kept per thread at most.
+const MAX_SPARE: usize = 64;
+
+/// Gives `buf` (emptied) to this thread's spares; its memory is reused once nothing else
+/// refers to it.
+pub fn spare(mut buf: BytesMut) {
+    if buf.capacity() == 0 {
+        return;
+    }
+    buf.clear();
+    SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < MAX_SPARE {
+            s.push(buf);
+        }
+    });
+}
+
 /// A stream and the bytes read from it that are not used yet.
 #[derive(Debug)]
 pub struct Wire<S> {
@@ -34,8 +58,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         Wire { io, buf: BytesMut::new(), read_size }
     }
 
+    /// Gives the buffer to the thread's spares if it is empty (between messages).
+    pub fn release_buffer(&mut self) {
+        if self.buf.is_empty() {
+            spare(std::mem::take(&mut self.buf));
+        }
+    }
+
     /// Reads what the stream has into the buffer: the bytes read, 0 at the end of the stream.
     pub async fn fill(&mut self) -> io::Result<usize> {
+        if self.buf.capacity() == 0 {
+            if let Some(buf) = SPARE.with(|s| s.borrow_mut().pop()) {
+                self.buf = buf;
+            }
+        }
         if self.buf.capacity() - self.buf.len() < self.read_size / 4 {
             self.buf.reserve(self.read_size);
         }
