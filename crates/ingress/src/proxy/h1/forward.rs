@@ -20,7 +20,7 @@ use http::{HeaderValue, Method, StatusCode, Version};
 use http_body_util::BodyExt;
 
 use super::head::{self, Framing, Persistence, RequestHead, ResponseHead};
-use super::wire::{relay, write_two, Relay, RelayError, Wire};
+use super::wire::{relay, spare, spare_buffer, write_two, Relay, RelayError, Wire};
 use super::{persistence, with_date, ClientStream, Conn, Exchanged, CLIENT_SEND_TIMEOUT};
 use crate::annotations::{BackendProtocol, LoadBalance, Settings};
 use crate::proxy::body::UpstreamBody;
@@ -56,7 +56,7 @@ pub(in crate::proxy) async fn forward<S: ClientStream>(
 
     // The request: head, and the body behind it when it is read whole.
     let shared = &*conn.shared;
-    let mut request = BytesMut::new();
+    let mut request = spare_buffer();
     let streamed = match head.framing {
         Framing::Length(n) if n <= shared.retry_buffer => {
             head::write_request(&mut request, &head.method, path.as_str(), &head.headers, head.framing);
@@ -104,7 +104,7 @@ pub(in crate::proxy) async fn forward<S: ClientStream>(
     } else {
         persistence(&head, framing != Framing::UntilClose && !*conn.stopping.borrow())
     };
-    let mut out = BytesMut::with_capacity(resp.bytes.len() + 256);
+    let mut out = spare_buffer();
     with_date(|date| head::write_response(&mut out, &resp, &replace, cookie.as_ref(), framing, persistence, date));
     if upgraded {
         return upgrade_relay(conn, wire, backend, &out, sent_body).await;
@@ -118,7 +118,10 @@ pub(in crate::proxy) async fn forward<S: ClientStream>(
     };
     let (status, reusable) = (resp.status, resp.keep_alive);
     drop(resp);
-    match relay(&mut backend.wire, &mut wire.io, &mut out, how).await {
+    let relayed = relay(&mut backend.wire, &mut wire.io, &mut out, how).await;
+    spare(out);
+    spare(request);
+    match relayed {
         Ok(bytes) => {
             // Reused only if it kept to its framing: nothing more than the body came.
             if reusable && backend.wire.buf.is_empty() {

@@ -109,7 +109,8 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadErro
     }
     let head = buf.split_to(size).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target)).map_err(|_| HeadError::Malformed("invalid request target"))?;
-    let mut headers = HeaderMap::with_capacity(names.len());
+    // Room for the fields the proxy adds on the way to the backend.
+    let mut headers = HeaderMap::with_capacity(names.len() + 12);
     for (name, value) in names {
         let value = HeaderValue::from_maybe_shared(head.slice(value))
             .map_err(|_| HeadError::Malformed("invalid header value"))?;

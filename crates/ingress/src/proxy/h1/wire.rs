@@ -44,6 +44,11 @@ pub fn spare(mut buf: BytesMut) {
     });
 }
 
+/// A buffer from this thread's spares (or a new, empty one): for heads being written.
+pub fn spare_buffer() -> BytesMut {
+    SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default()
+}
+
 /// A stream and the bytes read from it that are not used yet.
 #[derive(Debug)]
 pub struct Wire<S> {
@@ -68,9 +73,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     /// Reads what the stream has into the buffer: the bytes read, 0 at the end of the stream.
     pub async fn fill(&mut self) -> io::Result<usize> {
         if self.buf.capacity() == 0 {
-            if let Some(buf) = SPARE.with(|s| s.borrow_mut().pop()) {
-                self.buf = buf;
-            }
+            self.buf = spare_buffer();
         }
         if self.buf.capacity() - self.buf.len() < self.read_size / 4 {
             self.buf.reserve(self.read_size);
