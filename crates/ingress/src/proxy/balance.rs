@@ -127,6 +127,78 @@ impl Drop for InFlight {
     }
 }
 
+/// Tries per request (ingress-nginx's `proxy-next-upstream-tries`); a refused connection is not
+/// counted, as nothing was sent and no time was lost.
+pub const MAX_TRIES: usize = 3;
+/// Endpoints tried at most per request, refused connections included.
+pub const MAX_ATTEMPTS: usize = 8;
+
+/// The endpoints one request tries, in order: the affinity cookie's endpoint first, then the
+/// balancer's picks, never one twice, within [`MAX_TRIES`] tries and [`MAX_ATTEMPTS`]
+/// endpoints.
+#[derive(Debug)]
+pub struct Attempts<'a> {
+    balancer: &'a Balancer,
+    upstream: &'a Upstream,
+    policy: LoadBalance,
+    sticky: Option<SocketAddr>,
+    tried: [SocketAddr; MAX_ATTEMPTS],
+    made: usize,
+    /// Tries spent: every attempt but a refused connection.
+    spent: usize,
+}
+
+impl<'a> Attempts<'a> {
+    pub fn new(
+        balancer: &'a Balancer,
+        upstream: &'a Upstream,
+        policy: LoadBalance,
+        sticky: Option<SocketAddr>,
+    ) -> Self {
+        let unspecified = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0);
+        Attempts { balancer, upstream, policy, sticky, tried: [unspecified; MAX_ATTEMPTS], made: 0, spent: 0 }
+    }
+
+    /// Whether another endpoint may follow the current one.
+    pub fn others_left(&self) -> bool {
+        self.made < MAX_ATTEMPTS && self.made < self.upstream.endpoints.len()
+    }
+
+    /// Tries spent so far.
+    pub fn spent(&self) -> usize {
+        self.spent
+    }
+
+    /// The current endpoint failed (`refused`: its connection was refused). Returns whether
+    /// the request may go on to another endpoint.
+    pub fn failed(&mut self, endpoint: SocketAddr, refused: bool) -> bool {
+        self.balancer.failed(endpoint);
+        if !refused {
+            self.spent += 1;
+        }
+        self.spent < MAX_TRIES && self.others_left()
+    }
+}
+
+impl Iterator for Attempts<'_> {
+    type Item = (SocketAddr, Option<InFlight>);
+
+    /// The next endpoint to try (`None`: none left), and its timing for EWMA routes.
+    fn next(&mut self) -> Option<(SocketAddr, Option<InFlight>)> {
+        if self.made == MAX_ATTEMPTS {
+            return None;
+        }
+        let endpoint = match self.sticky {
+            Some(e) if self.made == 0 => e,
+            _ => self.balancer.pick(self.upstream, self.policy, &self.tried[..self.made])?,
+        };
+        self.tried[self.made] = endpoint;
+        self.made += 1;
+        let timing = (self.policy == LoadBalance::Ewma).then(|| self.balancer.start(endpoint));
+        Some((endpoint, timing))
+    }
+}
+
 /// Endpoint selection state shared by all requests.
 #[derive(Debug)]
 pub struct Balancer {
@@ -257,6 +329,35 @@ mod tests {
             protocol: BackendProtocol::Http,
             next: AtomicUsize::new(0),
         }
+    }
+
+    #[test]
+    fn attempts_start_at_the_sticky_endpoint_and_stop_at_the_try_budget() {
+        let b = Balancer::default();
+        let u = upstream(&["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80", "10.0.0.5:80"]);
+        let sticky = Some(u.endpoints[3]);
+        let mut attempts = Attempts::new(&b, &u, LoadBalance::RoundRobin, sticky);
+        let (first, timing) = attempts.next().unwrap();
+        assert_eq!((first, timing.is_none()), (u.endpoints[3], true), "the cookie's endpoint, no EWMA timing");
+        // Refused connections cost no try; other failures do, three at most.
+        assert!(attempts.failed(first, true));
+        let mut seen = vec![first];
+        for spent in 1..=MAX_TRIES {
+            let (e, _) = attempts.next().unwrap();
+            assert!(!seen.contains(&e), "{e} tried twice");
+            seen.push(e);
+            assert_eq!(attempts.failed(e, false), spent < MAX_TRIES, "after {spent} tries");
+        }
+        assert_eq!(attempts.spent(), MAX_TRIES);
+        // The endpoints run out before the budget does.
+        let two = upstream(&["10.0.0.1:80", "10.0.0.2:80"]);
+        let mut attempts = Attempts::new(&b, &two, LoadBalance::Ewma, None);
+        let (e, timing) = attempts.next().unwrap();
+        assert!(timing.is_some(), "EWMA routes time their requests");
+        assert!(attempts.failed(e, false));
+        let (e, _) = attempts.next().unwrap();
+        assert!(!attempts.failed(e, false), "no endpoint left");
+        assert!(attempts.next().is_none());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! failures → response headers (hop-by-hop, CORS, affinity cookie) and upgrades → metrics.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
@@ -20,21 +20,16 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use super::balance::{affinity_endpoint, affinity_value, wants_canary, Balancer};
+use super::balance::{affinity_endpoint, affinity_value, wants_canary, Attempts, Balancer, MAX_TRIES};
 use super::body::{BodyProgress, Meter, ResponseBody, UpstreamBody};
 use super::headers::{self, ClientInfo};
 use super::response;
 use super::upstream::{Pooled, SendError, Upstreams};
-use crate::annotations::{BackendProtocol, LoadBalance, Settings};
+use crate::annotations::{BackendProtocol, Settings};
 use crate::metrics::{LabelsRef, Metrics, RouteSeries};
 use crate::paths::request_host;
 use crate::table::{Route, RouteTable, Server, Upstream};
 
-/// Tries per request (ingress-nginx's `proxy-next-upstream-tries`); a refused connection is not
-/// counted, as nothing was sent and no time was lost.
-pub(super) const MAX_TRIES: usize = 3;
-/// Endpoints tried at most per request, refused connections included.
-pub(super) const MAX_ATTEMPTS: usize = 8;
 /// Paths never redirected to HTTPS (ACME HTTP-01 challenges), as ingress-nginx.
 const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
 
@@ -431,24 +426,16 @@ pub(super) async fn send(
     };
     let uri = Uri::from(path);
     let mut returned: Option<Box<Request<UpstreamBody>>> = None;
-    let ewma = settings.load_balance == LoadBalance::Ewma;
-    let mut tried = [SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0); MAX_ATTEMPTS];
-    // Tries spent: every attempt but a refused connection, which costs the client nothing.
-    let mut spent = 0;
-    for attempt in 0..MAX_ATTEMPTS {
-        let choice = match sticky {
-            Some(e) if attempt == 0 => Some(e),
-            _ => shared.balancer.pick(upstream, settings.load_balance, &tried[..attempt]),
-        };
-        let Some(endpoint) = choice else { break };
-        tried[attempt] = endpoint;
-        let others_left = attempt + 1 < MAX_ATTEMPTS && attempt + 1 < upstream.endpoints.len() && replayable;
+    let mut attempts = Attempts::new(&shared.balancer, upstream, settings.load_balance, sticky);
+    while let Some((endpoint, timing)) = attempts.next() {
+        let others_left = attempts.others_left() && replayable;
         let req = match returned.take() {
             Some(req) => *req,
             None => {
                 // HTTP/1 connect failures hand the request back, so it need not be copied,
                 // unless it may be repeated after a failure past the connect.
-                let keep_copy = others_left && (version != Version::HTTP_11 || (idempotent && spent + 1 < MAX_TRIES));
+                let repeatable = idempotent && attempts.spent() + 1 < MAX_TRIES;
+                let keep_copy = others_left && (version != Version::HTTP_11 || repeatable);
                 let (attempt_headers, attempt_body) = if !keep_copy {
                     (std::mem::take(&mut headers), body.take())
                 } else {
@@ -463,7 +450,6 @@ pub(super) async fn send(
                 req
             }
         };
-        let timing = ewma.then(|| shared.balancer.start(endpoint));
         let sending = shared.upstreams.send(upstream.protocol, settings.connect_timeout, endpoint, req);
         let error = match tokio::time::timeout(settings.read_timeout, sending).await {
             Ok(Ok((resp, pooled))) => {
@@ -478,11 +464,7 @@ pub(super) async fn send(
                 return Err(StatusCode::GATEWAY_TIMEOUT);
             }
         };
-        shared.balancer.failed(endpoint);
-        if !error.refused() {
-            spent += 1;
-        }
-        let retry = others_left && spent < MAX_TRIES;
+        let retry = attempts.failed(endpoint, error.refused()) && replayable;
         match error {
             SendError::Connect(e, req) if retry => {
                 tracing::debug!(%endpoint, error = %e, "upstream connect failed; trying another endpoint");

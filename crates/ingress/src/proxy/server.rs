@@ -54,6 +54,30 @@ struct Listening {
     stopping: watch::Receiver<bool>,
 }
 
+impl Listening {
+    fn new(
+        config: &ProxyConfig,
+        shared: Arc<Shared>,
+        tls: Arc<rustls::ServerConfig>,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
+        Listening {
+            metrics: shared.metrics.clone(),
+            h1: h1::Conn {
+                shared: shared.clone(),
+                header_timeout: config.client_header_timeout,
+                keepalive_timeout: config.client_keepalive_timeout,
+                stopping: stopping.clone(),
+            },
+            shared,
+            builder: Arc::new(conn_builder(config)),
+            tls: TlsAcceptor::from(tls),
+            handshake_timeout: config.client_header_timeout,
+            stopping,
+        }
+    }
+}
+
 /// Accepts until `shutdown`, then drains.
 pub async fn run(
     http: TcpListener,
@@ -64,20 +88,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ProxyError> {
     let (stop, stopping) = watch::channel(false);
-    let listening = Arc::new(Listening {
-        metrics: shared.metrics.clone(),
-        h1: h1::Conn {
-            shared: shared.clone(),
-            header_timeout: config.client_header_timeout,
-            keepalive_timeout: config.client_keepalive_timeout,
-            stopping: stopping.clone(),
-        },
-        shared,
-        builder: Arc::new(conn_builder(config)),
-        tls: TlsAcceptor::from(tls),
-        handshake_timeout: config.client_header_timeout,
-        stopping,
-    });
+    let listening = Arc::new(Listening::new(config, shared, tls, stopping));
     let workers = Workers::start(config.workers).map_err(ProxyError::Workers)?;
     let max = config.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(max));
@@ -264,20 +275,7 @@ mod tests {
         });
         let (_stop, stopping) = watch::channel(false);
         let tls = rustls::ServerConfig::builder().with_no_client_auth().with_cert_resolver(Arc::new(NoCertificate));
-        let listening = Arc::new(Listening {
-            metrics: shared.metrics.clone(),
-            builder: Arc::new(conn_builder(&config)),
-            h1: h1::Conn {
-                shared: shared.clone(),
-                header_timeout: config.client_header_timeout,
-                keepalive_timeout: config.client_keepalive_timeout,
-                stopping: stopping.clone(),
-            },
-            shared,
-            tls: TlsAcceptor::from(Arc::new(tls)),
-            handshake_timeout: config.client_header_timeout,
-            stopping,
-        });
+        let listening = Arc::new(Listening::new(&config, shared, Arc::new(tls), stopping));
         let permit = Arc::new(Semaphore::new(1)).acquire_owned().await.unwrap();
         let task = connection(listening, stream, peer, false, permit);
         let size = std::mem::size_of_val(&task);

@@ -295,13 +295,8 @@ impl SendError {
         let SendError::Connect(e, _) = self else { return false };
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
         while let Some(err) = source {
-            if let Some(ConnectError::Io(_, io)) = err.downcast_ref::<ConnectError>() {
-                return matches!(
-                    io.kind(),
-                    io::ErrorKind::ConnectionRefused
-                        | io::ErrorKind::HostUnreachable
-                        | io::ErrorKind::NetworkUnreachable
-                );
+            if let Some(connect) = err.downcast_ref::<ConnectError>() {
+                return connect.refused();
             }
             source = err.source();
         }
@@ -471,6 +466,17 @@ pub enum ConnectError {
     Io(SocketAddr, io::Error),
     #[error("TLS handshake with {0}: {1}")]
     Tls(SocketAddr, io::Error),
+}
+
+impl ConnectError {
+    /// Whether the endpoint refused the connection (or had no route).
+    pub fn refused(&self) -> bool {
+        let ConnectError::Io(_, e) = self else { return false };
+        matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable
+        )
+    }
 }
 
 /// Dials the endpoint of a request URI.

@@ -11,7 +11,7 @@
 //! comes. A `101` joins the two connections until either closes.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
@@ -22,9 +22,10 @@ use http_body_util::BodyExt;
 use super::head::{self, Framing, Persistence, RequestHead, ResponseHead};
 use super::wire::{relay, spare, spare_buffer, write_two, Relay, RelayError, Wire};
 use super::{persistence, with_date, ClientStream, Conn, Exchanged, CLIENT_SEND_TIMEOUT};
-use crate::annotations::{BackendProtocol, LoadBalance, Settings};
+use crate::annotations::{BackendProtocol, Settings};
+use crate::proxy::balance::Attempts;
 use crate::proxy::body::UpstreamBody;
-use crate::proxy::handler::{self, Prepared, Target, MAX_ATTEMPTS, MAX_TRIES};
+use crate::proxy::handler::{self, Prepared, Target};
 use crate::proxy::headers::{self, ClientInfo};
 use crate::proxy::response;
 use crate::proxy::upstream::{BackendConn, ConnectError};
@@ -245,20 +246,8 @@ async fn send<S: ClientStream>(
     sent_body: &mut u64,
 ) -> Result<(SocketAddr, BackendConn, ResponseHead), StatusCode> {
     let shared = &*conn.shared;
-    let ewma = settings.load_balance == LoadBalance::Ewma;
-    let mut tried = [SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0); MAX_ATTEMPTS];
-    // Tries spent: every attempt but a refused connection, which costs the client nothing.
-    let mut spent = 0;
-    for attempt in 0..MAX_ATTEMPTS {
-        let choice = match sticky {
-            Some(e) if attempt == 0 => Some(e),
-            _ => shared.balancer.pick(upstream, settings.load_balance, &tried[..attempt]),
-        };
-        let Some(endpoint) = choice else { break };
-        tried[attempt] = endpoint;
-        let others_left =
-            attempt + 1 < MAX_ATTEMPTS && attempt + 1 < upstream.endpoints.len() && req.streamed.is_none();
-        let timing = ewma.then(|| shared.balancer.start(endpoint));
+    let mut attempts = Attempts::new(&shared.balancer, upstream, settings.load_balance, sticky);
+    while let Some((endpoint, timing)) = attempts.next() {
         let error = match attempt_on(conn, wire, upstream.protocol, settings, endpoint, req, sent_body).await {
             Ok((backend, head)) => {
                 if let Some(t) = timing {
@@ -269,14 +258,9 @@ async fn send<S: ClientStream>(
             Err(AttemptError::Client(status)) => return Err(status),
             Err(e) => e,
         };
-        shared.balancer.failed(endpoint);
-        let refused = matches!(&error, AttemptError::Connect(ConnectError::Io(_, e))
-            if matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable));
-        if !refused {
-            spent += 1;
-        }
-        let retry = others_left
-            && spent < MAX_TRIES
+        let refused = matches!(&error, AttemptError::Connect(e) if e.refused());
+        let retry = attempts.failed(endpoint, refused)
+            && req.streamed.is_none()
             && match &error {
                 AttemptError::Connect(_) => true,
                 AttemptError::Backend { .. } | AttemptError::Malformed(_) => req.idempotent,

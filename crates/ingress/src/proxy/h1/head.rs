@@ -77,6 +77,18 @@ fn parse_error(e: httparse::Error) -> HeadError {
     }
 }
 
+/// The size of a parsed head (`None`: incomplete, with `buffered` bytes so far), or why it is
+/// refused.
+fn head_size(parsed: httparse::Result<usize>, buffered: usize) -> Result<Option<usize>, HeadError> {
+    match parsed {
+        Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => Err(HeadError::TooLarge),
+        Ok(httparse::Status::Complete(n)) => Ok(Some(n)),
+        Ok(httparse::Status::Partial) if buffered > MAX_HEAD => Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(parse_error(e)),
+    }
+}
+
 /// Where `part` (a slice of `whole`) lies in it.
 fn range_in(whole: &[u8], part: &[u8]) -> Range<usize> {
     let start = part.as_ptr() as usize - whole.as_ptr() as usize;
@@ -88,15 +100,7 @@ fn range_in(whole: &[u8], part: &[u8]) -> Range<usize> {
 pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadError> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut fields);
-    let size = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(parse_error(e)),
-    };
-    if size > MAX_HEAD {
-        return Err(HeadError::TooLarge);
-    }
+    let Some(size) = head_size(req.parse(buf), buf.len())? else { return Ok(None) };
     let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| HeadError::Malformed("invalid method"))?;
     let version = if req.version == Some(1) { Version::HTTP_11 } else { Version::HTTP_10 };
@@ -244,15 +248,7 @@ impl ResponseHead {
 pub fn parse_response(buf: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHead>, HeadError> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut fields);
-    let size = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(parse_error(e)),
-    };
-    if size > MAX_HEAD {
-        return Err(HeadError::TooLarge);
-    }
+    let Some(size) = head_size(resp.parse(buf), buf.len())? else { return Ok(None) };
     let status =
         StatusCode::from_u16(resp.code.unwrap_or_default()).map_err(|_| HeadError::Malformed("invalid status"))?;
     let http11 = resp.version == Some(1);
