@@ -56,7 +56,9 @@
 #   KEEP=1                                        keep the work directory (configs, logs, raw results)
 #   PERF=1 [PERF_DIR=dir]                         after the load rows, one more wrk http c=50 run under
 #                                                 `perf record -g` of podnet; the top of `perf report`
-#                                                 goes to PERF_DIR (default: the work dir) as perf-http*.txt
+#                                                 goes to PERF_DIR (default: the work dir) as perf-http*.txt;
+#                                                 then one such run per peer under `perf stat`: system
+#                                                 calls and context switches per request, perf-syscalls.txt
 #                                                 (not part of the tables)
 # Everything the run started is stopped on exit, also on failure or interruption; the namespace goes
 # with its last process.
@@ -825,6 +827,28 @@ if [ "$PERF" = 1 ] && has_peer podnet && command -v perf >/dev/null; then
         grep -v '^$' | head -90 >"$out/perf-http.txt" || true
     perf report -i "$W/perf.data" --children --stdio --percent-limit 2 -g none --sort symbol 2>/dev/null |
         grep -v '^$' | head -90 >"$out/perf-http.children.txt" || true
+    # System calls and context switches per request of each peer, during one more wrk run each.
+    events=(raw_syscalls:sys_enter context-switches)
+    for call in sendto recvfrom write writev read readv epoll_wait; do events+=("syscalls:sys_enter_$call"); done
+    {
+        printf "| per request (wrk http c=50, %ss) |" "$DURATION"
+        for e in "${events[@]}"; do printf " %s |" "${e#*:}"; done; echo
+        printf "|---|"; for _ in "${events[@]}"; do printf -- "---:|"; done; echo
+        for peer in $PEERS; do
+            wrk_cmd "$peer" http 50 "$DURATION"
+            pids=$(pids_of "$peer" | xargs | tr ' ' ',')
+            perf stat -x, "${events[@]/#/-e}" -p "$pids" -o "$W/perf-stat-$peer.txt" -- sleep "$DURATION" 2>/dev/null &
+            stat_pid=$!
+            "${WRK[@]}" >"$W/perf-stat-$peer.wrk.txt" 2>&1 || true
+            wait "$stat_pid" || true
+            requests=$(awk '/requests in/ {print $1}' "$W/perf-stat-$peer.wrk.txt")
+            printf "| %s |" "$peer"
+            for e in "${events[@]}"; do
+                awk -F, -v e="$e" -v n="${requests:-0}" '$3 == e { printf " %.2f |", (n > 0 ? $1 / n : 0) }' "$W/perf-stat-$peer.txt"
+            done
+            echo
+        done
+    } >"$out/perf-syscalls.txt"
 fi
 sleep 2
 for peer in $PEERS; do mem_snap "$peer" loaded; done
