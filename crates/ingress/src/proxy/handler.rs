@@ -2,7 +2,9 @@
 //! HTTPS redirect → source allow-list → CORS preflight → declared body size → canary choice →
 //! request rewrite and forwarded headers → request body (buffered when small, so it can be
 //! replayed) → endpoint choice (affinity, balancing) and sending with retries on connect
-//! failures → response headers (hop-by-hop, CORS, affinity cookie) and upgrades → metrics.
+//! failures → response headers (hop-by-hop, CORS, affinity cookie) → metrics. HTTP/1.1 runs the
+//! same decisions in [`super::h1`]; what follows them here is hyper's side: HTTP/2 clients and
+//! `GRPC` backends.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,8 +19,6 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 
 use super::balance::{affinity_endpoint, affinity_value, wants_canary, Attempts, Balancer, MAX_TRIES};
 use super::body::{BodyProgress, Meter, ResponseBody, UpstreamBody};
@@ -235,17 +235,17 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 async fn proxy(
     shared: &Shared,
     client: &ClientInfo,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     authority: Option<HeaderValue>,
     target: Target<'_>,
 ) -> (Response<ResponseBody>, u64) {
     if target.upstream.endpoints.is_empty() {
         return (response::error(StatusCode::SERVICE_UNAVAILABLE), 0);
     }
-    let client_upgrade = headers::wants_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
+    // HTTP/2 has no `Upgrade` (HTTP/1.1 upgrades go through `h1`).
     let (mut parts, body) = req.into_parts();
     let Prepared { path, origin, sticky } =
-        prepare(client, &target, &parts.uri, &mut parts.headers, authority.as_ref(), client_upgrade.is_some());
+        prepare(client, &target, &parts.uri, &mut parts.headers, authority.as_ref(), false);
     let Target { upstream, settings, route, series } = target;
     let progress = Arc::new(BodyProgress::default());
     let body = match request_body(shared, settings, &parts.headers, body, &progress).await {
@@ -256,24 +256,17 @@ async fn proxy(
     let sent = Sent { method: parts.method, headers: parts.headers, path, body };
     let outcome = send(shared, upstream, settings, sent, sticky).await;
     let body_bytes = progress.bytes.load(Ordering::Relaxed);
-    let (endpoint, mut resp, mut pooled) = match outcome {
+    let (endpoint, resp, pooled) = match outcome {
         Ok(ok) => ok,
         Err(_) if progress.too_large.load(Ordering::Relaxed) => {
             return (response::error(StatusCode::PAYLOAD_TOO_LARGE), body_bytes)
         }
         Err(status) => return (response::error(status), body_bytes),
     };
-    // The answer: upgrades relayed; hop-by-hop headers dropped; CORS and affinity added.
-    let upgraded = resp.status() == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_some();
-    if let (true, Some(client_side)) = (upgraded, client_upgrade) {
-        tokio::spawn(relay_upgrade(client_side, hyper::upgrade::on(&mut resp)));
-        if let Some(connection) = pooled.take() {
-            connection.detach();
-        }
-    }
+    // The answer: hop-by-hop headers dropped; CORS and affinity added.
     let (mut head, incoming) = resp.into_parts();
     head.version = Version::HTTP_11;
-    headers::strip_hop_by_hop(&mut head.headers, upgraded);
+    headers::strip_hop_by_hop(&mut head.headers, false);
     let (replace, cookie) = answer_headers(settings, route, origin, sticky, endpoint);
     for (name, value) in replace {
         if let Some(name) = name {
@@ -283,14 +276,15 @@ async fn proxy(
     if let Some(cookie) = cookie {
         head.headers.append(SET_COOKIE, cookie);
     }
-    let body = if upgraded {
-        ResponseBody::empty()
-    } else {
-        // The connection goes back to the pool once this body is read to the end (and the
-        // request body was all sent).
-        let ended = hyper::body::Body::is_end_stream(&incoming);
-        let meter = Meter::new(series).with_connection(pooled, ended, streamed);
-        ResponseBody::Upstream { inner: incoming, meter, read_timeout: settings.read_timeout, idle: Default::default() }
+    // The connection goes back to the pool once this body is read to the end (and the
+    // request body was all sent).
+    let ended = hyper::body::Body::is_end_stream(&incoming);
+    let meter = Meter::new(series).with_connection(pooled, ended, streamed);
+    let body = ResponseBody::Upstream {
+        inner: incoming,
+        meter,
+        read_timeout: settings.read_timeout,
+        idle: Default::default(),
     };
     (Response::from_parts(head, body), body_bytes)
 }
@@ -493,22 +487,6 @@ fn affinity_cookie(name: &str, endpoint: &SocketAddr, path: &str, max_age: Optio
     }
     cookie.push_str("; HttpOnly");
     HeaderValue::try_from(cookie).unwrap_or_else(|_| HeaderValue::from_static("INGRESSCOOKIE=; HttpOnly"))
-}
-
-/// Copies bytes both ways between an upgraded client connection and the backend's, until
-/// either side closes. Runs on its own task, apart from the table and the request.
-async fn relay_upgrade(client: OnUpgrade, upstream: OnUpgrade) {
-    let (client, upstream) = match tokio::join!(client, upstream) {
-        (Ok(c), Ok(u)) => (c, u),
-        (c, u) => {
-            tracing::debug!(client = ?c.err(), upstream = ?u.err(), "upgrade failed");
-            return;
-        }
-    };
-    let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-        tracing::debug!(error = %e, "upgraded connection ended");
-    }
 }
 
 #[cfg(test)]

@@ -2,17 +2,15 @@
 //! verification for `HTTPS`/`GRPCS` backends as ingress-nginx does by default
 //! (`proxy_ssl_verify off`).
 //!
-//! HTTP/1.1 (`HTTP`, `HTTPS`) goes through a pool of our own: per endpoint a LIFO list of idle
-//! hyper connections, checked out for one request and given back when its response body has
-//! been read to the end (see [`Pooled`]); no connect races, no absolute URIs. A connection has
-//! no task of its own: whoever holds it drives its IO — the request's task while it sends and
-//! waits for the response head, the response body as the client's connection reads it — so a
-//! proxied request runs in one task, with no hand-off to a connection task and back (as
-//! Pingora does it; the hand-offs cost two cross-task wake-ups per request). An idle connection
-//! is not polled: one the backend closed meanwhile is found closed when next used, and a request
-//! that it could not even start is sent again on another connection, as hyper-util's client
-//! does. After a `101 Switching Protocols` the connection is handed to a task of its own
-//! ([`Pooled::detach`]) so that the upgrade completes.
+//! HTTP/1.1 (`HTTP`, `HTTPS`) goes through pools of our own, per endpoint and worker thread a
+//! LIFO list of idle connections, checked out for one request and given back when its response
+//! has been read to the end; no connect races, no absolute URIs. Two kinds: plain sockets with
+//! their read buffers for the proxy's own HTTP/1 path ([`BackendConn`], [`Upstreams::checkout`]),
+//! and hyper connections for requests that came over HTTP/2 ([`Pooled`], [`Upstreams::send`]).
+//! A hyper connection has no task of its own: whoever holds it drives its IO — the request's
+//! task while it sends and waits for the response head, the response body as the client reads
+//! it. An idle connection is not polled: one the backend closed meanwhile is found closed when
+//! next used, and a request that it could not even start is sent again on another connection.
 //! HTTP/2 (`GRPC` as h2c, `GRPCS`) keeps hyper-util's pooling client (one multiplexed
 //! connection per endpoint), over a connector that dials the endpoint named in the request URI.
 
@@ -194,7 +192,7 @@ impl Upstreams {
         let connector = Connector { tls, connect_timeout };
         let stream = connector.connect_to(endpoint).await?;
         let (sender, io) = http1::Builder::new().handshake(TokioIo::new(stream)).await?;
-        Ok(Conn { sender, driver: Some(Box::pin(io.with_upgrades())) })
+        Ok(Conn { sender, driver: Some(Box::pin(io)) })
     }
 
     /// The client for `protocol` with `connect_timeout` (a cheap clone sharing the pool).
@@ -395,18 +393,6 @@ impl Pooled {
     /// Reads and writes what the connection can now (the response body arrives this way).
     pub fn poll_io(&mut self, cx: &mut Context<'_>) {
         poll_driver(&mut self.conn.driver, cx);
-    }
-
-    /// Hands the connection to a task of its own that drives it to its end: after a
-    /// `101 Switching Protocols`, for the upgrade to complete.
-    pub fn detach(self) {
-        if let Some(driver) = self.conn.driver {
-            tokio::spawn(async move {
-                if let Err(e) = driver.await {
-                    tracing::debug!(error = %e, "upgraded upstream connection ended with an error");
-                }
-            });
-        }
     }
 }
 
