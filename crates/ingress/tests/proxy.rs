@@ -795,6 +795,45 @@ async fn bodies_are_framed_for_each_client() {
 }
 
 #[tokio::test]
+async fn broken_backend_answers_are_502_and_not_passed_on() {
+    for answer in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"[..],
+        b"NOT HTTP\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+    ] {
+        let broken = raw_backend(answer, true).await;
+        let proxy = start_a(Settings::default(), broken).await;
+        let r = raw(proxy.http, b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n").await;
+        assert!(r.starts_with("HTTP/1.1 502"), "{:?} -> {r:?}", String::from_utf8_lossy(answer));
+        proxy.shutdown().await;
+    }
+    // A body cut short by the backend: the head is out, so the client's connection is closed.
+    let short = raw_backend(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", true).await;
+    let proxy = start_a(Settings::default(), short).await;
+    let r = raw(proxy.http, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\nGET /next HTTP/1.1\r\nHost: a.test\r\n\r\n").await;
+    assert!(r.starts_with("HTTP/1.1 200") && r.ends_with("\r\n\r\nabc"), "{r:?}");
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_by_the_header_timeout() {
+    let a = backend("a").await;
+    let config = ProxyConfig { client_header_timeout: Duration::from_millis(300), ..Default::default() };
+    let proxy = start_with(
+        table(vec![("a.test", server(vec![route("/", Settings::default(), upstream("a", vec![a.addr]))]))]),
+        config,
+    )
+    .await;
+    let mut s = TcpStream::connect(proxy.http).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a.te").await.unwrap();
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    assert!(matches!(read, Ok(Ok(0))), "closed without an answer, as nginx: {read:?} {out:?}");
+    assert_eq!(a.hits.load(Ordering::Relaxed), 0);
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
 async fn head_requests_and_expect_continue_keep_the_connection_in_step() {
     let a = backend("a").await;
     let proxy = start_a(Settings::default(), a.addr).await;
@@ -1089,7 +1128,7 @@ async fn idle_connections_are_parked_and_serve_their_next_requests() {
 
 #[tokio::test]
 async fn a_slow_answer_keeps_its_connection_alive() {
-    // /slow takes 3 s: longer than PARK_AFTER, but a request is in flight, so nothing is parked
+    // /slow takes 3 s: a request is in flight, so the connection is not parked or closed
     // and the answer does not close the connection.
     let a = backend("a").await;
     let proxy = start_a(Settings::default(), a.addr).await;
