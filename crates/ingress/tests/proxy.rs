@@ -1127,6 +1127,26 @@ async fn idle_connections_are_parked_and_serve_their_next_requests() {
 }
 
 #[tokio::test]
+async fn idle_tls_connections_are_parked_too() {
+    let a = backend("a").await;
+    let proxy = start_a(Settings::default(), a.addr).await;
+    let parked = || proxy.metrics.connections_parked.load(Ordering::Relaxed);
+    let (mut tls, _) = tls_connect(proxy.https, "a.test", &[b"http/1.1"]).await;
+    let mut buf = vec![0u8; 4096];
+    for path in ["/one", "/two"] {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        tls.write_all(req.as_bytes()).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await.unwrap().unwrap();
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.contains(&format!("uri={path}")), "{answer:?}");
+        until_count(parked, 1, "the TLS connection parked between requests").await;
+    }
+    drop(tls);
+    until_count(parked, 0, "closed by its client").await;
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_slow_answer_keeps_its_connection_alive() {
     // /slow takes 3 s: a request is in flight, so the connection is not parked or closed
     // and the answer does not close the connection.

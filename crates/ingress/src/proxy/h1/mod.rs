@@ -48,20 +48,26 @@ pub const CLIENT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A client connection's stream.
 pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {
-    /// The socket, when waiting for the next request needs no buffer (plain TCP; TLS keeps
-    /// its own state and may already hold the bytes).
-    fn tcp(&self) -> Option<&TcpStream>;
+    /// The socket to wait on between requests, holding no buffer; `None` when bytes of the
+    /// next request may already be buffered above it (then they are read at once).
+    fn idle_socket(&mut self) -> Option<&TcpStream>;
 }
 
 impl ClientStream for TcpStream {
-    fn tcp(&self) -> Option<&TcpStream> {
+    fn idle_socket(&mut self) -> Option<&TcpStream> {
         Some(self)
     }
 }
 
 impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
-    fn tcp(&self) -> Option<&TcpStream> {
-        None
+    /// The TCP socket, unless rustls holds decrypted bytes, has seen the client's close, or
+    /// has an error to report (all found by a read).
+    fn idle_socket(&mut self) -> Option<&TcpStream> {
+        let (tcp, tls) = self.get_mut();
+        match tls.process_new_packets() {
+            Ok(state) if state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed() => Some(tcp),
+            _ => None,
+        }
     }
 }
 
@@ -138,33 +144,23 @@ async fn request<S: ClientStream>(conn: &Conn, wire: &mut Wire<S>, client: &Clie
     }
 }
 
-/// Waits until the client sends its next request: `false` if it closes, stays quiet past the
-/// keep-alive timeout, or the server stops.
+/// Waits until the client sends its next request: `false` if it stays quiet past the
+/// keep-alive timeout, or the server stops. The wait holds no buffer (the connection is parked).
 async fn wait_for_request<S: ClientStream>(
     conn: &Conn,
     wire: &mut Wire<S>,
     stopping: &mut watch::Receiver<bool>,
 ) -> bool {
+    let Some(socket) = wire.io.idle_socket() else { return true };
     let metrics = &conn.shared.metrics;
-    let idle = tokio::time::sleep(conn.keepalive_timeout);
-    let stop = stopping.wait_for(|s| *s);
-    match wire.io.tcp() {
-        Some(tcp) => {
-            metrics.connections_parked.fetch_add(1, Ordering::Relaxed);
-            let woke = tokio::select! {
-                r = tcp.readable() => r.is_ok(),
-                _ = idle => false,
-                _ = stop => false,
-            };
-            metrics.connections_parked.fetch_sub(1, Ordering::Relaxed);
-            woke
-        }
-        None => tokio::select! {
-            r = wire.fill() => matches!(r, Ok(n) if n > 0),
-            _ = idle => false,
-            _ = stop => false,
-        },
-    }
+    metrics.connections_parked.fetch_add(1, Ordering::Relaxed);
+    let woke = tokio::select! {
+        r = socket.readable() => r.is_ok(),
+        _ = tokio::time::sleep(conn.keepalive_timeout) => false,
+        _ = stopping.wait_for(|s| *s) => false,
+    };
+    metrics.connections_parked.fetch_sub(1, Ordering::Relaxed);
+    woke
 }
 
 #[allow(clippy::large_enum_variant)] // short-lived, inside the boxed request future
