@@ -233,13 +233,16 @@ impl ResponseHead {
     /// Whether the field `name` is one the proxy must not pass on: hop-by-hop, named in
     /// `Connection`, or framing the proxy writes itself.
     fn is_hop_by_hop(&self, name: &[u8]) -> bool {
-        HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
-            || self.fields().filter(|(n, _)| n.eq_ignore_ascii_case(b"connection")).any(|(_, v)| {
-                v.split(|&b| b == b',').any(|t| {
-                    let t = t.trim_ascii();
-                    !t.is_empty() && t.eq_ignore_ascii_case(name)
-                })
-            })
+        HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h.as_bytes())) || self.connection_has(name)
+    }
+
+    /// Whether a `Connection` field lists `token` (case-insensitively).
+    fn connection_has(&self, token: &[u8]) -> bool {
+        !token.is_empty()
+            && self
+                .fields()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
+                .any(|(_, v)| v.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token)))
     }
 }
 
@@ -266,12 +269,7 @@ pub fn parse_response(buf: &mut BytesMut, head_request: bool) -> Result<Option<R
 
 /// A response's framing and whether its connection can be reused (RFC 9112 §6.3, in order).
 fn response_framing(head: &ResponseHead, http11: bool, head_only: bool) -> Result<(Framing, bool), HeadError> {
-    let connection_has = |token: &[u8]| {
-        head.fields()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(b"connection"))
-            .any(|(_, v)| v.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token)))
-    };
-    let keep_alive = if http11 { !connection_has(b"close") } else { connection_has(b"keep-alive") };
+    let keep_alive = if http11 { !head.connection_has(b"close") } else { head.connection_has(b"keep-alive") };
     let last_coding = head
         .fields()
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"transfer-encoding"))
