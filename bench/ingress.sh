@@ -686,8 +686,8 @@ run_row() {
 }
 
 # ---------------------------------------------------------------- memory
-declare -A MEM=()   # "peer:state" -> "rss_kib pss_kib"
-mem_snap() { MEM[$1:$2]="$(sum_status "$1" VmRSS) $(sum_pss "$1")"; }
+declare -A MEM=()   # "peer:state" -> "rss_kib pss_kib anon_kib file_kib" (RSS = anonymous + file + shmem)
+mem_snap() { MEM[$1:$2]="$(sum_status "$1" VmRSS) $(sum_pss "$1") $(sum_status "$1" RssAnon) $(sum_status "$1" RssFile)"; }
 established() { ss -Htn state established "( sport = :$1 )" 2>/dev/null | wc -l; }
 IDLE_INFO=""
 idle_conns() { # $1 = peer
@@ -949,11 +949,8 @@ mem_table() {
     echo
     summarize
     echo
-    if has_peer podnet && has_peer nginx; then
-        mem_table
-    else
-        for k in "${!MEM[@]}"; do echo "- memory $k: RSS/PSS KiB ${MEM[$k]}"; done | sort
-    fi
+    if has_peer podnet && has_peer nginx; then mem_table; fi
+    for k in "${!MEM[@]}"; do echo "- memory $k: RSS/PSS/anonymous/file KiB ${MEM[$k]}"; done | sort
     if [ -n "$CHANGE_MS" ]; then
         echo
         echo "Ingress change to effect (podnet; goal: within 100 ms), ${CHANGES:-20} changes:"

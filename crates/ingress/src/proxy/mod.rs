@@ -17,6 +17,7 @@ pub mod handler;
 pub mod headers;
 pub mod response;
 pub mod server;
+pub mod stop;
 pub mod upstream;
 pub mod workers;
 
@@ -94,6 +95,8 @@ impl Default for ProxyConfig {
 pub enum ProxyError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot read a listener's address: {0}")]
+    LocalAddr(std::io::Error),
     #[error("the connection limiter was closed")]
     Closed,
     #[error("cannot start the worker threads: {0}")]

@@ -103,7 +103,7 @@ pub(in crate::proxy) async fn forward<S: ClientStream>(
     let persistence = if upgraded {
         Persistence::Upgrade
     } else {
-        persistence(&head, framing != Framing::UntilClose && !*conn.stopping.borrow())
+        persistence(&head, framing != Framing::UntilClose && !conn.stopping.is_stopped())
     };
     let mut out = spare_buffer();
     with_date(|date| head::write_response(&mut out, &resp, &replace, cookie.as_ref(), framing, persistence, date));
@@ -380,14 +380,13 @@ async fn upgrade_relay<S: ClientStream>(
     if write_two(&mut wire.io, head, &[], CLIENT_SEND_TIMEOUT).await.is_err() {
         return exchanged;
     }
-    let mut stopping = conn.stopping.clone();
     tokio::select! {
         r = tokio::io::copy_bidirectional(wire, &mut backend.wire) => {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "upgraded connection ended");
             }
         }
-        _ = stopping.wait_for(|s| *s) => {}
+        _ = conn.stopping.stopped() => {}
     }
     exchanged
 }
@@ -440,7 +439,7 @@ async fn bridge<S: ClientStream>(
     headers::strip_hop_by_hop(&mut parts.headers, false);
     let framing = client_framing(Framing::Chunked, head.version);
     let chunked = framing == Framing::Chunked;
-    let persistence = persistence(&head, chunked && !*conn.stopping.borrow());
+    let persistence = persistence(&head, chunked && !conn.stopping.is_stopped());
     let mut out = BytesMut::new();
     with_date(|date| head::write_head(&mut out, parts.status, &parts.headers, framing, persistence, date));
     let status = parts.status;

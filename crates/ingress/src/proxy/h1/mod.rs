@@ -32,12 +32,12 @@ use bytes::BytesMut;
 use http::{StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 use super::body::ResponseBody;
 use super::handler::{self, Plan, Shared};
 use super::headers::ClientInfo;
 use super::response;
+use super::stop::Stop;
 use head::{HeadError, Persistence, RequestHead};
 use wire::{write_two, Wire, CLIENT_READ};
 
@@ -79,8 +79,8 @@ pub struct Conn {
     pub header_timeout: Duration,
     /// The longest wait for the next request on a kept-alive connection.
     pub keepalive_timeout: Duration,
-    /// Turns true when the server shuts down.
-    pub stopping: watch::Receiver<bool>,
+    /// The server's stop signal.
+    pub stopping: Arc<Stop>,
 }
 
 /// How a connection left [`serve`].
@@ -95,20 +95,19 @@ pub enum Served<S> {
 /// Serves HTTP/1.1 on a client connection until it closes, fails, or the server stops.
 pub async fn serve<S: ClientStream>(conn: &Conn, io: S, client: &ClientInfo) -> Served<S> {
     let mut wire = Wire::new(io, CLIENT_READ);
-    let mut stopping = conn.stopping.clone();
     let mut first = true;
     loop {
         if wire.buf.is_empty() && !first {
             // Between requests: nothing held but the socket.
             wire.release_buffer();
-            if !wait_for_request(conn, &mut wire, &mut stopping).await {
+            if !wait_for_request(conn, &mut wire).await {
                 return Served::Done;
             }
         }
         // Boxed: a request's state is large and lasts only while the request does; this
         // future is what an idle connection keeps.
         match Box::pin(request(conn, &mut wire, client, first)).await {
-            Next::Continue if !*stopping.borrow() => first = false,
+            Next::Continue if !conn.stopping.is_stopped() => first = false,
             Next::Continue | Next::Done => return Served::Done,
             Next::H2 => return Served::H2(wire),
         }
@@ -145,19 +144,17 @@ async fn request<S: ClientStream>(conn: &Conn, wire: &mut Wire<S>, client: &Clie
 }
 
 /// Waits until the client sends its next request: `false` if it stays quiet past the
-/// keep-alive timeout, or the server stops. The wait holds no buffer (the connection is parked).
-async fn wait_for_request<S: ClientStream>(
-    conn: &Conn,
-    wire: &mut Wire<S>,
-    stopping: &mut watch::Receiver<bool>,
-) -> bool {
+/// keep-alive timeout, or the server stops. The wait holds no buffer (the connection is parked),
+/// and is kept small (every idle connection holds it): readiness is polled on the socket's own
+/// waker slot rather than with a `readable()` waiter (8 bytes instead of 152).
+async fn wait_for_request<S: ClientStream>(conn: &Conn, wire: &mut Wire<S>) -> bool {
     let Some(socket) = wire.io.idle_socket() else { return true };
     let metrics = &conn.shared.metrics;
     metrics.connections_parked.fetch_add(1, Ordering::Relaxed);
     let woke = tokio::select! {
-        r = socket.readable() => r.is_ok(),
+        r = std::future::poll_fn(|cx| socket.poll_read_ready(cx)) => r.is_ok(),
         _ = tokio::time::sleep(conn.keepalive_timeout) => false,
-        _ = stopping.wait_for(|s| *s) => false,
+        _ = conn.stopping.stopped() => false,
     };
     metrics.connections_parked.fetch_sub(1, Ordering::Relaxed);
     woke
