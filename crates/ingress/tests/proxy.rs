@@ -1177,6 +1177,41 @@ async fn parked_connections_close_when_the_server_stops() {
 }
 
 #[tokio::test]
+async fn idle_connections_close_after_the_keepalive_timeout() {
+    // Each worker's reaper closes the idle connections past their keep-alive timeout; one that
+    // keeps sending stays open.
+    let a = backend("a").await;
+    let t = table(vec![("a.test", server(vec![route("/", Settings::default(), upstream("a", vec![a.addr]))]))]);
+    let keepalive = Duration::from_millis(400);
+    let proxy = start_with(t, ProxyConfig { client_keepalive_timeout: keepalive, ..ProxyConfig::default() }).await;
+    let parked = || proxy.metrics.connections_parked.load(Ordering::Relaxed);
+    let mut buf = vec![0u8; 4096];
+    let mut quiet = TcpStream::connect(proxy.http).await.unwrap();
+    let mut busy = TcpStream::connect(proxy.http).await.unwrap();
+    for raw in [&mut quiet, &mut busy] {
+        raw.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").await.unwrap();
+        let n = raw.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    }
+    let idle_since = std::time::Instant::now();
+    until_count(parked, 2, "both parked").await;
+    // `busy` sends a request every 100 ms, well within the timeout, for twice its length.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        busy.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), busy.read(&mut buf)).await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "busy kept open");
+    }
+    let n = tokio::time::timeout(Duration::from_secs(5), quiet.read(&mut buf)).await.unwrap().unwrap_or(0);
+    assert_eq!(n, 0, "the quiet connection was closed");
+    assert!(idle_since.elapsed() >= keepalive, "not before its timeout");
+    until_count(parked, 1, "only busy still parked").await;
+    drop(busy);
+    until_count(parked, 0, "busy closed by its client").await;
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish() {
     let a = backend("a").await;
     let proxy = start_a(Settings::default(), a.addr).await;

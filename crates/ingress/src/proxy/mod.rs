@@ -15,6 +15,7 @@ pub mod body;
 pub mod h1;
 pub mod handler;
 pub mod headers;
+pub mod idle;
 pub mod response;
 pub mod server;
 pub mod stop;

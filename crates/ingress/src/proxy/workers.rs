@@ -56,8 +56,12 @@ impl Workers {
                 };
                 WORKER.with(|w| w.set(i));
                 let _ = ready.send(Ok(rt.handle().clone()));
+                // The worker's own task: the reaper of its idle connections, until it stops.
                 rt.block_on(async {
-                    let _ = stopped.await;
+                    tokio::select! {
+                        _ = stopped => {}
+                        _ = super::idle::reap() => {}
+                    }
                 });
             })?;
             let handle = handle.recv().map_err(|_| std::io::Error::other("an ingress worker thread died"))??;
@@ -74,6 +78,13 @@ impl Workers {
     {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
         self.handles[i].spawn(task);
+    }
+
+    /// Wakes every worker's idle connections, for the server's stop (set before): they close.
+    pub fn close_idle(&self) {
+        for handle in &self.handles {
+            handle.spawn(async { super::idle::wake_all() });
+        }
     }
 
     /// How many workers run.

@@ -24,7 +24,6 @@ pub mod wire;
 
 use std::cell::RefCell;
 use std::io;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -36,10 +35,11 @@ use tokio::net::TcpStream;
 use super::body::ResponseBody;
 use super::handler::{self, Plan, Shared};
 use super::headers::ClientInfo;
+use super::idle::IdleWait;
 use super::response;
 use super::stop::Stop;
 use head::{HeadError, Persistence, RequestHead};
-use wire::{write_two, Wire, CLIENT_READ};
+use wire::{write_two, Wire};
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -84,32 +84,36 @@ pub struct Conn {
 }
 
 /// How a connection left [`serve`].
-pub enum Served<S> {
+#[derive(Debug, PartialEq, Eq)]
+pub enum Served {
     /// Done: closed, failed, or the server stops.
     Done,
-    /// The client sent the HTTP/2 preface: the connection, nothing read lost, is for the
-    /// HTTP/2 server.
-    H2(Wire<S>),
+    /// The client sent the HTTP/2 preface: the connection, nothing read lost (it is in the
+    /// wire's buffer), is for the HTTP/2 server.
+    H2,
 }
 
-/// Serves HTTP/1.1 on a client connection until it closes, fails, or the server stops.
-pub async fn serve<S: ClientStream>(conn: &Conn, io: S, client: &ClientInfo) -> Served<S> {
-    let mut wire = Wire::new(io, CLIENT_READ);
+/// Serves HTTP/1.1 on a client connection until it closes, fails, or the server stops. The
+/// caller owns the wire (made with [`wire::CLIENT_READ`]): kept once in the caller's future, not
+/// also in this one.
+pub async fn serve<S: ClientStream>(conn: &Conn, wire: &mut Wire<S>, client: &ClientInfo) -> Served {
     let mut first = true;
     loop {
         if wire.buf.is_empty() && !first {
             // Between requests: nothing held but the socket.
             wire.release_buffer();
-            if !wait_for_request(conn, &mut wire).await {
-                return Served::Done;
+            if let Some(wait) = wait_for_request(conn, wire) {
+                if !wait.await {
+                    return Served::Done;
+                }
             }
         }
         // Boxed: a request's state is large and lasts only while the request does; this
         // future is what an idle connection keeps.
-        match Box::pin(request(conn, &mut wire, client, first)).await {
+        match Box::pin(request(conn, wire, client, first)).await {
             Next::Continue if !conn.stopping.is_stopped() => first = false,
             Next::Continue | Next::Done => return Served::Done,
-            Next::H2 => return Served::H2(wire),
+            Next::H2 => return Served::H2,
         }
     }
 }
@@ -143,21 +147,12 @@ async fn request<S: ClientStream>(conn: &Conn, wire: &mut Wire<S>, client: &Clie
     }
 }
 
-/// Waits until the client sends its next request: `false` if it stays quiet past the
-/// keep-alive timeout, or the server stops. The wait holds no buffer (the connection is parked),
-/// and is kept small (every idle connection holds it): readiness is polled on the socket's own
-/// waker slot rather than with a `readable()` waiter (8 bytes instead of 152).
-async fn wait_for_request<S: ClientStream>(conn: &Conn, wire: &mut Wire<S>) -> bool {
-    let Some(socket) = wire.io.idle_socket() else { return true };
-    let metrics = &conn.shared.metrics;
-    metrics.connections_parked.fetch_add(1, Ordering::Relaxed);
-    let woke = tokio::select! {
-        r = std::future::poll_fn(|cx| socket.poll_read_ready(cx)) => r.is_ok(),
-        _ = tokio::time::sleep(conn.keepalive_timeout) => false,
-        _ = conn.stopping.stopped() => false,
-    };
-    metrics.connections_parked.fetch_sub(1, Ordering::Relaxed);
-    woke
+/// The wait for the client's next request (see [`IdleWait`]): it holds no buffer (the connection
+/// is parked), and is small: the connection's place in its worker's idle list ([`super::idle`]).
+/// `None` when bytes of the next request may already be buffered above the socket.
+fn wait_for_request<'a, S: ClientStream>(conn: &'a Conn, wire: &'a mut Wire<S>) -> Option<IdleWait<'a>> {
+    let socket = wire.io.idle_socket()?;
+    Some(IdleWait::new(socket, &conn.stopping, &conn.shared.metrics.connections_parked, conn.keepalive_timeout))
 }
 
 #[allow(clippy::large_enum_variant)] // short-lived, inside the boxed request future
