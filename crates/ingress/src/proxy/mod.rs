@@ -7,7 +7,9 @@
 //! `GRPC` backends; [`handler`] is the request path they share (routing, redirects, access
 //! checks, canaries, rewrites, forwarded headers) and hyper's side of it (retries, bodies);
 //! [`balance`] picks the endpoint; [`upstream`] keeps pooled keep-alive connections to
-//! endpoints; [`headers`], [`body`] and [`response`] are the pieces they share. Behaviour
+//! endpoints; [`workers`] are the threads connections run on, [`idle`] their idle keep-alive
+//! connections, [`stop`] the server's stop signal; [`headers`], [`body`] and [`response`] are
+//! the pieces they share. Behaviour
 //! follows ingress-nginx's defaults wherever the Ingress API leaves room.
 
 pub mod balance;
@@ -47,8 +49,8 @@ pub struct ProxyConfig {
     /// How long a client may take to send a request head, and a TLS handshake
     /// (nginx's `client_header_timeout`, 60 s).
     pub client_header_timeout: Duration,
-    /// How long an idle keep-alive client connection is kept (nginx's `keepalive_timeout`, 75 s;
-    /// for HTTP/1 the idle wait is bounded by the smaller of this and the header timeout).
+    /// How long an idle keep-alive client connection is kept (nginx's `keepalive_timeout`, 75 s);
+    /// HTTP/1 connections are closed by their worker's reaper at most 1/8 of it (≤ 1 s) later.
     pub client_keepalive_timeout: Duration,
     /// How long reading a buffered request body may take (nginx's `client_body_timeout`).
     pub client_body_timeout: Duration,

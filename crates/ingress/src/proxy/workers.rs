@@ -5,6 +5,7 @@
 //! the shared multi-threaded runtime showed the scheduler's wake-ups and context switches as
 //! the largest cost). Each worker keeps its own backend connections: the upstream pools are keyed
 //! by [`worker_index`], so a connection is only ever driven by the thread whose runtime owns it.
+//! Each worker's own task is the reaper of its idle connections ([`super::idle`]).
 
 use std::cell::Cell;
 use std::future::Future;
