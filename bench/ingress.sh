@@ -586,7 +586,8 @@ sum_pss() { local t=0 p; for p in $(pids_of "$1"); do
     t=$((t + $(awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0))); done; echo "$t"; }
 backend_accepts() { { curl -s "http://$BACKEND_STATUS/status" || true; } | awk 'NR == 3 {n = $1} END {print n + 0}'; }
 # TCP passive opens in this namespace (only our processes live here).
-passive_opens() { awk '$1 == "Tcp:" { if (!h) { for (i = 2; i <= NF; i++) if ($i == "PassiveOpens") c = i; h = 1 } else print $c }' /proc/net/snmp; }
+tcp_counter() { awk -v k="$1" '$1 == "Tcp:" { if (!h) { for (i = 2; i <= NF; i++) if ($i == k) c = i; h = 1 } else print $c }' /proc/net/snmp; }
+passive_opens() { tcp_counter PassiveOpens; }
 # Per-process CPU ticks, own + reaped children; ksoftirqd left out (it carries our loopback traffic).
 snap_procs() { { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk '{ l = $0; pid = $1; comm = $2; sub(/^.*\) /, "", l); split(l, a, " ");
     if (comm !~ /^\(ksoftirqd/) print pid, a[12] + a[13] + a[14] + a[15] }'; }
@@ -621,14 +622,14 @@ port_of() { # $1 = peer, $2 = http|https
 # afterwards is the client's CPU) and appends one line to $RESULTS.
 measure() {
     local row=$1 peer=$2 rep=$3; shift 3
-    local raw="$W/raw/$row-$peer-r$rep.txt" mine p0 p1 a0 a1 c0 c1 b0 b1 line others t0 t1
+    local raw="$W/raw/$row-$peer-r$rep.txt" mine p0 p1 a0 a1 c0 c1 b0 b1 r0 r1 line others t0 t1
     wait_quiet
     mine="$$ $(pids_of backends) $(pids_of server) $(pids_of podnet) $(pids_of nginx)"
     t0=$(date +%s%N)
     snap_procs >"$W/snap0"
-    p0=$(passive_opens); a0=$(backend_accepts); c0=$(sum_ticks "$peer"); b0=$(sum_ticks backends)
+    p0=$(passive_opens); a0=$(backend_accepts); c0=$(sum_ticks "$peer"); b0=$(sum_ticks backends); r0=$(tcp_counter RetransSegs)
     RAW="$raw" bash -c '"$@" >"$RAW" 2>&1; read -r -a s < /proc/$$/stat; echo $(( s[15] + s[16] )) >"$RAW.ticks"' _ "$@" || true
-    c1=$(sum_ticks "$peer"); b1=$(sum_ticks backends); a1=$(backend_accepts); p1=$(passive_opens)
+    c1=$(sum_ticks "$peer"); b1=$(sum_ticks backends); a1=$(backend_accepts); p1=$(passive_opens); r1=$(tcp_counter RetransSegs)
     snap_procs >"$W/snap1"
     t1=$(date +%s%N)
     others=$(others_ticks "$W/snap0" "$W/snap1" "$mine")
@@ -650,6 +651,8 @@ measure() {
         }' >>"$RESULTS"
     tail -1 "$RESULTS" | awk -F'\t' -v t="$TICK" '{ printf "  %-12s %-6s rep %s: %7d req/s  p50 %.2f ms  p99 %.2f ms  errors %d+%d  resumed %s  cores proxy %.2f client %.2f backend %.2f others %.2f\n",
         $1, $2, $3, $4, $7 / 1000, $9 / 1000, $11, $12, $13, $14 / t / $6, $15 / t / $6, $16 / t / $6, $17 / t / $20 }' >&2
+    # Loopback retransmissions (minimum RTO 200 ms) would explain a maximum latency of ~200 ms.
+    tail -1 "$RESULTS" | awk -F'\t' -v r="$((r1 - r0))" '{ printf "    max %.1f ms; TCP segments retransmitted in the namespace: %d\n", $10 / 1000, r }' >&2
     grep '^INFO ' "$raw" | head -1 | sed 's/^/    /' >&2 || true
 }
 
