@@ -50,16 +50,16 @@ struct Waiting {
 
 /// Waits for a client's next request on `socket`: `true` once it is readable, `false` when the
 /// keep-alive timeout passes first or the server stops. Holds no buffer; while it is in the
-/// list it counts in `parked`. Every idle connection holds one, so it is kept to 48 bytes.
+/// list it counts in `parked`. Every idle connection holds one, so it is kept to 48 bytes; its
+/// timeout counts from its first wait.
 pub struct IdleWait<'a> {
     socket: &'a TcpStream,
     stop: &'a Stop,
     parked: &'a AtomicU64,
-    deadline: Instant,
+    /// The keep-alive timeout, counted from when the wait joins the list.
+    timeout: Duration,
     /// The place in this thread's list ([`NOT_LISTED`] until the wait has had to wait).
     key: u32,
-    /// The reaper's tick for this timeout, in milliseconds.
-    tick_ms: u32,
 }
 
 /// The key of a wait not in the list.
@@ -67,8 +67,7 @@ const NOT_LISTED: u32 = u32::MAX;
 
 impl<'a> IdleWait<'a> {
     pub fn new(socket: &'a TcpStream, stop: &'a Stop, parked: &'a AtomicU64, timeout: Duration) -> Self {
-        let tick_ms = tick_for(timeout).as_millis() as u32; // at most 1,000
-        IdleWait { socket, stop, parked, deadline: Instant::now() + timeout, key: NOT_LISTED, tick_ms }
+        IdleWait { socket, stop, parked, timeout, key: NOT_LISTED }
     }
 
     fn leave(&mut self) {
@@ -97,14 +96,15 @@ impl Future for IdleWait<'_> {
         let ended = IDLE.with(|idle| {
             let mut idle = idle.borrow_mut();
             match this.key {
-                NOT_LISTED if Instant::now() >= this.deadline => true,
+                // The clock is read once per wait, and only by one that has to wait.
                 NOT_LISTED => {
-                    let waiting = Waiting { waker: cx.waker().clone(), deadline: this.deadline, expired: false };
+                    let deadline = Instant::now() + this.timeout;
+                    let waiting = Waiting { waker: cx.waker().clone(), deadline, expired: false };
                     let key = idle.waiting.insert(waiting);
                     // More than 4 billion idle connections on one thread cannot be.
                     this.key = u32::try_from(key).expect("idle connections fit a u32");
                     this.parked.fetch_add(1, Ordering::Relaxed);
-                    let tick = Duration::from_millis(u64::from(this.tick_ms));
+                    let tick = tick_for(this.timeout);
                     if idle.tick.is_none_or(|t| tick < t) {
                         idle.tick = Some(tick);
                         if let Some(reaper) = &idle.reaper {

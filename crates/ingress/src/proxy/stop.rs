@@ -1,6 +1,6 @@
-//! The server's stop signal as connections see it: a flag to check between requests, and a
-//! wait small enough for every idle connection to hold (a `Notify` waiter, 64 bytes, where a
-//! `watch` receiver's wait is 144).
+//! The server's stop signal as connections see it: a flag to check between requests, and a wait
+//! for connections busy with something long (HTTP/2, upgraded connections). Idle HTTP/1
+//! connections are not waiters here: their worker wakes its idle list ([`super::idle`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
